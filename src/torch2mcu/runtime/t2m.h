@@ -1,0 +1,174 @@
+/*
+ * torch2mcu runtime: the kernels every generated model calls.
+ *
+ * Layout: activations are one sample, channel-major (C, H, W), as in PyTorch.
+ * Conv weights are (out_c, in_c / groups, k_h, k_w); fully connected weights
+ * are (out_features, in_features). All kernels are C99, allocate nothing and
+ * never read outside the arrays they are given.
+ *
+ * int8 arithmetic follows the TensorFlow Lite int8 specification and the
+ * integer arithmetic of TFLM's reference kernels (see t2m_requantize below).
+ */
+#ifndef T2M_H
+#define T2M_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One status enum for the whole library. */
+typedef enum {
+    T2M_OK = 0,
+    T2M_ERR_NULL_ARGUMENT = 1
+} t2m_status;
+
+/* Shape of a 2-D convolution (batch 1). pad_h / pad_w are the top / left
+ * padding; the bottom / right padding follows from the output shape. */
+typedef struct {
+    uint16_t in_c, in_h, in_w;
+    uint16_t out_c, out_h, out_w;
+    uint16_t k_h, k_w;
+    uint16_t stride_h, stride_w;
+    uint16_t pad_h, pad_w;
+    uint16_t groups;
+} t2m_conv_shape;
+
+/* Shape of a fully connected layer: out[o] = sum_i w[o][i] * in[i]. */
+typedef struct {
+    uint16_t in_features, out_features;
+} t2m_fc_shape;
+
+/* Shape of a 2-D pooling window (max or average), channel count c. */
+typedef struct {
+    uint16_t c, in_h, in_w, out_h, out_w;
+    uint16_t k_h, k_w;
+    uint16_t stride_h, stride_w;
+    uint16_t pad_h, pad_w;
+    uint8_t count_include_pad; /* average pool: divide by the padded window */
+    uint16_t divisor_override; /* average pool: 0 = none */
+} t2m_pool_shape;
+
+/* Requantization of an int32 accumulator to int8, per output channel:
+ * out = clamp(output_offset + MultiplyByQuantizedMultiplier(acc, multiplier[c], shift[c]),
+ *             act_min, act_max). */
+typedef struct {
+    int32_t input_offset;      /* -input zero point */
+    int32_t output_offset;     /* output zero point */
+    int32_t act_min, act_max;  /* fused activation as int8 bounds */
+    const int32_t *multiplier; /* Q31 mantissa per output channel */
+    const int32_t *shift;      /* power-of-two exponent per output channel (> 0: left) */
+} t2m_requant_s8;
+
+/* Element-wise add of two int8 tensors with their own quantization (TFLM reference_integer_ops::Add). */
+typedef struct {
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t left_shift;
+    int32_t input1_multiplier, input1_shift;
+    int32_t input2_multiplier, input2_shift;
+    int32_t output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} t2m_add_params_s8;
+
+/* ---- fixed-point helpers (TFLM's gemmlowp-style double rounding) ---- */
+
+/* (a * b * 2) >> 32, rounded to nearest, saturating the one overflow case. */
+static inline int32_t t2m_srdhm(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    {
+        const int64_t ab = (int64_t)a * (int64_t)b;
+        const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+        /* C division truncates toward zero, as the reference does. */
+        return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    }
+}
+
+/* x / 2^exponent, rounded to nearest with ties away from zero. */
+static inline int32_t t2m_rounding_divide_by_pot(int32_t x, int32_t exponent)
+{
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* MultiplyByQuantizedMultiplier: x * multiplier * 2^shift with double rounding.
+ * A left shift saturates to int32 instead of overflowing. */
+static inline int32_t t2m_requantize(int32_t x, int32_t multiplier, int32_t shift)
+{
+    if (shift > 0) {
+        int64_t v = (int64_t)x * ((int64_t)1 << shift);
+        if (v > INT32_MAX) {
+            v = INT32_MAX;
+        } else if (v < INT32_MIN) {
+            v = INT32_MIN;
+        }
+        return t2m_srdhm((int32_t)v, multiplier);
+    }
+    return t2m_rounding_divide_by_pot(t2m_srdhm(x, multiplier), -shift);
+}
+
+static inline int32_t t2m_clamp_i32(int32_t v, int32_t lo, int32_t hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* ---- int8 kernels ---- */
+
+/* output (out_c, out_h, out_w) = conv(input (in_c, in_h, in_w), weights (out_c, in_c/groups, k_h, k_w)) + bias.
+ * bias may be NULL. Padding positions contribute nothing (they stand for real 0). */
+void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                   const int8_t *input, const int8_t *weights, const int32_t *bias,
+                   int8_t *output);
+
+/* output (out_features) = weights (out_features, in_features) @ input (in_features) + bias. */
+void t2m_fc_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
+               const int8_t *input, const int8_t *weights, const int32_t *bias,
+               int8_t *output);
+
+/* Input and output share one quantization; result clamped to [act_min, act_max]. */
+void t2m_maxpool2d_s8(const t2m_pool_shape *shape, int32_t act_min, int32_t act_max,
+                      const int8_t *input, int8_t *output);
+
+/* Rounded integer mean over the window (ties away from zero), same quantization in and out. */
+void t2m_avgpool2d_s8(const t2m_pool_shape *shape, int32_t act_min, int32_t act_max,
+                      const int8_t *input, int8_t *output);
+
+/* output[i] = requantized input1[i] + input2[i], for i < size. */
+void t2m_add_s8(const t2m_add_params_s8 *p, size_t size,
+                const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* output[i] = clamp(input[i], act_min, act_max); same quantization in and out. */
+void t2m_clamp_s8(size_t size, int32_t act_min, int32_t act_max,
+                  const int8_t *input, int8_t *output);
+
+/* ---- float32 kernels (the dense float baseline) ---- */
+
+void t2m_conv2d_f32(const t2m_conv_shape *shape, float act_min, float act_max,
+                    const float *input, const float *weights, const float *bias,
+                    float *output);
+
+void t2m_fc_f32(const t2m_fc_shape *shape, float act_min, float act_max,
+                const float *input, const float *weights, const float *bias,
+                float *output);
+
+void t2m_maxpool2d_f32(const t2m_pool_shape *shape, const float *input, float *output);
+
+void t2m_avgpool2d_f32(const t2m_pool_shape *shape, const float *input, float *output);
+
+void t2m_add_f32(size_t size, float act_min, float act_max,
+                 const float *input1, const float *input2, float *output);
+
+void t2m_clamp_f32(size_t size, float act_min, float act_max,
+                   const float *input, float *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* T2M_H */
