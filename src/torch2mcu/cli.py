@@ -1,0 +1,3 @@
+"""The torch2mcu command line (stub, replaced below)."""
+def main():
+    pass

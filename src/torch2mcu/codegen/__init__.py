@@ -1,0 +1,1 @@
+"""C code generation: literals, the emitter, and the self-contained output folder."""

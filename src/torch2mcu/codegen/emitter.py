@@ -1,0 +1,219 @@
+"""The emitter: constant data plus a flat list of runtime kernel calls, for int8 or float32.
+
+The generated file reads top to bottom: provenance header, per layer a comment (op, shapes,
+quant params, sparsity, format) and its `static const` data, the arena, then `<name>_run`.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from torch2mcu import __version__
+from torch2mcu.codegen.cliterals import c_array_body, c_float, c_int
+from torch2mcu.ir import Graph
+from torch2mcu.ops import get_op
+
+CTYPE_BYTES = {"int8_t": 1, "int32_t": 4, "float": 4}
+
+
+class EmitContext:
+    """What an op's emit() writes through: constants, pointers, and its kernel call."""
+
+    def __init__(self, graph: Graph, dtype: str, prefix: str):
+        self.graph, self.dtype, self.prefix = graph, dtype, prefix
+        self.mem = graph.meta["memory"]
+        self.sections: list[str] = []
+        self.calls: list[tuple[str, str]] = []
+        self.const_bytes = 0
+        self._layer_bytes: dict[str, int] = {}
+        self._current = ""
+
+    def begin(self, node) -> None:
+        self._current = node.name
+        self._layer_bytes[node.name] = 0
+
+    def layer_bytes(self, name: str) -> int:
+        return self._layer_bytes.get(name, 0)
+
+    def const_array(self, name: str, ctype: str, values: np.ndarray) -> str:
+        values = np.asarray(values)
+        nbytes = values.size * CTYPE_BYTES[ctype]
+        self.const_bytes += nbytes
+        self._layer_bytes[self._current] = self._layer_bytes.get(self._current, 0) + nbytes
+        shape = "x".join(map(str, values.shape))
+        self.sections.append(f"/* {shape} */\nstatic const {ctype} {name}[{values.size}] = {{\n"
+                             f"{c_array_body(values, ctype)}\n}};")
+        return name
+
+    def const_struct(self, name: str, ctype: str, fields: dict) -> str:
+        items = [f".{k} = {v if isinstance(v, str) else c_int(v)}" for k, v in fields.items()]
+        lines, cur = [], "   "
+        for it in items:
+            if len(cur) + len(it) + 2 > 100 and cur.strip():
+                lines.append(cur.rstrip())
+                cur = "   "
+            cur += " " + it + ","
+        lines.append(cur.rstrip().rstrip(","))
+        body = "\n".join(lines)
+        self.sections.append(f"static const {ctype} {name} = {{\n{body}\n}};")
+        return name
+
+    def float_bounds(self, lo: float, hi: float) -> tuple[str, str]:
+        return c_float(lo), c_float(hi)
+
+    def ptr(self, tensor: str) -> str:
+        b = self.mem["base"][tensor]
+        if b in self.graph.inputs:
+            return "input"
+        if b == self.mem["output_base"]:
+            return "output"
+        off = self.mem["offsets"][b]
+        return f"(arena + {off // self.mem['elem_bytes']})"
+
+    def call(self, stmt: str) -> None:
+        self.calls.append((self._current, stmt))
+
+
+def short_source(source: str) -> str:
+    """'file.py:12 (code)' without the folder, so generated files do not depend on where the
+    model was written; the code is cut to keep the comment short."""
+    loc, _, code = source.partition(" ")
+    path, _, line = loc.rpartition(":")
+    code = code if len(code) <= 72 else code[:69] + "...)"
+    return f"{os.path.basename(path)}:{line} {code}".replace("*/", "* /")
+
+
+def layer_comment(graph: Graph, node, index: int) -> str:
+    op = get_op(node.op)
+    ins = ", ".join(str(graph.tensors[t].shape) for t in node.inputs)
+    out = graph.tensors[node.output].shape
+    lines = [f"layer {index}: {node.name} = {node.op}({ins}) -> {out}"]
+    if op.describe(node):
+        lines.append(op.describe(node))
+    if node.attrs.get("torch_module"):
+        lines.append(f"torch module: {node.attrs['torch_module']}")
+    if node.source:
+        lines.append(f"source: {short_source(node.source)}")
+    if graph.quantized:
+        q = [f"{t}: s={graph.tensors[t].quant.scale:.9g} z={graph.tensors[t].quant.zero_point}"
+             for t in node.inputs + node.outputs]
+        lines.append("quant: " + "; ".join(q) + ("; weights per-channel symmetric int8"
+                                                  if "weight_q" in node.params else ""))
+    if "weight" in node.params:
+        w = node.params["weight_q"] if graph.quantized else node.params["weight"]
+        nz = int(np.count_nonzero(w))
+        lines.append(f"weights: {w.size} ({nz} nonzero, {100.0 * (1 - nz / max(w.size, 1)):.1f}% "
+                     "sparse), format dense")
+    return "/*\n" + "\n".join(f" * {ln}" for ln in lines) + "\n */"
+
+
+def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[str, str, dict]:
+    """Returns (<name>.c text, <name>.h text, per-layer constant bytes)."""
+    assert dtype in ("int8", "float32")
+    ctype = "int8_t" if dtype == "int8" else "float"
+    up = name.upper()
+    ctx = EmitContext(graph, dtype, name)
+    body: list[str] = []
+    for i, node in enumerate(graph.nodes):
+        ctx.begin(node)
+        ctx.sections = []
+        get_op(node.op).emit(node, ctx)
+        body.append(layer_comment(graph, node, i) + ("\n" + "\n".join(ctx.sections)
+                                                     if ctx.sections else ""))
+    mem = graph.meta["memory"]
+    arena_bytes = mem["arena_bytes"]
+    tin, tout = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    header_lines = [
+        f"Generated by torch2mcu {__version__}. Do not edit: regenerate instead.",
+        f"model: {name} ({dtype}); source sha256: {provenance.get('model_sha256', 'n/a')}",
+        f"options: {provenance.get('options', {})}",
+        f"input {tin.shape} -> output {tout.shape}, channel-major (C, H, W), batch 1",
+        f"arena: {arena_bytes} bytes (lower bound {mem['lower_bound_bytes']}); "
+        f"constant data: {ctx.const_bytes} bytes",
+    ]
+    prov = "/*\n" + "\n".join(f" * {ln}" for ln in header_lines) + "\n */"
+
+    run = [f"t2m_status {name}_run(const {ctype} *input, {ctype} *output)", "{"]
+    if arena_bytes:
+        if dtype == "int8":
+            run.append(f"    {ctype} *arena = (int8_t *){name}_arena_words;")
+        else:
+            run.append(f"    {ctype} *arena = {name}_arena;")
+    run += ["    if (input == NULL || output == NULL) {", "        return T2M_ERR_NULL_ARGUMENT;",
+            "    }"]
+    names = {n.name: i for i, n in enumerate(graph.nodes)}
+    for layer, stmt in ctx.calls:
+        node = graph.nodes[names[layer]]
+        run.append(f"    /* {layer}: {node.op} -> {graph.tensors[node.output].shape} */")
+        run.append(f"    T2M_LAYER_MARK({names[layer]});")
+        run.append(f"    {stmt}")
+    run += [f"    T2M_LAYER_MARK({len(graph.nodes)});", "    return T2M_OK;", "}"]
+
+    arena_decl = ""
+    if arena_bytes:
+        if dtype == "int8":  # word storage keeps the arena 4-byte aligned
+            arena_decl = (f"/* Activation arena: {arena_bytes} bytes, planned offline from tensor "
+                          f"lifetimes. */\nstatic int32_t {name}_arena_words[{arena_bytes // 4}];")
+        else:
+            arena_decl = (f"/* Activation arena: {arena_bytes} bytes, planned offline from tensor "
+                          f"lifetimes. */\nstatic float {name}_arena[{arena_bytes // 4}];")
+
+    helpers = _io_helpers(graph, name, dtype)
+    c_text = "\n\n".join([
+        prov,
+        f'#include <float.h>\n#include <stddef.h>\n#include <stdint.h>\n\n#include "{name}.h"',
+        "#ifndef T2M_LAYER_MARK\n#define T2M_LAYER_MARK(i) ((void)0)\n#endif",
+        *body, arena_decl, "\n".join(run), helpers]).replace("\n\n\n", "\n\n") + "\n"
+    h_text = _header(graph, name, dtype, up, arena_bytes, prov)
+    return c_text, h_text, {n.name: ctx.layer_bytes(n.name) for n in graph.nodes}
+
+
+def _io_helpers(graph: Graph, name: str, dtype: str) -> str:
+    if dtype != "int8":
+        return ""
+    up = name.upper()
+    return "\n".join([
+        f"void {name}_quantize_input(const float *x, int8_t *q)", "{",
+        "    size_t i;",
+        f"    for (i = 0; i < {up}_INPUT_SIZE; ++i) {{",
+        f"        float v = x[i] / {up}_INPUT_SCALE;",
+        "        int32_t r;",
+        "        v = v < -1024.0f ? -1024.0f : (v > 1024.0f ? 1024.0f : v);",
+        "        r = (int32_t)(v >= 0.0f ? v + 0.5f : v - 0.5f); /* ties away from zero */",
+        f"        q[i] = (int8_t)t2m_clamp_i32(r + {up}_INPUT_ZERO_POINT, -128, 127);",
+        "    }", "}", "",
+        f"void {name}_dequantize_output(const int8_t *q, float *y)", "{",
+        "    size_t i;",
+        f"    for (i = 0; i < {up}_OUTPUT_SIZE; ++i) {{",
+        f"        y[i] = {up}_OUTPUT_SCALE * (float)((int32_t)q[i] - {up}_OUTPUT_ZERO_POINT);",
+        "    }", "}"])
+
+
+def _header(graph: Graph, name: str, dtype: str, up: str, arena_bytes: int, prov: str) -> str:
+    ctype = "int8_t" if dtype == "int8" else "float"
+    tin, tout = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    lines = [prov, f"#ifndef {up}_H", f"#define {up}_H", "", "#include <stdint.h>", "",
+             '#include "t2m.h"', "", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
+             f"/* input shape {tin.shape}, output shape {tout.shape} (one sample, channel-major) */",
+             f"#define {up}_INPUT_SIZE {tin.size}u", f"#define {up}_OUTPUT_SIZE {tout.size}u",
+             f"#define {up}_ARENA_BYTES {arena_bytes}u"]
+    if dtype == "int8":
+        lines += [
+            f"#define {up}_INPUT_SCALE {c_float(tin.quant.scale)}",
+            f"#define {up}_INPUT_ZERO_POINT ({tin.quant.zero_point})",
+            f"#define {up}_OUTPUT_SCALE {c_float(tout.quant.scale)}",
+            f"#define {up}_OUTPUT_ZERO_POINT ({tout.quant.zero_point})", "",
+            f"/* Run the model: input {up}_INPUT_SIZE int8 values, output {up}_OUTPUT_SIZE int8 values.",
+            " * Not reentrant: it uses one static activation arena. */",
+            f"t2m_status {name}_run(const int8_t *input, int8_t *output);", "",
+            "/* float -> int8 with the input's scale and zero point (ties away from zero). */",
+            f"void {name}_quantize_input(const float *x, int8_t *q);", "",
+            "/* int8 -> float with the output's scale and zero point. */",
+            f"void {name}_dequantize_output(const int8_t *q, float *y);"]
+    else:
+        lines += ["", f"/* Run the float32 baseline: input {up}_INPUT_SIZE floats, output "
+                  f"{up}_OUTPUT_SIZE floats. Not reentrant. */",
+                  f"t2m_status {name}_run(const {ctype} *input, {ctype} *output);"]
+    lines += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {up}_H */", ""]
+    return "\n".join(lines)

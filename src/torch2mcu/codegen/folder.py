@@ -1,0 +1,78 @@
+"""The self-contained output folder: generated model, runtime kernels, manifest."""
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from torch2mcu import __version__
+from torch2mcu.codegen.emitter import emit_model
+from torch2mcu.ir import Graph
+from torch2mcu.ops import get_op
+
+
+def runtime_dir() -> Path:
+    return Path(str(resources.files("torch2mcu") / "runtime"))
+
+
+def copy_runtime(dest: Path) -> list[str]:
+    names = []
+    for f in sorted(runtime_dir().iterdir()):
+        if f.suffix in (".c", ".h"):
+            shutil.copyfile(f, dest / f.name)
+            names.append(f.name)
+    return names
+
+
+def layer_table(graph: Graph, const_bytes: dict[str, int]) -> list[dict]:
+    rows = []
+    for i, node in enumerate(graph.nodes):
+        op = get_op(node.op)
+        row = {"index": i, "name": node.name, "op": node.op, "source": node.source,
+               "torch_module": node.attrs.get("torch_module", ""),
+               "inputs": [list(graph.tensors[t].shape) for t in node.inputs],
+               "output": list(graph.tensors[node.output].shape), "details": op.describe(node),
+               "macs": op.macs(node, graph), "const_bytes": const_bytes.get(node.name, 0)}
+        if "weight" in node.params:
+            w = node.params["weight_q"] if graph.quantized else node.params["weight"]
+            nz = int(np.count_nonzero(w))
+            row.update(params=int(w.size) + int(node.params["bias"].size
+                                                 if "bias" in node.params else 0),
+                       weights=int(w.size), nonzeros=nz, sparsity=1.0 - nz / max(w.size, 1),
+                       format="dense")
+        if graph.quantized:
+            q = graph.tensors[node.output].quant
+            row["output_quant"] = {"scale": q.scale, "zero_point": q.zero_point}
+        rows.append(row)
+    return rows
+
+
+def write_model_folder(graph: Graph, dtype: str, name: str, dest: Path, provenance: dict) -> dict:
+    """Write <name>.c, <name>.h, the runtime and manifest.json into dest; returns the manifest."""
+    dest.mkdir(parents=True, exist_ok=False)
+    c_text, h_text, const_bytes = emit_model(graph, dtype, name, provenance)
+    (dest / f"{name}.c").write_text(c_text)
+    (dest / f"{name}.h").write_text(h_text)
+    runtime = copy_runtime(dest)
+    tin, tout = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    mem = graph.meta["memory"]
+
+    def io(t):
+        d = {"shape": list(t.shape), "size": t.size}
+        if t.quant is not None:
+            d.update(scale=t.quant.scale, zero_point=t.quant.zero_point)
+        return d
+
+    manifest = {
+        "tool": "torch2mcu", "version": __version__, "name": name, "dtype": dtype,
+        "provenance": provenance, "input": io(tin), "output": io(tout),
+        "input_size": tin.size, "output_size": tout.size,
+        "arena_bytes": mem["arena_bytes"], "arena_lower_bound_bytes": mem["lower_bound_bytes"],
+        "const_bytes": sum(const_bytes.values()), "files": sorted([f"{name}.c", f"{name}.h"] + runtime),
+        "layers": layer_table(graph, const_bytes),
+    }
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest

@@ -1,0 +1,58 @@
+"""Getting an ExportedProgram: from an nn.Module with example inputs, or from a .pt2 file."""
+from __future__ import annotations
+
+import os
+import zipfile
+
+import torch
+
+from torch2mcu.errors import Torch2MCUError
+
+
+def load_program(path: str | os.PathLike) -> torch.export.ExportedProgram:
+    """Load a `.pt2` saved with torch.export.save.
+
+    torch.export.load reads a zip of a JSON-serialized graph plus tensor data; it rebuilds the graph
+    from that description and does not unpickle arbitrary objects, so a file from an untrusted
+    source cannot run code while loading.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise Torch2MCUError(f"model file not found: {path}",
+                             fix="pass the path of a .pt2 written by torch.export.save")
+    if not zipfile.is_zipfile(path):
+        raise Torch2MCUError(f"{path} is not a torch.export archive (.pt2): it is not a zip file",
+                             fix="save the model with torch.export.save(torch.export.export(model, "
+                                 "(example,)), 'model.pt2')")
+    try:
+        return torch.export.load(path)
+    except Exception as e:  # torch raises many types for damaged archives
+        raise Torch2MCUError(f"cannot load {path}: {type(e).__name__}: {str(e).splitlines()[0][:300]}",
+                             fix="the file is damaged or was written by an incompatible torch; "
+                                 "export it again with torch.export.save") from None
+
+
+def capture(model, example_inputs=None) -> torch.export.ExportedProgram:
+    """An ExportedProgram from an nn.Module (with example inputs), an ExportedProgram, or a path."""
+    if isinstance(model, torch.export.ExportedProgram):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_program(model)
+    if not isinstance(model, torch.nn.Module):
+        raise Torch2MCUError(f"cannot convert an object of type {type(model).__name__}",
+                             fix="pass an nn.Module with example inputs, an ExportedProgram, "
+                                 "or the path of a .pt2 file")
+    if example_inputs is None:
+        raise Torch2MCUError("an nn.Module needs example inputs to be captured",
+                             fix="call convert(model, example_inputs=torch.randn(1, C, H, W), ...)")
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    model = model.eval()
+    try:
+        with torch.no_grad():
+            return torch.export.export(model, tuple(example_inputs))
+    except Exception as e:
+        raise Torch2MCUError(f"torch.export could not capture the model: {type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:400]}",
+                             fix="make forward() traceable by torch.export (no data-dependent "
+                                 "Python control flow); see the torch.export documentation") from None

@@ -1,0 +1,58 @@
+"""PyTorch's pooling window rules, shared by max and average pooling (mirrors runtime/t2m_pool.h)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def pool_out(size: int, k: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    out = (size + 2 * pad - k + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1  # the last window must start inside the input or its left padding
+    return out
+
+
+def pool_shape(node, in_shape):
+    c, h, w = in_shape
+    (kh, kw), (sh, sw), (ph, pw) = node.attrs["kernel"], node.attrs["stride"], node.attrs["padding"]
+    ceil = bool(node.attrs.get("ceil_mode", False))
+    return (c, pool_out(h, kh, sh, ph, ceil), pool_out(w, kw, sw, pw, ceil))
+
+
+def divisor_map(node, in_shape, out_shape) -> np.ndarray:
+    """The average-pool divisor at each output position, as t2m_pool_divisor computes it."""
+    _, h, w = in_shape
+    _, oh, ow = out_shape
+    (kh, kw), (sh, sw), (ph, pw) = node.attrs["kernel"], node.attrs["stride"], node.attrs["padding"]
+    override = node.attrs.get("divisor_override") or 0
+    include_pad = bool(node.attrs.get("count_include_pad", True))
+    d = np.zeros((oh, ow), dtype=np.int64)
+    for oy in range(oh):
+        y0 = oy * sh - ph
+        y1p = min(y0 + kh, h + ph)
+        for ox in range(ow):
+            x0 = ox * sw - pw
+            x1p = min(x0 + kw, w + pw)
+            if override:
+                d[oy, ox] = override
+            elif include_pad:
+                d[oy, ox] = (y1p - y0) * (x1p - x0)
+            else:
+                d[oy, ox] = (min(y1p, h) - max(y0, 0)) * (min(x1p, w) - max(x0, 0))
+    return d
+
+
+def emit_pool_shape(node, ctx) -> str:
+    c, h, w = ctx.graph.tensors[node.inputs[0]].shape
+    _, oh, ow = ctx.graph.tensors[node.output].shape
+    (kh, kw), (sh, sw), (ph, pw) = node.attrs["kernel"], node.attrs["stride"], node.attrs["padding"]
+    return ctx.const_struct(f"{node.name}_shape", "t2m_pool_shape", {
+        "c": c, "in_h": h, "in_w": w, "out_h": oh, "out_w": ow, "k_h": kh, "k_w": kw,
+        "stride_h": sh, "stride_w": sw, "pad_h": ph, "pad_w": pw,
+        "count_include_pad": int(bool(node.attrs.get("count_include_pad", True))),
+        "divisor_override": int(node.attrs.get("divisor_override") or 0)})
+
+
+def describe_pool(node) -> str:
+    (kh, kw), (sh, sw), (ph, pw) = node.attrs["kernel"], node.attrs["stride"], node.attrs["padding"]
+    extra = ", ceil_mode" if node.attrs.get("ceil_mode") else ""
+    return f"kernel {kh}x{kw}, stride {sh}x{sw}, pad {ph}x{pw}{extra}"

@@ -1,0 +1,53 @@
+"""Shared by conv2d and linear: per-channel weight/bias quantization and requantization."""
+from __future__ import annotations
+
+import numpy as np
+
+from torch2mcu.ops.base import act_of
+from torch2mcu.quant import fixedpoint as fp
+from torch2mcu.quant.params import (activation_bounds, quantize_bias, quantize_weights,
+                                    weight_params)
+
+
+def quantize_weighted(node, graph) -> None:
+    """Per-channel symmetric weights, int32 bias, Q31 multipliers and shifts, fused activation bounds."""
+    qin = graph.tensors[node.inputs[0]].quant
+    qout = graph.tensors[node.output].quant
+    w = node.params["weight"]
+    scales = weight_params(w)
+    node.params["weight_q"] = quantize_weights(w, scales)
+    node.params["weight_scale"] = scales
+    if "bias" in node.params:
+        node.params["bias_q"] = quantize_bias(node.params["bias"], qin.scale, scales)
+    mults, shifts = [], []
+    for s in scales.astype(np.float64):
+        m, sh = fp.quantize_multiplier(float(np.float64(qin.scale) * s / np.float64(qout.scale)))
+        mults.append(m)
+        shifts.append(sh)
+    node.params["multiplier"] = np.array(mults, dtype=np.int32)
+    node.params["shift"] = np.array(shifts, dtype=np.int32)
+    lo, hi = act_of(node)
+    node.attrs["act_min"], node.attrs["act_max"] = activation_bounds(lo, hi, qout.scale, qout.zero_point)
+
+
+def requantize_output(acc: np.ndarray, node, graph, channel_axis: int) -> np.ndarray:
+    """acc (int64, one channel axis) -> clamped int8, per channel."""
+    qout = graph.tensors[node.output].quant
+    shape = [1] * acc.ndim
+    shape[channel_axis] = -1
+    m = node.params["multiplier"].astype(np.int64).reshape(shape)
+    s = node.params["shift"].astype(np.int64).reshape(shape)
+    out = fp.requantize(acc, m, s) + qout.zero_point
+    return np.clip(out, node.attrs["act_min"], node.attrs["act_max"]).astype(np.int8)
+
+
+def emit_requant(node, ctx) -> str:
+    """Declare multiplier/shift arrays and the t2m_requant_s8 struct; returns its C name."""
+    qin = ctx.graph.tensors[node.inputs[0]].quant
+    qout = ctx.graph.tensors[node.output].quant
+    mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", node.params["multiplier"])
+    shift = ctx.const_array(f"{node.name}_shift", "int32_t", node.params["shift"])
+    return ctx.const_struct(f"{node.name}_requant", "t2m_requant_s8", {
+        "input_offset": -qin.zero_point, "output_offset": qout.zero_point,
+        "act_min": node.attrs["act_min"], "act_max": node.attrs["act_max"],
+        "multiplier": mult, "shift": shift})

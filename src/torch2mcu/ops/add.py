@@ -1,0 +1,76 @@
+"""Element-wise add of two activations (residual connections), TFLM reference_integer_ops::Add."""
+from __future__ import annotations
+
+import numpy as np
+
+from torch2mcu.ops import register
+from torch2mcu.ops.base import Op, act_name, act_of, float_act, require
+from torch2mcu.quant import fixedpoint as fp
+from torch2mcu.quant.params import activation_bounds
+
+LEFT_SHIFT = 20  # TFLM's headroom for int8 add
+
+
+class Add(Op):
+    name = "add"
+
+    def infer_shape(self, node, in_shapes):
+        require(tuple(in_shapes[0]) == tuple(in_shapes[1]), node,
+                f"add of shapes {in_shapes[0]} and {in_shapes[1]}: broadcasting is not supported",
+                "make both operands the same shape")
+        return tuple(in_shapes[0])
+
+    def run_float(self, node, xs):
+        return float_act((xs[0].astype(np.float32) + xs[1].astype(np.float32)), node)
+
+    def quantize(self, node, graph):
+        q1, q2 = (graph.tensors[t].quant for t in node.inputs)
+        qo = graph.tensors[node.output].quant
+        twice_max = 2.0 * max(float(q1.scale), float(q2.scale))
+        m1, s1 = fp.quantize_multiplier(float(q1.scale) / twice_max)
+        m2, s2 = fp.quantize_multiplier(float(q2.scale) / twice_max)
+        mo, so = fp.quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * float(qo.scale)))
+        lo, hi = act_of(node)
+        act_min, act_max = activation_bounds(lo, hi, qo.scale, qo.zero_point)
+        node.attrs.update(input1_offset=-q1.zero_point, input2_offset=-q2.zero_point,
+                          output_offset=qo.zero_point, left_shift=LEFT_SHIFT,
+                          input1_multiplier=m1, input1_shift=s1, input2_multiplier=m2,
+                          input2_shift=s2, output_multiplier=mo, output_shift=so,
+                          act_min=act_min, act_max=act_max)
+
+    def run_int8(self, node, xs, graph):
+        a = node.attrs
+        v1 = (xs[0].astype(np.int64) + a["input1_offset"]) << a["left_shift"]
+        v2 = (xs[1].astype(np.int64) + a["input2_offset"]) << a["left_shift"]
+        s = (fp.requantize(v1, a["input1_multiplier"], a["input1_shift"])
+             + fp.requantize(v2, a["input2_multiplier"], a["input2_shift"]))
+        out = fp.requantize(s, a["output_multiplier"], a["output_shift"]) + a["output_offset"]
+        return np.clip(out, a["act_min"], a["act_max"]).astype(np.int8)
+
+    def check_quantized(self, node, graph):
+        require("output_multiplier" in node.attrs, node, "missing add parameters",
+                "run the quantize pass")
+
+    def macs(self, node, graph):
+        return graph.tensors[node.output].size
+
+    def describe(self, node):
+        return f"act {act_name(node)}"
+
+    def emit(self, node, ctx):
+        a, b = (ctx.ptr(t) for t in node.inputs)
+        y = ctx.ptr(node.output)
+        n = ctx.graph.tensors[node.output].size
+        if ctx.dtype == "int8":
+            keys = ["input1_offset", "input2_offset", "output_offset", "left_shift",
+                    "input1_multiplier", "input1_shift", "input2_multiplier", "input2_shift",
+                    "output_multiplier", "output_shift", "act_min", "act_max"]
+            p = ctx.const_struct(f"{node.name}_params", "t2m_add_params_s8",
+                                 {k: node.attrs[k] for k in keys})
+            ctx.call(f"t2m_add_s8(&{p}, {n}u, {a}, {b}, {y});")
+        else:
+            lo, hi = ctx.float_bounds(*act_of(node))
+            ctx.call(f"t2m_add_f32({n}u, {lo}, {hi}, {a}, {b}, {y});")
+
+
+register(Add())

@@ -1,0 +1,85 @@
+"""The operator interface every module in ops/ implements."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from torch2mcu.errors import Torch2MCUError
+
+NO_ACT = (-math.inf, math.inf)
+
+
+class Op:
+    """An operator: one instance per op kind, stateless; the node carries the data."""
+
+    name: str = ""
+    # The output shares the input's quantization (pools, reshape, clamp): no requantization.
+    same_quant: bool = False
+    # The output shares the input's storage (reshape): no code, no arena buffer.
+    alias: bool = False
+
+    def infer_shape(self, node, in_shapes: list[tuple]) -> tuple:
+        raise NotImplementedError
+
+    def run_float(self, node, xs: list[np.ndarray]) -> np.ndarray:
+        """Batched float32 reference: xs[i] has shape (B, *input_shape)."""
+        raise NotImplementedError
+
+    def quantize(self, node, graph) -> None:
+        """Fill node.params / node.attrs with the int8 data (tensor quant params are already set)."""
+
+    def run_int8(self, node, xs: list[np.ndarray], graph) -> np.ndarray:
+        """Batched integer reference: exactly the C kernel's arithmetic."""
+        raise NotImplementedError
+
+    def check_quantized(self, node, graph) -> None:
+        """Raise if the node lacks what the int8 kernel needs."""
+
+    def emit(self, node, ctx) -> None:
+        """Write constant data and the kernel call for this node through the codegen context."""
+        raise NotImplementedError
+
+    def macs(self, node, graph) -> int:
+        return 0
+
+    def describe(self, node) -> str:
+        return ""
+
+
+def require(cond: bool, node, what: str, fix: str) -> None:
+    if not cond:
+        raise Torch2MCUError(what, where=node.where(), fix=fix)
+
+
+def act_of(node) -> tuple[float, float]:
+    lo, hi = node.attrs.get("act", NO_ACT)
+    return float(lo), float(hi)
+
+
+def act_name(node) -> str:
+    lo, hi = act_of(node)
+    if (lo, hi) == NO_ACT:
+        return "none"
+    if (lo, hi) == (0.0, math.inf):
+        return "relu"
+    if (lo, hi) == (0.0, 6.0):
+        return "relu6"
+    return f"clamp({lo:g}, {hi:g})"
+
+
+def float_act(x: np.ndarray, node) -> np.ndarray:
+    lo, hi = act_of(node)
+    if (lo, hi) == NO_ACT:
+        return x
+    return np.clip(x, np.float32(lo), np.float32(hi)).astype(np.float32)
+
+
+def to_i64(x: np.ndarray, zero_point: int) -> np.ndarray:
+    return x.astype(np.int64) - zero_point
+
+
+def check_int32(acc: np.ndarray, node) -> None:
+    if acc.size and (acc.max() > 2**31 - 1 or acc.min() < -(2**31)):
+        raise Torch2MCUError("the int32 accumulator overflows for this input", where=node.where(),
+                             fix="this needs extreme weights or scales; check the model's weights")

@@ -1,0 +1,94 @@
+"""Conv2d: any kernel, stride and padding, groups (depthwise, channel multipliers), bias or none."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from torch2mcu.ops import register
+from torch2mcu.ops._requant import emit_requant, quantize_weighted, requantize_output
+from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, require
+
+
+def conv_out(size: int, k: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - k) // stride + 1
+
+
+class Conv2d(Op):
+    name = "conv2d"
+
+    def infer_shape(self, node, in_shapes):
+        c, h, w = in_shapes[0]
+        weight = node.params["weight"]
+        kh, kw = weight.shape[2:]
+        (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+        return (weight.shape[0], conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw))
+
+    def _torch_args(self, node):
+        return dict(stride=tuple(node.attrs["stride"]), padding=tuple(node.attrs["padding"]),
+                    groups=node.attrs["groups"])
+
+    def run_float(self, node, xs):
+        w = torch.from_numpy(node.params["weight"].astype(np.float32))
+        b = node.params.get("bias")
+        b = None if b is None else torch.from_numpy(b.astype(np.float32))
+        y = F.conv2d(torch.from_numpy(xs[0]), w, b, **self._torch_args(node)).numpy()
+        return float_act(y, node)
+
+    def quantize(self, node, graph):
+        quantize_weighted(node, graph)
+
+    def run_int8(self, node, xs, graph):
+        zin = graph.tensors[node.inputs[0]].quant.zero_point
+        # float64 holds every partial sum exactly (|sum| < 2^53), so this is integer arithmetic;
+        # zero padding stands for x = z_in, which contributes nothing, as in the C kernel.
+        x = torch.from_numpy(xs[0].astype(np.float64) - zin)
+        w = torch.from_numpy(node.params["weight_q"].astype(np.float64))
+        acc = F.conv2d(x, w, None, **self._torch_args(node)).numpy().astype(np.int64)
+        if "bias_q" in node.params:
+            acc = acc + node.params["bias_q"].astype(np.int64).reshape(1, -1, 1, 1)
+        check_int32(acc, node)
+        return requantize_output(acc, node, graph, channel_axis=1)
+
+    def check_quantized(self, node, graph):
+        for key in ("weight_q", "multiplier", "shift"):
+            require(key in node.params, node, f"missing {key}", "run the quantize pass")
+
+    def macs(self, node, graph):
+        out = graph.tensors[node.output].shape
+        w = node.params["weight"]
+        return int(np.prod(out)) * int(np.prod(w.shape[1:]))
+
+    def describe(self, node):
+        w = node.params["weight"]
+        (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+        return (f"kernel {w.shape[2]}x{w.shape[3]}, stride {sh}x{sw}, pad {ph}x{pw}, "
+                f"groups {node.attrs['groups']}, bias {'yes' if 'bias' in node.params else 'no'}, "
+                f"act {act_name(node)}")
+
+    def emit(self, node, ctx):
+        g = ctx.graph
+        c, h, w = g.tensors[node.inputs[0]].shape
+        oc, oh, ow = g.tensors[node.output].shape
+        weight = node.params["weight"]
+        (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+        shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
+            "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": oh, "out_w": ow,
+            "k_h": weight.shape[2], "k_w": weight.shape[3], "stride_h": sh, "stride_w": sw,
+            "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"]})
+        x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
+        if ctx.dtype == "int8":
+            wq = ctx.const_array(f"{node.name}_weights", "int8_t", node.params["weight_q"])
+            bias = (ctx.const_array(f"{node.name}_bias", "int32_t", node.params["bias_q"])
+                    if "bias_q" in node.params else "NULL")
+            rq = emit_requant(node, ctx)
+            ctx.call(f"t2m_conv2d_s8(&{shape}, &{rq}, {x}, {wq}, {bias}, {y});")
+        else:
+            wf = ctx.const_array(f"{node.name}_weights", "float", weight)
+            bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"])
+                    if "bias" in node.params else "NULL")
+            lo, hi = ctx.float_bounds(*act_of(node))
+            ctx.call(f"t2m_conv2d_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
+
+
+register(Conv2d())

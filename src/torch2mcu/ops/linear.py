@@ -1,0 +1,65 @@
+"""Linear (fully connected) on a flat per-sample input, bias or none."""
+from __future__ import annotations
+
+import numpy as np
+
+from torch2mcu.ops import register
+from torch2mcu.ops._requant import emit_requant, quantize_weighted, requantize_output
+from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, require
+
+
+class Linear(Op):
+    name = "linear"
+
+    def infer_shape(self, node, in_shapes):
+        return (node.params["weight"].shape[0],)
+
+    def run_float(self, node, xs):
+        y = xs[0].astype(np.float32) @ node.params["weight"].astype(np.float32).T
+        if "bias" in node.params:
+            y = y + node.params["bias"].astype(np.float32)
+        return float_act(y.astype(np.float32), node)
+
+    def quantize(self, node, graph):
+        quantize_weighted(node, graph)
+
+    def run_int8(self, node, xs, graph):
+        zin = graph.tensors[node.inputs[0]].quant.zero_point
+        x = xs[0].astype(np.float64) - zin  # exact: integer sums far below 2^53
+        acc = (x @ node.params["weight_q"].astype(np.float64).T).astype(np.int64)
+        if "bias_q" in node.params:
+            acc = acc + node.params["bias_q"].astype(np.int64)
+        check_int32(acc, node)
+        return requantize_output(acc, node, graph, channel_axis=1)
+
+    def check_quantized(self, node, graph):
+        for key in ("weight_q", "multiplier", "shift"):
+            require(key in node.params, node, f"missing {key}", "run the quantize pass")
+
+    def macs(self, node, graph):
+        return int(np.prod(node.params["weight"].shape))
+
+    def describe(self, node):
+        o, i = node.params["weight"].shape
+        return f"{i} -> {o}, bias {'yes' if 'bias' in node.params else 'no'}, act {act_name(node)}"
+
+    def emit(self, node, ctx):
+        o, i = node.params["weight"].shape
+        shape = ctx.const_struct(f"{node.name}_shape", "t2m_fc_shape",
+                                 {"in_features": i, "out_features": o})
+        x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
+        if ctx.dtype == "int8":
+            wq = ctx.const_array(f"{node.name}_weights", "int8_t", node.params["weight_q"])
+            bias = (ctx.const_array(f"{node.name}_bias", "int32_t", node.params["bias_q"])
+                    if "bias_q" in node.params else "NULL")
+            rq = emit_requant(node, ctx)
+            ctx.call(f"t2m_fc_s8(&{shape}, &{rq}, {x}, {wq}, {bias}, {y});")
+        else:
+            wf = ctx.const_array(f"{node.name}_weights", "float", node.params["weight"])
+            bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"])
+                    if "bias" in node.params else "NULL")
+            lo, hi = ctx.float_bounds(*act_of(node))
+            ctx.call(f"t2m_fc_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
+
+
+register(Linear())

@@ -1,0 +1,1 @@
+"""Graph passes: each takes a Graph and returns a new Graph; the driver lists them in order."""

@@ -1,0 +1,32 @@
+"""fuse_activation: a clamp (ReLU, ReLU6, hardtanh) right after conv/linear/add becomes the
+kernel's output bounds.
+
+Requires: no batchnorm. Ensures: every clamp left has a producer it could not fuse into.
+"""
+from __future__ import annotations
+
+import math
+
+from torch2mcu.ir import Graph
+
+FUSABLE = ("conv2d", "linear", "add")
+
+
+def fuse_activation(graph: Graph) -> Graph:
+    g = graph.copy()
+    kept = []
+    for node in g.nodes:
+        if node.op == "clamp":
+            prev = g.producer(node.inputs[0])
+            if (prev is not None and prev.op in FUSABLE and len(g.consumers(prev.output)) == 1
+                    and prev.output not in g.outputs):
+                lo0, hi0 = prev.attrs.get("act", (-math.inf, math.inf))
+                lo, hi = node.attrs["act"]
+                prev.attrs["act"] = (max(lo0, lo), min(hi0, hi))
+                prev.attrs.setdefault("fused", []).append(node.name)
+                g.replace_uses(node.output, prev.output)
+                continue
+        kept.append(node)
+    g.nodes = kept
+    g.prune_tensors()
+    return g

@@ -1,0 +1,71 @@
+"""quantize: post-training int8 quantization from a calibration set (the DESIGN.md contract).
+
+Requires: folded, fused float graph. Ensures: every tensor has QuantParams; conv/linear carry
+per-channel int8 weights, int32 biases and Q31 multipliers; add carries TFLM's add parameters.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ir import Graph, QuantParams
+from torch2mcu.ops import get_op
+from torch2mcu.quant.params import activation_params
+from torch2mcu.reference import run_float
+
+
+def check_calibration(graph: Graph, calibration: np.ndarray) -> np.ndarray:
+    shape = graph.tensors[graph.inputs[0]].shape
+    cal = np.asarray(calibration)
+    if cal.dtype.kind != "f":
+        raise Torch2MCUError(f"calibration data has dtype {cal.dtype}",
+                             fix="pass float32 inputs, as the model sees them in PyTorch")
+    if cal.ndim != len(shape) + 1 or tuple(cal.shape[1:]) != tuple(shape):
+        raise Torch2MCUError(
+            f"calibration data has shape {cal.shape}; the model takes inputs of shape {shape}",
+            fix=f"pass an array of shape (N, {', '.join(map(str, shape))}) with N >= 1 samples")
+    if cal.shape[0] == 0:
+        raise Torch2MCUError("the calibration set is empty",
+                             fix="pass at least one (better: a few hundred) representative inputs")
+    if not np.isfinite(cal).all():
+        bad = np.argwhere(~np.isfinite(cal.reshape(cal.shape[0], -1)))[0][0]
+        raise Torch2MCUError(f"calibration sample {bad} contains NaN or Inf",
+                             fix="clean the calibration data")
+    return cal.astype(np.float32)
+
+
+def quantize(graph: Graph, calibration: np.ndarray, progress=None) -> Graph:
+    g = graph.copy()
+    cal = check_calibration(g, calibration)
+    lo = {t: math.inf for t in g.tensors}
+    hi = {t: -math.inf for t in g.tensors}
+
+    def observe(name: str, v: np.ndarray) -> None:
+        if v.size:
+            lo[name] = min(lo[name], float(v.min()))
+            hi[name] = max(hi[name], float(v.max()))
+
+    run_float(g, cal, chunk=256, observe=observe, progress=progress)
+    for name in g.tensors:
+        if not (math.isfinite(lo[name]) and math.isfinite(hi[name])):
+            producer = g.producer(name)
+            raise Torch2MCUError(f"activations of {producer.where() if producer else name} "
+                                 "overflow to Inf/NaN on the calibration data",
+                                 fix="check the model's weights and the input scaling")
+    inp = g.inputs[0]
+    g.tensors[inp].quant = QuantParams(*activation_params(lo[inp], hi[inp]))
+    for node in g.nodes:
+        op = get_op(node.op)
+        q_in = g.tensors[node.inputs[0]].quant
+        if op.same_quant:
+            g.tensors[node.output].quant = QuantParams(q_in.scale, q_in.zero_point)
+        else:
+            g.tensors[node.output].quant = QuantParams(*activation_params(lo[node.output],
+                                                                         hi[node.output]))
+    for node in g.nodes:
+        get_op(node.op).quantize(node, g)
+    g.meta["quantized"] = True
+    g.meta["calibration_samples"] = int(cal.shape[0])
+    return g

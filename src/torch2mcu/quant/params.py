@@ -1,0 +1,70 @@
+"""Choosing int8 quantization parameters: activations, weights, biases, activation bounds."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from torch2mcu.quant.fixedpoint import INT32_MAX, INT32_MIN, round_half_away
+
+QMIN, QMAX = -128, 127
+WEIGHT_QMAX = 127
+# Smallest scale we hand out: keeps multipliers and bias scales well inside double and Q31 range.
+MIN_SCALE = 1e-9
+
+
+def activation_params(lo: float, hi: float) -> tuple[float, int]:
+    """Per-tensor asymmetric int8 (scale, zero point) for a calibrated range, widened to include 0."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"calibrated range [{lo}, {hi}] is not finite")
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = float(np.float32(max((hi - lo) / (QMAX - QMIN), MIN_SCALE)))
+    zero_point = int(np.clip(round_half_away(QMIN - lo / scale), QMIN, QMAX))
+    return scale, zero_point
+
+
+def weight_params(w: np.ndarray) -> np.ndarray:
+    """Per-output-channel symmetric scales (axis 0); an all-zero channel gets the scale of max |w| = 1."""
+    flat = np.abs(w.reshape(w.shape[0], -1).astype(np.float64))
+    peak = flat.max(axis=1) if flat.shape[1] else np.zeros(w.shape[0])
+    peak = np.where(peak > 0, peak, 1.0)
+    return np.maximum(peak / WEIGHT_QMAX, MIN_SCALE).astype(np.float32)
+
+
+def quantize_weights(w: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Symmetric int8 in [-127, 127]; exact zeros (pruned weights) stay exactly zero."""
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    q = round_half_away(w.astype(np.float64) / scales.astype(np.float64).reshape(shape))
+    return np.clip(q, -WEIGHT_QMAX, WEIGHT_QMAX).astype(np.int8)
+
+
+def quantize_bias(b: np.ndarray, input_scale: float, weight_scales: np.ndarray) -> np.ndarray:
+    """int32 bias with scale s_in * s_w[c], zero point 0, saturated to int32."""
+    scale = np.float64(input_scale) * weight_scales.astype(np.float64)
+    q = round_half_away(b.astype(np.float64) / scale)
+    return np.clip(q, INT32_MIN, INT32_MAX).astype(np.int32)
+
+
+def activation_bounds(lo: float, hi: float, scale: float, zero_point: int) -> tuple[int, int]:
+    """int8 clamp bounds of a fused activation (TFLM CalculateActivationRangeQuantized)."""
+    def q(f: float) -> int:
+        return zero_point + int(round_half_away(np.float32(f) / np.float32(scale)))
+
+    act_min = QMIN if lo == -math.inf else max(QMIN, q(lo))
+    act_max = QMAX if hi == math.inf else min(QMAX, q(hi))
+    return act_min, act_max
+
+
+def quantize_array(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """float -> int8 exactly as the generated C helper does it, in float32 arithmetic:
+    v = clamp(x / scale, -1024, 1024); q = clamp(trunc(v +/- 0.5) + zero_point, -128, 127)."""
+    v = np.asarray(x, dtype=np.float32) / np.float32(scale)
+    v = np.clip(v, np.float32(-1024.0), np.float32(1024.0))
+    half = np.float32(0.5)
+    r = np.trunc(np.where(v >= 0, v + half, v - half)).astype(np.int64)
+    return np.clip(r + zero_point, QMIN, QMAX).astype(np.int8)
+
+
+def dequantize_array(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """int8 -> float32: scale * (q - zp), in float32 as the C helper does it."""
+    return (np.float32(scale) * (q.astype(np.int32) - zero_point).astype(np.float32)).astype(np.float32)

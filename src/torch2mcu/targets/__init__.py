@@ -1,0 +1,1 @@
+"""Build targets: the host (gcc + ctypes) and Cortex-M (cross-build + emulator)."""

@@ -1,0 +1,465 @@
+"""Cortex-M target: cross-build a generated model folder into a bare-metal ELF and measure it.
+
+A generated folder (``<name>.c``, ``<name>.h``, the runtime ``t2m*.{c,h}``, ``manifest.json``)
+is compiled with arm-none-eabi-gcc together with the project's own startup file, linker script
+and measurement harness (``targets/arm/``); no vendor SDK. Each target names a core, its
+compiler flags and the memory of a real board built around it. Besides the model image,
+every measurement links an *empty harness* (the same program without the model call), so that
+the model's flash and RAM are the difference of the two images.
+
+Entry points: :func:`build`, :func:`run_outputs`, :func:`measure`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import string
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ARM_DIR = Path(__file__).parent / "arm"
+CC = "arm-none-eabi-gcc"
+WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
+STACK_MIN_BYTES = 2048
+
+
+@dataclass(frozen=True)
+class Target:
+    """A core, its compiler flags, and the memory map of a real board that uses it."""
+
+    name: str
+    core: str
+    board: str
+    cpu_flags: tuple[str, ...]
+    flash_origin: int
+    flash_bytes: int
+    ram_origin: int
+    ram_bytes: int
+    clock_hz: int
+    unicorn_cpu: str  # name of the UC_CPU_ARM_* model the emulator runs
+    fpu: bool
+    dsp: bool
+    notes: str = ""
+
+
+TARGETS: dict[str, Target] = {
+    "cortex-m4": Target(
+        name="cortex-m4",
+        core="cortex-m4",
+        board="ST NUCLEO-L4R5ZI (STM32L4R5ZI)",
+        cpu_flags=("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
+        flash_origin=0x0800_0000,
+        flash_bytes=2048 * 1024,
+        ram_origin=0x2000_0000,
+        ram_bytes=640 * 1024,  # SRAM1 192 KiB + SRAM2 64 KiB + SRAM3 384 KiB, contiguous
+        clock_hz=120_000_000,
+        unicorn_cpu="UC_CPU_ARM_CORTEX_M4",
+        fpu=True,
+        dsp=True,
+        notes="the MLPerf Tiny reference board",
+    ),
+    "cortex-m7": Target(
+        name="cortex-m7",
+        core="cortex-m7",
+        board="ST NUCLEO-F746ZG (STM32F746ZG)",
+        cpu_flags=("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
+        flash_origin=0x0800_0000,
+        flash_bytes=1024 * 1024,
+        ram_origin=0x2000_0000,
+        ram_bytes=320 * 1024,  # DTCM 64 KiB + SRAM1 240 KiB + SRAM2 16 KiB, contiguous
+        clock_hz=216_000_000,
+        unicorn_cpu="UC_CPU_ARM_CORTEX_M7",
+        fpu=True,
+        dsp=True,
+        notes="single-precision FPv5; cycles priced with the Cortex-M4 table (pessimistic)",
+    ),
+    "cortex-m33": Target(
+        name="cortex-m33",
+        core="cortex-m33",
+        board="ST NUCLEO-L552ZE-Q (STM32L552ZE)",
+        cpu_flags=("-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
+        flash_origin=0x0800_0000,
+        flash_bytes=512 * 1024,
+        ram_origin=0x2000_0000,
+        ram_bytes=256 * 1024,  # SRAM1 192 KiB + SRAM2 64 KiB
+        clock_hz=110_000_000,
+        unicorn_cpu="UC_CPU_ARM_CORTEX_M33",
+        fpu=True,
+        dsp=True,
+        notes="TrustZone unused (runs secure); cycles priced with the Cortex-M4 table",
+    ),
+    "cortex-m0plus": Target(
+        name="cortex-m0plus",
+        core="cortex-m0plus",
+        board="Raspberry Pi Pico (RP2040)",
+        cpu_flags=("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"),
+        flash_origin=0x1000_0000,
+        flash_bytes=2048 * 1024,  # external QSPI flash, executed in place through a cache
+        ram_origin=0x2000_0000,
+        ram_bytes=264 * 1024,
+        clock_hz=133_000_000,
+        unicorn_cpu="UC_CPU_ARM_CORTEX_M0",  # unicorn has no M0+ model; same ARMv6-M ISA
+        fpu=False,
+        dsp=False,
+        notes="no FPU, no DSP: float is soft float (libgcc); the RP2040 boot2 stage is not modelled",
+    ),
+}
+
+DEFAULT_TARGET = "cortex-m4"
+
+
+class BuildError(RuntimeError):
+    """The cross-compiler or linker failed for a reason other than size."""
+
+
+class FitError(BuildError):
+    """The image does not fit the target's flash or RAM."""
+
+    def __init__(self, message: str, region: str, overflow_bytes: int):
+        super().__init__(message)
+        self.region = region
+        self.overflow_bytes = overflow_bytes
+
+
+def get_target(target: str | Target) -> Target:
+    if isinstance(target, Target):
+        return target
+    try:
+        return TARGETS[target]
+    except KeyError:
+        raise ValueError(f"unknown target {target!r}; known targets: {', '.join(TARGETS)}") from None
+
+
+def read_manifest(folder: str | Path) -> dict:
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a generated model folder: no manifest.json")
+    manifest = json.loads(path.read_text())
+    for key in ("name", "dtype", "input_size", "output_size"):
+        if key not in manifest:
+            raise ValueError(f"{path}: missing key {key!r}")
+    if manifest["dtype"] not in ("int8", "float32"):
+        raise ValueError(f"{path}: dtype must be int8 or float32, not {manifest['dtype']!r}")
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# cross-build
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Builds:
+    """The ELF files of one folder built for one target."""
+
+    target: Target
+    manifest: dict
+    model: Path                     # the model image (no layer marks): totals and footprint
+    empty: Path | None = None       # the empty harness: the footprint baseline
+    marks: Path | None = None       # the model with layer marks: per-layer counts
+    objects: dict[str, Path] = field(default_factory=dict)  # source file name -> object file
+
+
+def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"{what} failed:\n$ {' '.join(cmd)}\n{proc.stderr.strip()}")
+    return proc
+
+
+def _fill(template: str, **values) -> str:
+    return string.Template((ARM_DIR / template).read_text()).substitute(**values)
+
+
+def _linker_script(t: Target, stack_min: int) -> str:
+    return _fill(
+        "t2m.ld.in",
+        board=t.board,
+        core=t.core,
+        flash_kib=t.flash_bytes // 1024,
+        ram_kib=t.ram_bytes // 1024,
+        flash_origin=f"{t.flash_origin:#010x}",
+        flash_size=str(t.flash_bytes),
+        ram_origin=f"{t.ram_origin:#010x}",
+        ram_size=str(t.ram_bytes),
+        stack_min=str(stack_min),
+    )
+
+
+_OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
+
+
+def _link(t: Target, objects: list[Path], script: Path, elf: Path, name: str, stack_min: int) -> Path:
+    cmd = [
+        CC, *t.cpu_flags, "-nostartfiles", "--specs=nano.specs",
+        "-Wl,--gc-sections", f"-Wl,-T,{script}", f"-Wl,-Map,{elf.with_suffix('.map')}",
+        "-o", str(elf), *map(str, objects), "-lc", "-lgcc",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode == 0:
+        return elf
+    overflows = {m.group(1): int(m.group(2)) for m in _OVERFLOW.finditer(proc.stderr)}
+    if overflows:
+        parts = []
+        for region, nbytes in overflows.items():
+            if region == "FLASH":
+                parts.append(f"flash overflows by {nbytes:,} bytes (the board has {t.flash_bytes:,})")
+            else:
+                parts.append(
+                    f"RAM overflows by {nbytes:,} bytes (the board has {t.ram_bytes:,}, of which "
+                    f"{stack_min:,} are kept free for the stack)"
+                )
+        region, nbytes = max(overflows.items(), key=lambda kv: kv[1])
+        raise FitError(
+            f"{name} does not fit {t.name} ({t.board}): {'; '.join(parts)}. "
+            "Prune or quantize further, or pick a target with more memory.",
+            region="flash" if region == "FLASH" else "ram",
+            overflow_bytes=nbytes,
+        )
+    raise BuildError(f"linking {elf.name} failed:\n$ {' '.join(cmd)}\n{proc.stderr.strip()}")
+
+
+def build_all(
+    folder: str | Path,
+    target: str | Target = DEFAULT_TARGET,
+    out_dir: str | Path | None = None,
+    opt: str = "-O2",
+    layer_marks: bool = True,
+    empty: bool = True,
+    stack_min: int = STACK_MIN_BYTES,
+) -> Builds:
+    """Cross-compile a generated folder: model image, and optionally the empty harness and the
+    layer-marked model. Sources compile in parallel; objects are shared between the images."""
+    folder = Path(folder).resolve()
+    t = get_target(target)
+    manifest = read_manifest(folder)
+    name = manifest["name"]
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"t2m_{t.name}_"))
+    out.mkdir(parents=True, exist_ok=True)
+    obj_dir = out / "obj"
+    obj_dir.mkdir(exist_ok=True)
+
+    sources = sorted(folder.glob("*.c"))
+    if not (folder / f"{name}.c").is_file():
+        raise FileNotFoundError(f"{folder}: the manifest names model {name!r} but {name}.c is missing")
+    ctype = "int8_t" if manifest["dtype"] == "int8" else "float"
+    harness = out / "harness.c"
+    harness.write_text(_fill("harness.c.in", name=name, NAME=name.upper(), dtype=manifest["dtype"], ctype=ctype))
+    script = out / "t2m.ld"
+    script.write_text(_linker_script(t, stack_min))
+
+    cflags = [*t.cpu_flags, *WARNINGS, opt, "-ffunction-sections", "-fdata-sections", f"-I{folder}"]
+    jobs: list[tuple[list[str], str]] = []
+    objects: dict[str, Path] = {}
+    for src in sources:
+        obj = obj_dir / (src.stem + ".o")
+        objects[src.name] = obj
+        jobs.append(([CC, *cflags, "-c", str(src), "-o", str(obj)], f"compiling {src.name}"))
+    jobs.append(([CC, *cflags, "-c", str(harness), "-o", str(obj_dir / "harness.o")], "compiling the harness"))
+    jobs.append(([CC, *t.cpu_flags, "-c", str(ARM_DIR / "startup.S"), "-o", str(obj_dir / "startup.o")],
+                 "assembling startup.S"))
+    if empty:
+        jobs.append(([CC, *cflags, "-DT2M_EMPTY_HARNESS", "-c", str(harness), "-o", str(obj_dir / "harness_empty.o")],
+                     "compiling the empty harness"))
+    if layer_marks:
+        jobs.append(([CC, *cflags, "-include", str(ARM_DIR / "t2m_marks.h"), "-c", str(folder / f"{name}.c"),
+                      "-o", str(obj_dir / f"{name}_marks.o")], f"compiling {name}.c with layer marks"))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for fut in [pool.submit(_run, cmd, what) for cmd, what in jobs]:
+            fut.result()
+
+    common = [obj_dir / "startup.o", *objects.values()]
+    model_elf = _link(t, [obj_dir / "harness.o", *common], script, out / f"{name}.elf", name, stack_min)
+    builds = Builds(target=t, manifest=manifest, model=model_elf, objects=objects)
+    if empty:
+        builds.empty = _link(t, [obj_dir / "harness_empty.o", *common], script, out / f"{name}_empty.elf",
+                             name + " (empty harness)", stack_min)
+    if layer_marks:
+        marked = [obj_dir / f"{name}_marks.o" if p == objects[f"{name}.c"] else p for p in common]
+        builds.marks = _link(t, [obj_dir / "harness.o", *marked], script, out / f"{name}_marks.elf",
+                             name, stack_min)
+    return builds
+
+
+def build(
+    folder: str | Path,
+    target: str | Target = DEFAULT_TARGET,
+    out_dir: str | Path | None = None,
+    opt: str = "-O2",
+    layer_marks: bool = False,
+) -> Path:
+    """Cross-build a generated folder into a bare-metal ELF for ``target``; return its path.
+
+    With ``layer_marks`` the model source is compiled with ``T2M_LAYER_MARK(i)`` defined as a
+    label (no instruction), for per-layer counts. Raises :class:`FitError` when the image does
+    not fit the board's flash or RAM, with the overflow in bytes.
+    """
+    builds = build_all(folder, target, out_dir, opt, layer_marks=layer_marks, empty=False)
+    return builds.marks if layer_marks else builds.model
+
+
+# ---------------------------------------------------------------------------------------------
+# running and measuring
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_batch(inputs, size: int, dtype) -> np.ndarray:
+    arr = np.asarray(inputs)
+    if arr.dtype != dtype:
+        if dtype == np.int8 and not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"int8 model: inputs must be integer (already quantized), got {arr.dtype}")
+        if dtype == np.int8 and (arr.min(initial=0) < -128 or arr.max(initial=0) > 127):
+            raise ValueError("int8 model: input values outside [-128, 127]")
+        arr = arr.astype(dtype)
+    if arr.size % size != 0:
+        raise ValueError(f"inputs hold {arr.size} values, not a multiple of the model's input size {size}")
+    return arr.reshape(-1, size)
+
+
+def _default_inputs(manifest: dict, n: int = 1, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    size = manifest["input_size"]
+    if manifest["dtype"] == "int8":
+        return rng.integers(-128, 128, size=(n, size), dtype=np.int8)
+    return rng.standard_normal((n, size)).astype(np.float32)
+
+
+def run_outputs(
+    folder: str | Path,
+    target: str | Target = DEFAULT_TARGET,
+    inputs=None,
+    opt: str = "-O2",
+    out_dir: str | Path | None = None,
+) -> np.ndarray:
+    """Run a generated folder on the emulated target for a batch of inputs.
+
+    ``inputs``: array of shape (batch, input_size) or anything that reshapes to it, int8 for an
+    int8 folder (already quantized) and float32 for a float32 folder. Returns the outputs,
+    shape (batch, output_size), in the folder's dtype. Runs without instruction counting.
+    """
+    from .emulator import Emulator
+
+    manifest = read_manifest(folder)
+    dtype = np.int8 if manifest["dtype"] == "int8" else np.float32
+    batch = _default_inputs(manifest) if inputs is None else _as_batch(inputs, manifest["input_size"], dtype)
+    with tempfile.TemporaryDirectory(prefix="t2m_run_") as tmp:
+        builds = build_all(folder, target, out_dir or tmp, opt, layer_marks=False, empty=False)
+        emu = Emulator(builds.model, builds.target)
+        return emu.run_model(manifest["name"], batch, dtype, manifest["output_size"], count=False).outputs
+
+
+def measure_folder(
+    folder: str | Path,
+    target: str | Target = DEFAULT_TARGET,
+    inputs=None,
+    opt: str = "-O2",
+    out_dir: str | Path | None = None,
+) -> dict:
+    """Footprint, instruction count and cycle estimate of one generated folder on one target.
+
+    Counts come from the first input of ``inputs`` (random, seed 0, if None). The total is
+    counted on the image without layer marks; per-layer counts on the marked image (the marks
+    emit no instructions; ``marks_match_total`` says whether the two totals agree).
+    """
+    from .emulator import Emulator
+    from .footprint import footprint
+
+    manifest = read_manifest(folder)
+    dtype = np.int8 if manifest["dtype"] == "int8" else np.float32
+    batch = _default_inputs(manifest) if inputs is None else _as_batch(inputs, manifest["input_size"], dtype)
+    name = manifest["name"]
+    with tempfile.TemporaryDirectory(prefix="t2m_measure_") as tmp:
+        builds = build_all(folder, target, out_dir or tmp, opt, layer_marks=True, empty=True)
+        t = builds.target
+        run = Emulator(builds.model, t).run_model(name, batch[:1], dtype, manifest["output_size"], count=True)
+        marked = Emulator(builds.marks, t).run_model(name, batch[:1], dtype, manifest["output_size"], count=True)
+        fp = footprint(builds, stack_bytes=run.stack_bytes)
+
+    layers_meta = manifest.get("layers", [])
+    n_layers = len(layers_meta)
+    marks = marked.marks
+    layers = []
+    if n_layers and all(i in marks for i in range(n_layers + 1)):
+        for i, meta in enumerate(layers_meta):
+            (i0, c0), (i1, c1) = marks[i], marks[i + 1]
+            layers.append({
+                "name": meta.get("name", f"layer{i}"),
+                "op": meta.get("op", ""),
+                "instructions": i1 - i0,
+                "cycles_estimate": c1 - c0,
+            })
+        overhead = marked.instructions - (marks[n_layers][0] - marks[0][0])
+    else:
+        overhead = None
+    cycles = run.cycles
+    result = {
+        "name": name,
+        "dtype": manifest["dtype"],
+        **fp,
+        "instructions": run.instructions,
+        "cycles_estimate": cycles,
+        "ms_estimate": cycles / t.clock_hz * 1e3,
+        "layers": layers,
+        "call_overhead_instructions": overhead,
+        "marks_match_total": marked.instructions == run.instructions,
+        "stack_bytes": run.stack_bytes,
+        "cycle_model": run.cycle_model,
+    }
+    if "arena_bytes" in manifest:
+        result["arena_bytes_manifest"] = manifest["arena_bytes"]
+    return result
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def measure(
+    folder_int8: str | Path,
+    folder_float32: str | Path,
+    target: str | Target = DEFAULT_TARGET,
+    inputs=None,
+    opt: str = "-O2",
+) -> dict:
+    """Measure an int8 model and its float32 baseline on the same target, side by side.
+
+    ``inputs``: None (random, seed 0), or a dict ``{"int8": ..., "float32": ...}``.
+    Ratios are float32 / int8: above 1 means the int8 model is smaller or faster by that factor.
+    Cycle figures are estimates (see :mod:`torch2mcu.targets.cycles`); instruction counts and
+    bytes are measured.
+    """
+    t = get_target(target)
+    inputs = inputs or {}
+    q = measure_folder(folder_int8, t, inputs.get("int8"), opt)
+    f = measure_folder(folder_float32, t, inputs.get("float32"), opt)
+    return {
+        "target": t.name,
+        "board": t.board,
+        "clock_hz": t.clock_hz,
+        "cycle_model": q["cycle_model"],
+        "int8": q,
+        "float32": f,
+        "ratios": {
+            "flash": _ratio(f["flash_bytes"], q["flash_bytes"]),
+            "ram": _ratio(f["ram_bytes"], q["ram_bytes"]),
+            "footprint": _ratio(f["flash_bytes"] + f["ram_bytes"], q["flash_bytes"] + q["ram_bytes"]),
+            "instructions": _ratio(f["instructions"], q["instructions"]),
+            "cycles": _ratio(f["cycles_estimate"], q["cycles_estimate"]),
+        },
+    }
+
+
+def copy_runtime(dest: str | Path) -> None:
+    """Copy the runtime kernels (t2m*.c, t2m*.h) into ``dest`` (for hand-written folders)."""
+    src = Path(__file__).resolve().parent.parent / "runtime"
+    for f in src.iterdir():
+        if f.suffix in (".c", ".h"):
+            shutil.copy2(f, Path(dest) / f.name)

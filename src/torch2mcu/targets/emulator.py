@@ -1,0 +1,232 @@
+"""Run a torch2mcu Cortex-M ELF in unicorn: outputs, instruction counts, cycle estimates, stack.
+
+The ELF's loadable segments are written into emulated flash and RAM, the startup code runs
+from Reset_Handler up to main() (so .data and .bss are set up exactly as on the board), and
+then the model function is called directly for each input: r0 = t2m_input, r1 = t2m_output,
+lr = t2m_halt, sp = the top of RAM. Emulation stops when the model returns to t2m_halt.
+
+Counting. A basic-block hook adds the block's instruction count (decoded once with capstone
+and cached per block address and size), so the count covers exactly the instructions executed
+from the model function's first instruction to its return, callees (kernels, libgcc) included.
+It is deterministic for a given image and input. The same hook adds the block's estimated
+cycles (:mod:`torch2mcu.targets.cycles`) and, when the previous block ended with a conditional
+branch, the taken-branch penalty if execution did not fall through.
+
+Layer marks. In an image built with layer marks, the labels ``t2m_layer_mark_<i>`` sit where
+layer i starts; a code hook on each label records (instructions, cycles) executed so far.
+
+Stack. Before each call the free RAM between .bss and the stack top is painted with
+0xC5C5C5C5; afterwards the lowest changed word gives the call's stack high-water mark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import unicorn
+from elftools.elf.elffile import ELFFile
+from unicorn import arm_const as uc_arm
+
+from .cortex_m import FitError, Target, get_target
+from .cycles import Block, model_for
+
+STACK_PAINT = 0xC5C5C5C5
+PAGE = 0x1000
+PPB_BASE, PPB_SIZE = 0xE000_0000, 0x10_0000  # system control space (CPACR lives here)
+TIMEOUT_US = 600 * 1_000_000
+MARK_PREFIX = "t2m_layer_mark_"
+
+
+def _page_round(n: int) -> int:
+    return (n + PAGE - 1) // PAGE * PAGE
+
+
+@dataclass
+class CallResult:
+    """One call of a function in the emulator."""
+
+    return_value: int
+    instructions: int = 0
+    cycles: int = 0
+    stack_bytes: int = 0
+    marks: dict[int, tuple[int, int]] = field(default_factory=dict)  # mark -> (instructions, cycles) before it
+
+
+@dataclass
+class ModelRun:
+    """A batch of model calls; counts and stack are those of the first input."""
+
+    outputs: np.ndarray
+    instructions: int
+    cycles: int
+    stack_bytes: int
+    marks: dict[int, tuple[int, int]]
+    cycle_model: str
+
+
+class Emulator:
+    """One ELF loaded into an emulated Cortex-M, reset and ready for calls."""
+
+    def __init__(self, elf_path: str | Path, target: str | Target):
+        self.target = get_target(target)
+        self.elf_path = Path(elf_path)
+        self.cycle_model = model_for(self.target.core)
+        self._blocks: dict[tuple[int, int], Block] = {}
+        with open(self.elf_path, "rb") as fh:
+            elf = ELFFile(fh)
+            self.symbols = {
+                s.name: s for s in elf.get_section_by_name(".symtab").iter_symbols() if s.name
+            }
+            segments = [
+                (seg["p_paddr"], seg.data()) for seg in elf.iter_segments()
+                if seg["p_type"] == "PT_LOAD" and seg["p_filesz"] > 0
+            ]
+        self.uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
+        self.uc.ctl_set_cpu_model(getattr(uc_arm, self.target.unicorn_cpu))
+        t = self.target
+        self.uc.mem_map(t.flash_origin, _page_round(t.flash_bytes), unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC)
+        self.uc.mem_map(t.ram_origin, _page_round(t.ram_bytes), unicorn.UC_PROT_ALL)
+        self.uc.mem_map(PPB_BASE, PPB_SIZE, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE)
+        for addr, data in segments:
+            self.uc.mem_write(addr, data)
+        self.stack_top = self.address("__stack_top")
+        self.stack_limit = self.address("__stack_limit")
+        self.halt = self.address("t2m_halt")
+        self.marks = {
+            int(n[len(MARK_PREFIX):]): s["st_value"] & ~1
+            for n, s in self.symbols.items() if n.startswith(MARK_PREFIX)
+        }
+        self._reset()
+
+    # -- symbols and memory ------------------------------------------------------------------
+
+    def address(self, name: str) -> int:
+        try:
+            return self.symbols[name]["st_value"] & ~1
+        except KeyError:
+            raise KeyError(f"{self.elf_path.name}: no symbol {name!r}") from None
+
+    def read(self, name: str, nbytes: int | None = None) -> bytes:
+        sym = self.symbols[name]
+        return bytes(self.uc.mem_read(sym["st_value"], nbytes if nbytes is not None else sym["st_size"]))
+
+    def write(self, name: str, data: bytes) -> None:
+        sym = self.symbols[name]
+        if len(data) > sym["st_size"]:
+            raise ValueError(f"{len(data)} bytes do not fit {name} ({sym['st_size']} bytes)")
+        self.uc.mem_write(sym["st_value"], data)
+
+    # -- execution ---------------------------------------------------------------------------
+
+    def _start(self, begin: int, until: int) -> None:
+        try:
+            self.uc.emu_start(begin | 1, until, timeout=TIMEOUT_US)
+        except unicorn.UcError as exc:
+            pc = self.uc.reg_read(uc_arm.UC_ARM_REG_PC)
+            raise RuntimeError(f"emulation fault at pc={pc:#x} ({self._where(pc)}): {exc}") from exc
+        pc = self.uc.reg_read(uc_arm.UC_ARM_REG_PC)
+        if pc != until:
+            raise RuntimeError(f"emulation stopped at pc={pc:#x} ({self._where(pc)}), not at {until:#x} (timeout?)")
+
+    def _where(self, pc: int) -> str:
+        best = None
+        for name, s in self.symbols.items():
+            start = s["st_value"] & ~1
+            if s["st_info"]["type"] == "STT_FUNC" and start <= pc < start + max(s["st_size"], 1):
+                best = name
+        return best or "?"
+
+    def _reset(self) -> None:
+        self.uc.reg_write(uc_arm.UC_ARM_REG_SP, self.stack_top)
+        self._start(self.address("Reset_Handler"), self.address("main"))
+
+    def _block(self, address: int, size: int) -> Block:
+        key = (address, size)
+        block = self._blocks.get(key)
+        if block is None:
+            block = self.cycle_model.block(bytes(self.uc.mem_read(address, size)), address)
+            self._blocks[key] = block
+        return block
+
+    def call(self, function: str, args: tuple[int, ...] = (), count: bool = True) -> CallResult:
+        """Call ``function`` with up to four integer/pointer arguments; return r0 and, with
+        ``count``, the instructions, estimated cycles, stack bytes and layer marks."""
+        uc = self.uc
+        entry = self.address(function)
+        painted = self.stack_top - self.stack_limit
+        uc.mem_write(self.stack_limit, STACK_PAINT.to_bytes(4, "little") * (painted // 4))
+        for reg, value in zip((uc_arm.UC_ARM_REG_R0, uc_arm.UC_ARM_REG_R1, uc_arm.UC_ARM_REG_R2,
+                               uc_arm.UC_ARM_REG_R3), args):
+            uc.reg_write(reg, value)
+        uc.reg_write(uc_arm.UC_ARM_REG_SP, self.stack_top)
+        uc.reg_write(uc_arm.UC_ARM_REG_LR, self.halt | 1)
+
+        result = CallResult(return_value=0)
+        hooks = []
+        if count:
+            # state: instructions, cycles, [block base instructions, base cycles, block],
+            # pending (fallthrough address, taken penalty) of a conditional branch
+            state = [0, 0, 0, 0, None, -1, 0]
+            halt = self.halt
+            get_block = self._block
+
+            def on_block(uc_, address, size, _user):
+                if address == halt:
+                    return
+                block = get_block(address, size)
+                if state[6] and address != state[5]:
+                    state[1] += state[6]
+                state[2] = state[0]
+                state[3] = state[1]
+                state[4] = block
+                state[0] += block.n
+                state[1] += block.prefix[-1]
+                state[5] = block.fallthrough
+                state[6] = block.taken_penalty
+
+            def on_mark(uc_, address, _size, index):
+                block = state[4]
+                k = block.addr_index[address]
+                result.marks[index] = (state[2] + k, state[3] + block.prefix[k])
+
+            hooks.append(uc.hook_add(unicorn.UC_HOOK_BLOCK, on_block))
+            for index, addr in self.marks.items():
+                hooks.append(uc.hook_add(unicorn.UC_HOOK_CODE, on_mark, index, addr, addr))
+        try:
+            self._start(entry, self.halt)
+        finally:
+            for h in hooks:
+                uc.hook_del(h)
+        result.return_value = uc.reg_read(uc_arm.UC_ARM_REG_R0)
+        if count:
+            result.instructions, result.cycles = state[0], state[1]
+        stack = np.frombuffer(bytes(uc.mem_read(self.stack_limit, painted)), dtype="<u4")
+        changed = np.flatnonzero(stack != STACK_PAINT)
+        lowest = self.stack_limit + 4 * int(changed[0]) if changed.size else self.stack_top
+        if changed.size and changed[0] == 0:
+            raise FitError(
+                f"{function} overflowed the stack on {self.target.name}: it used all "
+                f"{painted:,} free bytes of RAM above .bss",
+                region="ram", overflow_bytes=0,
+            )
+        result.stack_bytes = self.stack_top - lowest
+        return result
+
+    def run_model(self, name: str, inputs: np.ndarray, dtype, output_size: int, count: bool = False) -> ModelRun:
+        """Run ``<name>_run`` on each row of ``inputs``; counts (if asked) are from the first row."""
+        dtype = np.dtype(dtype)
+        in_addr, out_addr = self.address("t2m_input"), self.address("t2m_output")
+        outputs = np.empty((len(inputs), output_size), dtype=dtype)
+        first = None
+        for k, row in enumerate(inputs):
+            self.write("t2m_input", np.ascontiguousarray(row, dtype=dtype).tobytes())
+            res = self.call(f"{name}_run", (in_addr, out_addr), count=count and k == 0)
+            if res.return_value != 0:
+                raise RuntimeError(f"{name}_run returned status {res.return_value} for input {k}")
+            outputs[k] = np.frombuffer(self.read("t2m_output", output_size * dtype.itemsize), dtype=dtype)
+            if first is None:
+                first = res
+        return ModelRun(outputs, first.instructions, first.cycles, first.stack_bytes, first.marks,
+                        self.cycle_model.name)
