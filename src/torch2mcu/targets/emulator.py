@@ -5,12 +5,16 @@ from Reset_Handler up to main() (so .data and .bss are set up exactly as on the 
 then the model function is called directly for each input: r0 = t2m_input, r1 = t2m_output,
 lr = t2m_halt, sp = the top of RAM. Emulation stops when the model returns to t2m_halt.
 
-Counting. A basic-block hook adds the block's instruction count (decoded once with capstone
-and cached per block address and size), so the count covers exactly the instructions executed
-from the model function's first instruction to its return, callees (kernels, libgcc) included.
-It is deterministic for a given image and input. The same hook adds the block's estimated
-cycles (:mod:`torch2mcu.targets.cycles`) and, when the previous block ended with a conditional
-branch, the taken-branch penalty if execution did not fall through.
+Counting. A basic-block hook keeps a histogram of the executed blocks (address and size, as
+unicorn's translator cut them) and of how often each block was left by a taken branch rather
+than by falling through. Afterwards each distinct block is decoded once with capstone, and the
+instruction count is the sum of block sizes in instructions times their executions: exactly the
+instructions executed from the model function's first instruction to its return, callees
+(kernels, libgcc helpers) included, deterministic for a given image and input. Instructions
+inside an IT block whose condition fails are counted (they occupy an issue slot on the core;
+unicorn's per-instruction hook would skip them). Cycles are estimated the same way
+(:mod:`torch2mcu.targets.cycles`), adding the taken-branch penalty of a block that ends in a
+conditional branch each time it did not fall through.
 
 Layer marks. In an image built with layer marks, the labels ``t2m_layer_mark_<i>`` sit where
 layer i starts; a code hook on each label records (instructions, cycles) executed so far.
@@ -37,6 +41,8 @@ PAGE = 0x1000
 PPB_BASE, PPB_SIZE = 0xE000_0000, 0x10_0000  # system control space (CPACR lives here)
 TIMEOUT_US = 600 * 1_000_000
 MARK_PREFIX = "t2m_layer_mark_"
+_SIZE_BITS = 16  # histogram key = address << _SIZE_BITS | block size (a block never spans a page)
+_SIZE_MASK = (1 << _SIZE_BITS) - 1
 
 
 def _page_round(n: int) -> int:
@@ -150,67 +156,85 @@ class Emulator:
             self._blocks[key] = block
         return block
 
+    def _tally(self, hits: dict[int, int], jumps: dict[int, int]) -> tuple[int, int]:
+        """Instructions and estimated cycles of a block histogram (see :meth:`call`)."""
+        instructions = cycles = 0
+        for key, n in hits.items():
+            address, size = key >> _SIZE_BITS, key & _SIZE_MASK
+            block = self._block(address, size)
+            instructions += n * block.n
+            cycles += n * block.prefix[-1] + jumps.get(key, 0) * block.taken_penalty
+        return instructions, cycles
+
     def call(self, function: str, args: tuple[int, ...] = (), count: bool = True) -> CallResult:
         """Call ``function`` with up to four integer/pointer arguments; return r0 and, with
-        ``count``, the instructions, estimated cycles, stack bytes and layer marks."""
+        ``count``, the instructions, estimated cycles, stack bytes and layer marks.
+
+        Counting keeps a histogram of executed blocks (keyed by address and size) and of how
+        often each block was left other than by falling through (a taken final branch); the
+        hook does nothing else, and the blocks are decoded and priced once, afterwards.
+        """
         uc = self.uc
         entry = self.address(function)
         painted = self.stack_top - self.stack_limit
-        uc.mem_write(self.stack_limit, STACK_PAINT.to_bytes(4, "little") * (painted // 4))
+        if count:
+            uc.mem_write(self.stack_limit, STACK_PAINT.to_bytes(4, "little") * (painted // 4))
         for reg, value in zip((uc_arm.UC_ARM_REG_R0, uc_arm.UC_ARM_REG_R1, uc_arm.UC_ARM_REG_R2,
                                uc_arm.UC_ARM_REG_R3), args):
             uc.reg_write(reg, value)
         uc.reg_write(uc_arm.UC_ARM_REG_SP, self.stack_top)
         uc.reg_write(uc_arm.UC_ARM_REG_LR, self.halt | 1)
 
-        result = CallResult(return_value=0)
+        hits: dict[int, int] = {}
+        jumps: dict[int, int] = {}
+        snapshots: dict[int, tuple] = {}
+        prev = -1
+        prev_end = -1
+
+        def on_block(_uc, address, size, _user):
+            nonlocal prev, prev_end
+            if address != prev_end:
+                jumps[prev] = jumps.get(prev, 0) + 1
+            key = (address << _SIZE_BITS) | size
+            hits[key] = hits.get(key, 0) + 1
+            prev = key
+            prev_end = address + size
+
+        def on_mark(_uc, address, _size, index):
+            snapshots[index] = (dict(hits), dict(jumps), prev, address)
+
         hooks = []
         if count:
-            # state: instructions, cycles, [block base instructions, base cycles, block],
-            # pending (fallthrough address, taken penalty) of a conditional branch
-            state = [0, 0, 0, 0, None, -1, 0]
-            halt = self.halt
-            get_block = self._block
-
-            def on_block(uc_, address, size, _user):
-                if address == halt:
-                    return
-                block = get_block(address, size)
-                if state[6] and address != state[5]:
-                    state[1] += state[6]
-                state[2] = state[0]
-                state[3] = state[1]
-                state[4] = block
-                state[0] += block.n
-                state[1] += block.prefix[-1]
-                state[5] = block.fallthrough
-                state[6] = block.taken_penalty
-
-            def on_mark(uc_, address, _size, index):
-                block = state[4]
-                k = block.addr_index[address]
-                result.marks[index] = (state[2] + k, state[3] + block.prefix[k])
-
             hooks.append(uc.hook_add(unicorn.UC_HOOK_BLOCK, on_block))
             for index, addr in self.marks.items():
                 hooks.append(uc.hook_add(unicorn.UC_HOOK_CODE, on_mark, index, addr, addr))
+            uc.ctl_flush_tb()  # blocks translated before the hooks existed would not call them
         try:
             self._start(entry, self.halt)
         finally:
-            for h in hooks:
-                uc.hook_del(h)
-        result.return_value = uc.reg_read(uc_arm.UC_ARM_REG_R0)
-        if count:
-            result.instructions, result.cycles = state[0], state[1]
+            if hooks:
+                for h in hooks:
+                    uc.hook_del(h)
+                uc.ctl_flush_tb()
+        result = CallResult(return_value=uc.reg_read(uc_arm.UC_ARM_REG_R0))
+        if not count:
+            return result
+        result.instructions, result.cycles = self._tally(hits, jumps)
+        for index, (h, j, current, address) in snapshots.items():
+            # The histogram already holds the whole block the mark sits in: take back its tail.
+            instructions, cycles = self._tally(h, j)
+            block = self._block(current >> _SIZE_BITS, current & _SIZE_MASK)
+            k = block.addr_index[address]
+            result.marks[index] = (instructions - (block.n - k), cycles - (block.prefix[-1] - block.prefix[k]))
         stack = np.frombuffer(bytes(uc.mem_read(self.stack_limit, painted)), dtype="<u4")
         changed = np.flatnonzero(stack != STACK_PAINT)
-        lowest = self.stack_limit + 4 * int(changed[0]) if changed.size else self.stack_top
         if changed.size and changed[0] == 0:
             raise FitError(
                 f"{function} overflowed the stack on {self.target.name}: it used all "
                 f"{painted:,} free bytes of RAM above .bss",
                 region="ram", overflow_bytes=0,
             )
+        lowest = self.stack_limit + 4 * int(changed[0]) if changed.size else self.stack_top
         result.stack_bytes = self.stack_top - lowest
         return result
 

@@ -2,7 +2,7 @@
  * Layer marks for per-layer instruction counts (force-included by torch2mcu when it builds
  * a model with layer_marks=True).
  *
- * T2M_LAYER_MARK(i) emits no instruction: it defines the global label t2m_layer_mark_<i>
+ * T2M_LAYER_MARK(i) emits no instruction: it defines the (file-local) label t2m_layer_mark_<i>
  * at the point where layer i starts (i = n: after the last layer). The emulator reads the
  * labels' addresses from the ELF and notes the instruction count each time execution
  * reaches one. Because nothing is emitted and the asm is only a compiler barrier for
@@ -13,6 +13,6 @@
 #define T2M_MARKS_H
 
 #define T2M_LAYER_MARK(i) \
-    __asm__ volatile(".global t2m_layer_mark_%c0\nt2m_layer_mark_%c0:" : : "i"(i) : "memory")
+    __asm__ volatile("t2m_layer_mark_%c0:" : : "i"(i) : "memory")
 
 #endif /* T2M_MARKS_H */
