@@ -1,3 +1,128 @@
-"""The torch2mcu command line (stub, replaced below)."""
-def main():
-    pass
+"""The torch2mcu command line: convert, verify, demo. Each wraps a Python API call."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from torch2mcu import __version__
+from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ui import console, set_quiet
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    p = Path(path)
+    if not p.exists():
+        raise Torch2MCUError(f"{what} file not found: {path}", fix="check the path")
+    try:
+        return np.load(p, allow_pickle=False)
+    except Exception as e:
+        raise Torch2MCUError(f"cannot read {what} file {path}: {str(e).splitlines()[0][:200]}",
+                             fix="save it with numpy.save(path, array) (a plain .npy array)") from None
+
+
+def _print_json(obj: dict) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=lambda o: o.tolist()
+                     if isinstance(o, np.ndarray) else str(o)))
+
+
+def cmd_convert(args) -> int:
+    from torch2mcu.api import convert
+
+    cal = _load_npy(args.calibration, "calibration")
+    conv = convert(args.model, calibration=cal, out=args.out, name=args.name, overwrite=args.force)
+    m = conv.manifest
+    summary = {"out": str(conv.path), "int8_dir": str(conv.int8_dir),
+               "float32_dir": str(conv.float_dir), "int8": m["int8"], "float32": m["float32"],
+               "layers": len(m["layers"])}
+    if args.json:
+        _print_json(summary)
+    else:
+        console.print(f"[green]converted[/green] {args.model} -> {conv.path}")
+        console.print(f"  int8 C:    {conv.int8_dir}  (constants {m['int8']['const_bytes']} B, "
+                      f"arena {m['int8']['arena_bytes']} B)")
+        console.print(f"  float32 C: {conv.float_dir}  (constants {m['float32']['const_bytes']} B, "
+                      f"arena {m['float32']['arena_bytes']} B)")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from torch2mcu.api import verify
+
+    x = _load_npy(args.inputs, "inputs")
+    r = verify(args.dir, x, emulator=args.emulator)
+    r.pop("reference_outputs", None)
+    if args.json:
+        _print_json(r)
+    else:
+        status = "[green]bit-exact[/green]" if r["ok"] else "[red]MISMATCH[/red]"
+        console.print(f"{status}: {r['inputs']} inputs, {r['mismatches']} with mismatching int8 "
+                      f"outputs (host C vs Python integer reference)")
+        if "emulator" in r:
+            console.print(f"  emulated {r['emulator']['target']}: {r['emulator']['mismatches']} "
+                          "mismatching")
+        console.print(f"  float32 baseline C vs PyTorch: max abs error {r['float_max_abs_error']:.3g}")
+    return 0 if r["ok"] else 1
+
+
+def cmd_demo(args) -> int:
+    from torch2mcu.demo import run_demo
+
+    result = run_demo(out=args.out, dataset=args.dataset, data_dir=args.data, epochs=args.epochs)
+    if args.json:
+        _print_json(result)
+    return 0 if result["mismatches"] == 0 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="torch2mcu", description="PyTorch models to bit-exact int8 C "
+                                "for Cortex-M microcontrollers.")
+    p.add_argument("--version", action="version", version=f"torch2mcu {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("convert", help="convert a .pt2 to int8 C and its float32 baseline")
+    c.add_argument("model", help="ExportedProgram saved with torch.export.save (.pt2)")
+    c.add_argument("--calibration", required=True, help=".npy of float32 inputs (N, *input_shape)")
+    c.add_argument("--out", required=True, help="output folder (int8/ and float32/ go inside)")
+    c.add_argument("--name", default="model", help="C name prefix (default: model)")
+    c.add_argument("--force", action="store_true", help="replace the output folder if it exists")
+    c.add_argument("--json", action="store_true", help="print a JSON summary")
+    c.set_defaults(func=cmd_convert)
+
+    v = sub.add_parser("verify", help="check host C against the Python integer reference")
+    v.add_argument("dir", help="folder written by convert")
+    v.add_argument("--inputs", required=True, help=".npy of float32 or int8 inputs")
+    v.add_argument("--emulator", metavar="TARGET", default=None,
+                   help="also run on an emulated Cortex-M target (e.g. cortex-m4)")
+    v.add_argument("--json", action="store_true", help="print one JSON object")
+    v.set_defaults(func=cmd_verify)
+
+    d = sub.add_parser("demo", help="LeNet-5 on Fashion-MNIST: train, quantize, generate, verify")
+    d.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    d.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
+    d.add_argument("--data", default=None, help="folder with the IDX files (MNIST needs this)")
+    d.add_argument("--epochs", type=int, default=8)
+    d.add_argument("--json", action="store_true", help="also print the results as JSON")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "json", False):
+        set_quiet(True)
+    try:
+        return args.func(args)
+    except Torch2MCUError as e:
+        console.print(f"[bold red]error:[/bold red] {e}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
