@@ -55,6 +55,7 @@ def cmd_verify(args) -> int:
     x = _load_npy(args.inputs, "inputs")
     r = verify(args.dir, x, emulator=args.emulator)
     r.pop("reference_outputs", None)
+    r.pop("c_outputs", None)
     if args.json:
         _print_json(r)
     else:
