@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from torch2mcu.targets import cortex_m as cm
-from torch2mcu.targets.emulator import Emulator
+from torch2mcu.targets.emulator import Emulator, native_counting_available
 
 pytestmark = pytest.mark.skipif(shutil.which(cm.CC) is None, reason="arm-none-eabi-gcc not installed")
 
@@ -161,6 +161,30 @@ def test_counts_are_deterministic(tiny, inputs, tmp_path):
     assert first.stack_bytes == again.stack_bytes > 0
 
 
+@pytest.mark.skipif(not native_counting_available(), reason="no host C compiler for the native counter")
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m0plus"])
+def test_native_and_python_counters_agree(tiny, inputs, tmp_path, target):
+    builds = cm.build_all(tiny["float32"], target, tmp_path, layer_marks=True, empty=False)
+    x = inputs["float32"][:1]
+    for elf in (builds.model, builds.marks):
+        native, python = (Emulator(elf, target, native=n).run_model("tiny", x, np.float32, 4, count=True)
+                          for n in (True, False))
+        assert (native.instructions, native.cycles, native.stack_bytes, native.marks) == \
+            (python.instructions, python.cycles, python.stack_bytes, python.marks)
+    assert len(native.marks) == 4
+
+
+def test_layer_without_code_counts_zero():
+    layers = [{"name": "conv", "op": "conv2d"}, {"name": "flatten", "op": "flatten"}, {"name": "fc", "op": "linear"}]
+    marks = {0: (5, 7), 2: (105, 207), 3: (125, 247)}  # flatten is a view: no mark 1 in the code
+    counted, overhead = cm._layer_counts(layers, marks, total=130)
+    assert [(c["name"], c["instructions"], c["cycles_estimate"]) for c in counted] == \
+        [("conv", 100, 200), ("flatten", 0, 0), ("fc", 20, 40)]
+    assert overhead == 10
+    with pytest.raises(RuntimeError, match="out of order"):
+        cm._layer_counts(layers, {0: (5, 7), 2: (3, 9), 3: (125, 247)}, total=130)
+
+
 def _disassembly(elf: Path, function: str) -> list[str]:
     """Mnemonics of one function, from arm-none-eabi-objdump."""
     out = subprocess.run(["arm-none-eabi-objdump", "-d", f"--disassemble={function}", str(elf)],
@@ -184,7 +208,6 @@ def test_instruction_count_matches_hand_count(tmp_path):
     builds = cm.build_all(folder, "cortex-m4", tmp_path / "build", opt="-O2", layer_marks=False, empty=False)
     if (_disassembly(builds.model, "clamp4_run"), _disassembly(builds.model, "t2m_clamp_s8")) != (CLAMP4_RUN, CLAMP_S8):
         pytest.skip("this compiler emits different code than the hand count was made for; recount it")
-    emu = Emulator(builds.model, "cortex-m4")
     # Hand count from the listing above:
     #   clamp4_run: 8 instructions up to and including the bl, 3 after the return (movs, add, ldr.w pc).
     #   t2m_clamp_s8: 7 on entry (cbz not taken ... add.w), 1 on exit (pop {r4, pc});
@@ -203,8 +226,10 @@ def test_instruction_count_matches_hand_count(tmp_path):
     #     = 14; the last element's bne falls through (1): 12.
     #   [-128, -3, 7, 127]: 11 + 10 + (12 + 14 + 14 + 12) + 5 + 6 = 84.
     #   [0, 0, 0, 0]:       11 + 10 + (14 + 14 + 14 + 12) + 5 + 6 = 86.
-    for x, instructions, cycles in (([-128, -3, 7, 127], 59, 84), ([0, 0, 0, 0], 63, 86)):
-        run = emu.run_model("clamp4", np.array([x], np.int8), np.int8, 4, count=True)
+    counters = (True, False) if native_counting_available() else (False,)
+    cases = [(native, *case) for native in counters for case in (([-128, -3, 7, 127], 59, 84), ([0, 0, 0, 0], 63, 86))]
+    for native, x, instructions, cycles in cases:
+        run = Emulator(builds.model, "cortex-m4", native=native).run_model("clamp4", np.array([x], np.int8), np.int8, 4, count=True)
         np.testing.assert_array_equal(run.outputs[0], np.clip(x, -10, 10))
         assert (run.instructions, run.cycles) == (instructions, cycles)
 

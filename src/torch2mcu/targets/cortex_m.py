@@ -356,6 +356,30 @@ def run_outputs(
         return emu.run_model(manifest["name"], batch, dtype, manifest["output_size"], count=False).outputs
 
 
+def _layer_counts(layers_meta: list[dict], marks: dict[int, tuple[int, int]], total: int):
+    """Per-layer (instructions, cycles) from the marks a run passed, and the instructions of the
+    call outside all layers. Layer i runs from mark i to the next mark passed; a layer without a
+    mark (no code, e.g. a flatten that is only a view) gets zero. Without the closing mark n the
+    layers cannot be delimited: ([], None)."""
+    n = len(layers_meta)
+    if not n or n not in marks or 0 not in marks:
+        return [], None
+    seen = sorted(marks)
+    counts = [marks[i] for i in seen]
+    if any(b[0] < a[0] or b[1] < a[1] for a, b in zip(counts, counts[1:])):
+        raise RuntimeError(f"layer marks out of order: {dict(zip(seen, counts))}")
+    layers = []
+    for i, meta in enumerate(layers_meta):
+        instructions = cycles = 0
+        if i in marks:
+            nxt = next(j for j in seen if j > i)
+            instructions = marks[nxt][0] - marks[i][0]
+            cycles = marks[nxt][1] - marks[i][1]
+        layers.append({"name": meta.get("name", f"layer{i}"), "op": meta.get("op", ""),
+                       "instructions": instructions, "cycles_estimate": cycles})
+    return layers, total - (marks[n][0] - marks[0][0])
+
+
 def measure_folder(
     folder: str | Path,
     target: str | Target = DEFAULT_TARGET,
@@ -383,22 +407,7 @@ def measure_folder(
         marked = Emulator(builds.marks, t).run_model(name, batch[:1], dtype, manifest["output_size"], count=True)
         fp = footprint(builds, stack_bytes=run.stack_bytes)
 
-    layers_meta = manifest.get("layers", [])
-    n_layers = len(layers_meta)
-    marks = marked.marks
-    layers = []
-    if n_layers and all(i in marks for i in range(n_layers + 1)):
-        for i, meta in enumerate(layers_meta):
-            (i0, c0), (i1, c1) = marks[i], marks[i + 1]
-            layers.append({
-                "name": meta.get("name", f"layer{i}"),
-                "op": meta.get("op", ""),
-                "instructions": i1 - i0,
-                "cycles_estimate": c1 - c0,
-            })
-        overhead = marked.instructions - (marks[n_layers][0] - marks[0][0])
-    else:
-        overhead = None
+    layers, overhead = _layer_counts(manifest.get("layers", []), marked.marks, marked.instructions)
     cycles = run.cycles
     result = {
         "name": name,
@@ -431,13 +440,18 @@ def measure(
 ) -> dict:
     """Measure an int8 model and its float32 baseline on the same target, side by side.
 
-    ``inputs``: None (random, seed 0), or a dict ``{"int8": ..., "float32": ...}``.
+    ``inputs``: None (random, seed 0); a float32 array of model inputs (the float32 model gets
+    it as is, the int8 model quantized with the input scale and zero point in its manifest); or
+    a dict ``{"int8": ..., "float32": ...}``. Counts are those of the first input.
     Ratios are float32 / int8: above 1 means the int8 model is smaller or faster by that factor.
     Cycle figures are estimates (see :mod:`torch2mcu.targets.cycles`); instruction counts and
     bytes are measured.
     """
     t = get_target(target)
-    inputs = inputs or {}
+    if inputs is None:
+        inputs = {}
+    elif not isinstance(inputs, dict):
+        inputs = {"float32": inputs, "int8": _quantize_input(read_manifest(folder_int8), inputs)}
     q = measure_folder(folder_int8, t, inputs.get("int8"), opt)
     f = measure_folder(folder_float32, t, inputs.get("float32"), opt)
     return {
@@ -455,6 +469,16 @@ def measure(
             "cycles": _ratio(f["cycles_estimate"], q["cycles_estimate"]),
         },
     }
+
+
+def _quantize_input(manifest: dict, x) -> np.ndarray:
+    from torch2mcu.quant.params import quantize_array
+
+    quant = manifest.get("input", {})
+    if "scale" not in quant or "zero_point" not in quant:
+        raise ValueError(f"{manifest['name']}: the manifest has no input scale and zero point; "
+                         "pass inputs as {'int8': ..., 'float32': ...}")
+    return quantize_array(np.asarray(x, dtype=np.float32), quant["scale"], quant["zero_point"])
 
 
 def copy_runtime(dest: str | Path) -> None:
