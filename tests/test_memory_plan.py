@@ -1,0 +1,53 @@
+"""The arena planner: live buffers never overlap, the arena respects the lower bound, and
+reshapes share storage."""
+from __future__ import annotations
+
+import numpy as np
+
+from conftest import convert_and_verify
+from test_models import DepthwiseSeparable, Residual
+from torch2mcu.models import LeNet5
+
+
+def _check_plan(graph, elem_bytes):
+    mem = graph.meta["memory"]
+    assert mem["elem_bytes"] == elem_bytes
+    offs, life = mem["offsets"], mem["lifetimes"]
+    sizes = {b: graph.tensors[b].size * elem_bytes for b in offs}
+    for a in offs:
+        assert offs[a] % 4 == 0
+        assert offs[a] + sizes[a] <= mem["arena_bytes"]
+        for b in offs:
+            if a < b and life[a][0] <= life[b][1] and life[b][0] <= life[a][1]:
+                disjoint = offs[a] + sizes[a] <= offs[b] or offs[b] + sizes[b] <= offs[a]
+                assert disjoint, f"{a} and {b} are live together and overlap"
+    assert mem["lower_bound_bytes"] <= mem["arena_bytes"]
+    # every reader of a buffer runs within its lifetime
+    for i, node in enumerate(graph.nodes):
+        for t in node.inputs:
+            b = mem["base"][t]
+            if b in life:
+                assert life[b][0] < i <= life[b][1]
+
+
+def test_plans_are_valid(out_dir):
+    for k, (cls, shape) in enumerate([(Residual, (1, 12, 12)), (DepthwiseSeparable, (3, 20, 20)),
+                                      (LeNet5, (1, 28, 28))]):
+        r = convert_and_verify(cls(), shape, out_dir.parent / f"m{k}", seed=5)
+        conv = r["converted"]
+        _check_plan(conv.int8_graph, 1)
+        _check_plan(conv.float_graph, 4)
+        assert r["mismatches"] == 0
+
+
+def test_lenet_arena_reuses_memory(out_dir):
+    conv = convert_and_verify(LeNet5(), (1, 28, 28), out_dir, seed=6)["converted"]
+    mem = conv.int8_graph.meta["memory"]
+    total = sum(conv.int8_graph.tensors[b].size for b in mem["offsets"])
+    # conv1 out (4704) + pool1 out (1176) live together; the rest reuses that space
+    assert mem["arena_bytes"] == mem["lower_bound_bytes"] == 4704 + 1176
+    assert mem["arena_bytes"] < total
+    # flatten is free: fc1 reads pool2's buffer directly
+    fc1 = conv.int8_graph.node("fc1")
+    assert mem["base"][fc1.inputs[0]] == conv.int8_graph.node("pool2").output
+    assert np.isclose(conv.float_graph.meta["memory"]["arena_bytes"], 4 * mem["arena_bytes"])
