@@ -181,6 +181,8 @@ def test_layer_without_code_counts_zero():
     assert [(c["name"], c["instructions"], c["cycles_estimate"]) for c in counted] == \
         [("conv", 100, 200), ("flatten", 0, 0), ("fc", 20, 40)]
     assert overhead == 10
+    first_is_view, _ = cm._layer_counts(layers[1:], {1: (105, 207), 2: (125, 247)}, total=30)
+    assert [c["instructions"] for c in first_is_view] == [0, 20]
     with pytest.raises(RuntimeError, match="out of order"):
         cm._layer_counts(layers, {0: (5, 7), 2: (3, 9), 3: (125, 247)}, total=130)
 

@@ -360,11 +360,12 @@ def _layer_counts(layers_meta: list[dict], marks: dict[int, tuple[int, int]], to
     """Per-layer (instructions, cycles) from the marks a run passed, and the instructions of the
     call outside all layers. Layer i runs from mark i to the next mark passed; a layer without a
     mark (no code, e.g. a flatten that is only a view) gets zero. Without the closing mark n the
-    layers cannot be delimited: ([], None)."""
+    layers cannot be delimited: ([], None). The overhead is what the call runs outside the
+    layers (argument checks, prologue, epilogue)."""
     n = len(layers_meta)
-    if not n or n not in marks or 0 not in marks:
+    if not n or n not in marks:
         return [], None
-    seen = sorted(marks)
+    seen = sorted(i for i in marks if i <= n)
     counts = [marks[i] for i in seen]
     if any(b[0] < a[0] or b[1] < a[1] for a, b in zip(counts, counts[1:])):
         raise RuntimeError(f"layer marks out of order: {dict(zip(seen, counts))}")
@@ -377,7 +378,7 @@ def _layer_counts(layers_meta: list[dict], marks: dict[int, tuple[int, int]], to
             cycles = marks[nxt][1] - marks[i][1]
         layers.append({"name": meta.get("name", f"layer{i}"), "op": meta.get("op", ""),
                        "instructions": instructions, "cycles_estimate": cycles})
-    return layers, total - (marks[n][0] - marks[0][0])
+    return layers, total - (marks[n][0] - marks[seen[0]][0])
 
 
 def measure_folder(
@@ -419,6 +420,7 @@ def measure_folder(
         "layers": layers,
         "call_overhead_instructions": overhead,
         "marks_match_total": marked.instructions == run.instructions,
+        "marks_total_delta": marked.instructions - run.instructions,
         "stack_bytes": run.stack_bytes,
         "cycle_model": run.cycle_model,
     }

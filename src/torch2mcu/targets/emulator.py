@@ -150,11 +150,11 @@ class NativeBlockCounter:
 
 @functools.lru_cache(maxsize=None)
 def _native_lib():
-    """Compile (once per source version, cached under ~/.cache/torch2mcu) and load the C hook."""
+    """Compile (once per source version, cached in $TORCH2MCU_CACHE or ~/.cache/torch2mcu) and load the C hook."""
     src = Path(__file__).parent / "arm" / "host_blockcount.c"
     code = src.read_bytes()
     digest = hashlib.sha256(code + platform.machine().encode() + platform.system().encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch2mcu"
+    cache = Path(os.environ.get("TORCH2MCU_CACHE", Path.home() / ".cache" / "torch2mcu"))
     lib = cache / f"host_blockcount-{digest}.so"
     if not lib.is_file():
         cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
