@@ -23,7 +23,7 @@ _TYPES = {np.dtype(np.int8): fb.TensorType.INT8, np.dtype(np.int32): fb.TensorTy
 
 
 class _AlignedBufferT(fb.BufferT):
-    """A buffer whose data vector starts on a 16-byte boundary (TFLM reads int32 biases in place)."""
+    """A buffer whose data starts on a 16-byte boundary (TFLM reads int32 biases in place)."""
 
     def Pack(self, builder):
         data = None
@@ -51,7 +51,7 @@ class ModelBuilder:
 
     def tensor(self, shape, dtype, scale=None, zero_point=None, data=None,
                quantized_dimension=0, name=None) -> int:
-        """Add a tensor; scale / zero_point may be scalars or per-channel lists. Returns its index."""
+        """Add a tensor; scale / zero_point: scalars or per-channel lists. Returns its index."""
         t = fb.TensorT()
         t.shape = [int(d) for d in shape]
         t.type = _TYPES[np.dtype(dtype)]
@@ -124,7 +124,8 @@ def _pad_input(mb: ModelBuilder, x: int, in_shape, pads, s_in: float, z_in: int)
     padded = (n, h + top + bottom, w + left + right, c)
     paddings = mb.tensor((4, 2), np.int32, data=[[0, 0], [top, bottom], [left, right], [0, 0]])
     y = mb.tensor(padded, np.int8, s_in, z_in)
-    mb.op(fb.BuiltinOperator.PAD, [x, paddings], [y], fb.BuiltinOptions.PadOptions, fb.PadOptionsT())
+    mb.op(fb.BuiltinOperator.PAD, [x, paddings], [y], fb.BuiltinOptions.PadOptions,
+          fb.PadOptionsT())
     return y, padded
 
 
@@ -151,7 +152,8 @@ def conv2d_model(in_shape, q_in, weight, w_scales, bias, q_out, out_shape, strid
     if depthwise:
         o = fb.DepthwiseConv2DOptionsT()
         o.depthMultiplier = depth_multiplier
-        opt_type, code = fb.BuiltinOptions.DepthwiseConv2DOptions, fb.BuiltinOperator.DEPTHWISE_CONV_2D
+        opt_type = fb.BuiltinOptions.DepthwiseConv2DOptions
+        code = fb.BuiltinOperator.DEPTHWISE_CONV_2D
     else:
         o = fb.Conv2DOptionsT()
         opt_type, code = fb.BuiltinOptions.Conv2DOptions, fb.BuiltinOperator.CONV_2D
