@@ -165,7 +165,7 @@ class Builds:
     model: Path                     # the model image (no layer marks): totals and footprint
     empty: Path | None = None       # the empty harness: the footprint baseline
     marks: Path | None = None       # the model with layer marks: per-layer counts
-    objects: dict[str, Path] = field(default_factory=dict)  # source file name -> object file
+    objects: dict[str, Path] = field(default_factory=dict)  # source file name -> object (unmarked)
 
 
 def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
@@ -243,49 +243,48 @@ def build_all(
     manifest = read_manifest(folder)
     name = manifest["name"]
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"t2m_{t.name}_"))
-    out.mkdir(parents=True, exist_ok=True)
-    obj_dir = out / "obj"
-    obj_dir.mkdir(exist_ok=True)
+    # The folder's sources compile into obj/model, the harness and startup into obj/arm, so that
+    # no model or kernel file name can collide with ours.
+    model_obj, arm_obj = out / "obj" / "model", out / "obj" / "arm"
+    model_obj.mkdir(parents=True, exist_ok=True)
+    arm_obj.mkdir(parents=True, exist_ok=True)
 
     sources = sorted(folder.glob("*.c"))
     if not (folder / f"{name}.c").is_file():
         raise FileNotFoundError(f"{folder}: the manifest names model {name!r} but {name}.c is missing")
     ctype = "int8_t" if manifest["dtype"] == "int8" else "float"
-    harness = out / "harness.c"
+    harness = arm_obj / "harness.c"
     harness.write_text(_fill("harness.c.in", name=name, NAME=name.upper(), dtype=manifest["dtype"], ctype=ctype))
-    script = out / "t2m.ld"
+    script = arm_obj / "t2m.ld"
     script.write_text(_linker_script(t, stack_min))
 
     cflags = [*t.cpu_flags, *WARNINGS, opt, "-ffunction-sections", "-fdata-sections", f"-I{folder}"]
-    jobs: list[tuple[list[str], str]] = []
-    objects: dict[str, Path] = {}
-    for src in sources:
-        obj = obj_dir / (src.stem + ".o")
-        objects[src.name] = obj
-        jobs.append(([CC, *cflags, "-c", str(src), "-o", str(obj)], f"compiling {src.name}"))
-    jobs.append(([CC, *cflags, "-c", str(harness), "-o", str(obj_dir / "harness.o")], "compiling the harness"))
-    jobs.append(([CC, *t.cpu_flags, "-c", str(ARM_DIR / "startup.S"), "-o", str(obj_dir / "startup.o")],
-                 "assembling startup.S"))
+    objects = {src.name: model_obj / (src.stem + ".o") for src in sources}
+    jobs = [([CC, *cflags, "-c", str(src), "-o", str(objects[src.name])], f"compiling {src.name}")
+            for src in sources]
+    startup, harness_o = arm_obj / "startup.o", arm_obj / "harness.o"
+    jobs.append(([CC, *cflags, "-c", str(harness), "-o", str(harness_o)], "compiling the harness"))
+    jobs.append(([CC, *t.cpu_flags, "-c", str(ARM_DIR / "startup.S"), "-o", str(startup)], "assembling startup.S"))
     if empty:
-        jobs.append(([CC, *cflags, "-DT2M_EMPTY_HARNESS", "-c", str(harness), "-o", str(obj_dir / "harness_empty.o")],
+        jobs.append(([CC, *cflags, "-DT2M_EMPTY_HARNESS", "-c", str(harness), "-o", str(arm_obj / "harness_empty.o")],
                      "compiling the empty harness"))
     if layer_marks:
         jobs.append(([CC, *cflags, "-include", str(ARM_DIR / "t2m_marks.h"), "-c", str(folder / f"{name}.c"),
-                      "-o", str(obj_dir / f"{name}_marks.o")], f"compiling {name}.c with layer marks"))
+                      "-o", str(arm_obj / f"{name}_marks.o")], f"compiling {name}.c with layer marks"))
     with ThreadPoolExecutor(max_workers=8) as pool:
         for fut in [pool.submit(_run, cmd, what) for cmd, what in jobs]:
             fut.result()
 
-    common = [obj_dir / "startup.o", *objects.values()]
-    model_elf = _link(t, [obj_dir / "harness.o", *common], script, out / f"{name}.elf", name, stack_min)
-    builds = Builds(target=t, manifest=manifest, model=model_elf, objects=objects)
+    kernels = [startup, *objects.values()]
+    model_elf = _link(t, [harness_o, *kernels], script, out / f"{name}.elf", name, stack_min)
+    builds = Builds(target=t, manifest=manifest, model=model_elf,
+                    objects={**objects, "harness.c": harness_o, "startup.S": startup})
     if empty:
-        builds.empty = _link(t, [obj_dir / "harness_empty.o", *common], script, out / f"{name}_empty.elf",
+        builds.empty = _link(t, [arm_obj / "harness_empty.o", *kernels], script, out / f"{name}_empty.elf",
                              name + " (empty harness)", stack_min)
     if layer_marks:
-        marked = [obj_dir / f"{name}_marks.o" if p == objects[f"{name}.c"] else p for p in common]
-        builds.marks = _link(t, [obj_dir / "harness.o", *marked], script, out / f"{name}_marks.elf",
-                             name, stack_min)
+        marked = [arm_obj / f"{name}_marks.o" if p == objects[f"{name}.c"] else p for p in kernels]
+        builds.marks = _link(t, [harness_o, *marked], script, out / f"{name}_marks.elf", name, stack_min)
     return builds
 
 

@@ -13,8 +13,8 @@ Sources
   "Cortex-M0+ instruction summary".
 - Cortex-M7 and Cortex-M33: Arm publishes no instruction timing table for either core.
   Both are priced with the Cortex-M4 table. For the M33 (3-stage pipeline like the M4) this
-  is close; for the M7 (6-stage, dual-issue, branch prediction) it is pessimistic, typically
-  by a factor of about 1.3-2 in cycles.
+  should be close; for the M7 (6-stage, dual-issue, branch prediction) it is pessimistic: the
+  M7 can retire two instructions a cycle, which this table never credits.
 
 Assumptions (all tables)
 ------------------------
