@@ -109,27 +109,41 @@ def _commit(tmp: Path, out: Path) -> None:
 
 
 def convert(model, example_inputs=None, *, calibration, out, name: str = "model",
-            overwrite: bool = False, extra_manifest: dict | None = None) -> Converted:
+            overwrite: bool = False, target: str = "cortex-m4", objective: str = "balanced",
+            formats=("dense", "csr", "rel"), extra_manifest: dict | None = None) -> Converted:
     """Convert a model to an int8 C folder and its float32 baseline under `out`.
 
     model: an nn.Module (with example_inputs), an ExportedProgram, or a .pt2 path.
     calibration: float32 inputs, shape (N, *input_shape), for post-training quantization.
+    target: the Cortex-M target the weight formats are chosen for (DSP or not).
+    objective: per-layer weight format choice, "flash", "speed" or "balanced".
+    formats: the weight formats allowed ("dense", "csr", "rel").
     Writes out/int8, out/float32, out/model.pt2, out/graph.int8.json, out/manifest.json;
     nothing is left behind if anything fails.
     """
+    from torch2mcu.targets.cortex_m import get_target  # noqa: PLC0415
+
     _check_name(name)
+    try:
+        dsp = get_target(target).dsp
+    except Exception:  # noqa: BLE001
+        from torch2mcu.targets.cortex_m import TARGETS  # noqa: PLC0415
+        raise Torch2MCUError(f"unknown target {target!r}",
+                             fix=f"choose one of {', '.join(TARGETS)}") from None
     ep = capture(model, example_inputs)
     graph = to_ir(ep, name)
     if isinstance(calibration, torch.Tensor):
         calibration = calibration.detach().cpu().numpy()
     with progress_task("calibrating", int(np.asarray(calibration).shape[0]) if
                        np.asarray(calibration).ndim else 0) as adv:
-        float_graph, int8_graph = run_passes(graph, calibration, progress=adv)
+        float_graph, int8_graph = run_passes(graph, calibration, progress=adv, objective=objective,
+                                             dsp=dsp, formats=tuple(formats))
     out = Path(out)
     tmp = _prepare_out(out, overwrite)
     try:
         provenance = {"model_sha256": _program_hash(ep),
-                      "options": {"name": name,
+                      "options": {"name": name, "target": target, "objective": objective,
+                                  "formats": list(formats),
                                   "calibration_samples": int8_graph.meta["calibration_samples"]}}
         m8 = write_model_folder(int8_graph, "int8", name, tmp / "int8", provenance)
         m32 = write_model_folder(float_graph, "float32", name, tmp / "float32", provenance)

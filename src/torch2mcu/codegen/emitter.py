@@ -14,7 +14,7 @@ from torch2mcu.codegen.cliterals import c_array_body, c_float, c_int
 from torch2mcu.ir import Graph
 from torch2mcu.ops import get_op
 
-CTYPE_BYTES = {"int8_t": 1, "int32_t": 4, "float": 4}
+CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "uint16_t": 2, "int32_t": 4, "float": 4}
 
 
 class EmitContext:
@@ -27,6 +27,7 @@ class EmitContext:
         self.calls: list[tuple[str, str]] = []
         self.const_bytes = 0
         self._layer_bytes: dict[str, int] = {}
+        self.layer_kinds: dict[str, dict[str, int]] = {}
         self._current = ""
 
     def begin(self, node) -> None:
@@ -36,15 +37,28 @@ class EmitContext:
     def layer_bytes(self, name: str) -> int:
         return self._layer_bytes.get(name, 0)
 
-    def const_array(self, name: str, ctype: str, values: np.ndarray) -> str:
+    def const_array(self, name: str, ctype: str, values: np.ndarray, kind: str = "quant") -> str:
+        """A static const array; `kind` (values, index, pointers, bias, quant) sorts its bytes
+        for the footprint report. An empty array is stored as one unused element (C has no
+        zero-length arrays); its length is not counted."""
         values = np.asarray(values)
         nbytes = values.size * CTYPE_BYTES[ctype]
         self.const_bytes += nbytes
         self._layer_bytes[self._current] = self._layer_bytes.get(self._current, 0) + nbytes
+        kinds = self.layer_kinds.setdefault(self._current, {})
+        kinds[kind] = kinds.get(kind, 0) + nbytes
+        if values.size == 0:
+            self.sections.append(f"/* empty: no entries (one placeholder element, never read) */\n"
+                                 f"static const {ctype} {name}[1] = {{0}};")
+            return name
         shape = "x".join(map(str, values.shape))
         self.sections.append(f"/* {shape} */\nstatic const {ctype} {name}[{values.size}] = {{\n"
                              f"{c_array_body(values, ctype)}\n}};")
         return name
+
+    def scratch(self, node) -> str:
+        off = self.mem["offsets"][f"{node.name}#scratch"]
+        return f"(arena + {off // self.mem['elem_bytes']})"
 
     def const_struct(self, name: str, ctype: str, fields: dict) -> str:
         items = [f".{k} = {v if isinstance(v, str) else c_int(v)}" for k, v in fields.items()]
@@ -103,8 +117,20 @@ def layer_comment(graph: Graph, node, index: int) -> str:
     if "weight" in node.params:
         w = node.params["weight_q"] if graph.quantized else node.params["weight"]
         nz = int(np.count_nonzero(w))
+        fmt = node.attrs.get("format", "dense")
         lines.append(f"weights: {w.size} ({nz} nonzero, {100.0 * (1 - nz / max(w.size, 1)):.1f}% "
-                     "sparse), format dense")
+                     f"sparse), format {fmt}")
+        if "encoding_bytes" in node.attrs:
+            b = node.attrs["encoding_bytes"]
+            cands = ", ".join(f"{f} {c['bytes']} B ~{c['cycles_estimate']} cyc"
+                              for f, c in node.attrs["candidates"].items())
+            lines.append(f"stored: values {b['values']} B, index {b['index']} B "
+                         f"({node.attrs['index_bytes']}-byte), row lengths {b['pointers']} B"
+                         + (f", {node.attrs['fillers']} fillers" if node.attrs["fillers"] else ""))
+            lines.append(f"candidates (estimated): {cands}")
+        if "pad" in node.attrs:
+            lines.append(f"input padded into a {node.attrs['prepared'][0]}x"
+                         f"{node.attrs['prepared'][1]} scratch buffer; zero point folded into bias")
     return "/*\n" + "\n".join(f" * {ln}" for ln in lines) + "\n */"
 
 

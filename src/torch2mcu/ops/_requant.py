@@ -15,6 +15,12 @@ def quantize_weighted(node, graph) -> None:
     qout = graph.tensors[node.output].quant
     w = node.params["weight"]
     scales = weight_params(w)
+    if "bias" in node.params:
+        # A channel whose weights are tiny next to its bias (heavily pruned, say) would need an
+        # int32 bias beyond range; coarsen its weight scale so |bias_q| <= 2^29, leaving headroom
+        # for the folded zero-point term and the sums.
+        need = np.abs(node.params["bias"].astype(np.float64)) / (np.float64(qin.scale) * 2.0**29)
+        scales = np.maximum(scales.astype(np.float64), need).astype(np.float32)
     node.params["weight_q"] = quantize_weights(w, scales)
     node.params["weight_scale"] = scales
     if "bias" in node.params:
@@ -43,11 +49,31 @@ def requantize_output(acc: np.ndarray, node, graph, channel_axis: int) -> np.nda
 
 def emit_requant(node, ctx) -> str:
     """Declare multiplier/shift arrays and the t2m_requant_s8 struct; returns its C name."""
-    qin = ctx.graph.tensors[node.inputs[0]].quant
     qout = ctx.graph.tensors[node.output].quant
-    mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", node.params["multiplier"])
-    shift = ctx.const_array(f"{node.name}_shift", "int32_t", node.params["shift"])
+    mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", node.params["multiplier"],
+                           kind="quant")
+    shift = ctx.const_array(f"{node.name}_shift", "int32_t", node.params["shift"], kind="quant")
     return ctx.const_struct(f"{node.name}_requant", "t2m_requant_s8", {
-        "input_offset": -qin.zero_point, "output_offset": qout.zero_point,
-        "act_min": node.attrs["act_min"], "act_max": node.attrs["act_max"],
-        "multiplier": mult, "shift": shift})
+        "output_offset": qout.zero_point, "act_min": node.attrs["act_min"],
+        "act_max": node.attrs["act_max"], "multiplier": mult, "shift": shift})
+
+
+def emit_weights_s8(node, ctx) -> tuple[bool, str, str]:
+    """Declare the layer's encoded weights and folded bias.
+    Returns (sparse?, C expression for the weights argument, folded bias array name)."""
+    bias = ctx.const_array(f"{node.name}_bias", "int32_t", node.params["bias_folded"], kind="bias")
+    fmt = node.attrs["format"]
+    values = ctx.const_array(f"{node.name}_weights", "int8_t", node.params["enc_values"],
+                             kind="values")
+    if fmt == "dense":
+        return False, values, bias
+    index_type = "uint8_t" if node.params["enc_index"].dtype.itemsize == 1 else "uint16_t"
+    index = ctx.const_array(f"{node.name}_index", index_type, node.params["enc_index"],
+                            kind="index")
+    row_len = ctx.const_array(f"{node.name}_row_len", "uint16_t", node.params["enc_row_len"],
+                              kind="pointers")
+    enc = ctx.const_struct(f"{node.name}_sparse", "t2m_sparse_s8", {
+        "values": values, "index": index, "row_len": row_len,
+        "kind": "T2M_SPARSE_CSR" if fmt == "csr" else "T2M_SPARSE_REL",
+        "index_bytes": node.params["enc_index"].dtype.itemsize})
+    return True, f"&{enc}", bias

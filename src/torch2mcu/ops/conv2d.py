@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from torch2mcu.ops import register
-from torch2mcu.ops._requant import emit_requant, quantize_weighted, requantize_output
+from torch2mcu.ops._requant import (emit_requant, emit_weights_s8, quantize_weighted,
+                                    requantize_output)
 from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, require
 
 
@@ -72,23 +73,34 @@ class Conv2d(Op):
         oc, oh, ow = g.tensors[node.output].shape
         weight = node.params["weight"]
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
-        shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
-            "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": oh, "out_w": ow,
-            "k_h": weight.shape[2], "k_w": weight.shape[3], "stride_h": sh, "stride_w": sw,
-            "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"]})
         x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
-        if ctx.dtype == "int8":
-            wq = ctx.const_array(f"{node.name}_weights", "int8_t", node.params["weight_q"])
-            bias = (ctx.const_array(f"{node.name}_bias", "int32_t", node.params["bias_q"])
-                    if "bias_q" in node.params else "NULL")
-            rq = emit_requant(node, ctx)
-            ctx.call(f"t2m_conv2d_s8(&{shape}, &{rq}, {x}, {wq}, {bias}, {y});")
-        else:
-            wf = ctx.const_array(f"{node.name}_weights", "float", weight)
-            bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"])
+        if ctx.dtype == "float32":
+            shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
+                "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": oh, "out_w": ow,
+                "k_h": weight.shape[2], "k_w": weight.shape[3], "stride_h": sh, "stride_w": sw,
+                "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"]})
+            wf = ctx.const_array(f"{node.name}_weights", "float", weight, kind="values")
+            bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"], kind="bias")
                     if "bias" in node.params else "NULL")
             lo, hi = ctx.float_bounds(*act_of(node))
             ctx.call(f"t2m_conv2d_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
+            return
+        hb, wb = node.attrs["prepared"]
+        if "pad" in node.attrs:
+            pad = ctx.const_struct(f"{node.name}_pad", "t2m_pad_shape", node.attrs["pad"])
+            z_in = g.tensors[node.inputs[0]].quant.zero_point
+            scratch = ctx.scratch(node)
+            ctx.call(f"t2m_pad_s8(&{pad}, {z_in}, {x}, {scratch});")
+            x = scratch
+        shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
+            "in_c": c, "in_h": hb, "in_w": wb, "out_c": oc, "out_h": oh, "out_w": ow,
+            "k_h": weight.shape[2], "k_w": weight.shape[3], "stride_h": sh, "stride_w": sw,
+            "pad_h": 0, "pad_w": 0, "groups": node.attrs["groups"]})
+        sparse, wexpr, bias = emit_weights_s8(node, ctx)
+        rq = emit_requant(node, ctx)
+        kernel = "t2m_conv2d_sparse_s8" if sparse else "t2m_conv2d_s8"
+        args = f"{wexpr}, {x}" if sparse else f"{x}, {wexpr}"
+        ctx.call(f"{kernel}(&{shape}, &{rq}, {args}, {bias}, {y});")
 
 
 register(Conv2d())

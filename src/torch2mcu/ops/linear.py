@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from torch2mcu.ops import register
-from torch2mcu.ops._requant import emit_requant, quantize_weighted, requantize_output
+from torch2mcu.ops._requant import (emit_requant, emit_weights_s8, quantize_weighted,
+                                    requantize_output)
 from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, require
 
 
@@ -49,14 +50,16 @@ class Linear(Op):
                                  {"in_features": i, "out_features": o})
         x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
         if ctx.dtype == "int8":
-            wq = ctx.const_array(f"{node.name}_weights", "int8_t", node.params["weight_q"])
-            bias = (ctx.const_array(f"{node.name}_bias", "int32_t", node.params["bias_q"])
-                    if "bias_q" in node.params else "NULL")
+            sparse, wexpr, bias = emit_weights_s8(node, ctx)
             rq = emit_requant(node, ctx)
-            ctx.call(f"t2m_fc_s8(&{shape}, &{rq}, {x}, {wq}, {bias}, {y});")
+            if sparse:
+                ctx.call(f"t2m_fc_sparse_s8(&{shape}, &{rq}, {wexpr}, {x}, {bias}, {y});")
+            else:
+                ctx.call(f"t2m_fc_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
         else:
-            wf = ctx.const_array(f"{node.name}_weights", "float", node.params["weight"])
-            bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"])
+            wf = ctx.const_array(f"{node.name}_weights", "float", node.params["weight"],
+                                 kind="values")
+            bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"], kind="bias")
                     if "bias" in node.params else "NULL")
             lo, hi = ctx.float_bounds(*act_of(node))
             ctx.call(f"t2m_fc_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")

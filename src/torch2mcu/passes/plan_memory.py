@@ -8,7 +8,8 @@ the arena size is the largest total of buffers live at one step; greedy placemen
 when fragmentation forces a gap.
 
 The model input and output are the caller's buffers and take no arena space; reshape outputs
-share their input's storage.
+share their input's storage. A node may ask for scratch space (attrs["scratch_bytes"], e.g. a
+padded copy of a conv input): a buffer live during that node only, named "<node>#scratch".
 
 Requires: a graph whose tensors have final shapes. Ensures: graph.meta["memory"].
 """
@@ -41,6 +42,12 @@ def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
                 end[base[t]] = max(end[base[t]], i)
     buffers = [b for b in start if b != out_base]
     size = {b: _aligned(g.tensors[b].size * elem_bytes) for b in buffers}
+    for i, node in enumerate(g.nodes):
+        if node.attrs.get("scratch_bytes"):
+            b = f"{node.name}#scratch"
+            buffers.append(b)
+            start[b] = end[b] = i
+            size[b] = _aligned(int(node.attrs["scratch_bytes"]))
     offsets: dict[str, int] = {}
     for b in sorted(buffers, key=lambda b: (-size[b], start[b], b)):
         busy = sorted((offsets[o], offsets[o] + size[o]) for o in offsets
@@ -55,7 +62,7 @@ def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
     lower = max((sum(size[b] for b in buffers if start[b] <= i <= end[b])
                  for i in range(len(g.nodes))), default=0)
     g.meta["memory"] = {"elem_bytes": elem_bytes, "arena_bytes": arena,
-                        "lower_bound_bytes": lower, "offsets": offsets, "base": base,
+                        "lower_bound_bytes": lower, "offsets": offsets, "sizes": size, "base": base,
                         "output_base": out_base,
                         "lifetimes": {b: (start[b], end[b]) for b in buffers}}
     return g

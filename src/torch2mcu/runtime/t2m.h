@@ -53,14 +53,39 @@ typedef struct {
 
 /* Requantization of an int32 accumulator to int8, per output channel:
  * out = clamp(output_offset + MultiplyByQuantizedMultiplier(acc, multiplier[c], shift[c]),
- *             act_min, act_max). */
+ *             act_min, act_max).
+ * The conv and fully connected kernels read raw int8 inputs: the input zero point is folded
+ * offline into their bias (bias - z_in * sum(w)), and padded borders hold z_in (t2m_pad_s8). */
 typedef struct {
-    int32_t input_offset;      /* -input zero point */
     int32_t output_offset;     /* output zero point */
     int32_t act_min, act_max;  /* fused activation as int8 bounds */
     const int32_t *multiplier; /* Q31 mantissa per output channel */
     const int32_t *shift;      /* power-of-two exponent per output channel (> 0: left) */
 } t2m_requant_s8;
+
+/* Copy (c, in_h, in_w) into (c, out_h, out_w) at (pad_top, pad_left), filling the rest with a
+ * constant; rows and columns beyond out_h / out_w are cropped. */
+typedef struct {
+    uint16_t c, in_h, in_w, out_h, out_w;
+    uint16_t pad_top, pad_left;
+} t2m_pad_shape;
+
+/* Sparse int8 weights, walked in place from flash. Row r (one output channel) holds row_len[r]
+ * entries: values[] and index[] advance together.
+ *   T2M_SPARSE_CSR: index = the input offset of the weight relative to the window origin
+ *                   (conv: ic * in_h * in_w + ky * in_w + kx; fc: the input position).
+ *   T2M_SPARSE_REL: index = the offset's increase over the previous entry of the row (the first
+ *                   counts from 0); a gap over 255 is bridged by filler entries of value 0.
+ * index entries are uint8_t (index_bytes 1) or uint16_t (2; REL is always 1). */
+typedef enum { T2M_SPARSE_CSR = 0, T2M_SPARSE_REL = 1 } t2m_sparse_kind;
+
+typedef struct {
+    const int8_t *values;
+    const void *index;
+    const uint16_t *row_len;
+    uint8_t kind;        /* t2m_sparse_kind */
+    uint8_t index_bytes; /* 1 or 2 */
+} t2m_sparse_s8;
 
 /* Element-wise add of two int8 tensors with their own quantization (TFLM reference_integer_ops::Add). */
 typedef struct {
@@ -120,16 +145,31 @@ static inline int32_t t2m_clamp_i32(int32_t v, int32_t lo, int32_t hi)
 
 /* ---- int8 kernels ---- */
 
-/* output (out_c, out_h, out_w) = conv(input (in_c, in_h, in_w), weights (out_c, in_c/groups, k_h, k_w)) + bias.
- * bias may be NULL. Padding positions contribute nothing (they stand for real 0). */
+void t2m_pad_s8(const t2m_pad_shape *shape, int8_t value, const int8_t *input, int8_t *output);
+
+/* Dense conv on a prepared input: output (out_c, out_h, out_w) from input (in_c, in_h, in_w)
+ * with no padding (pad_h = pad_w = 0; pad first with t2m_pad_s8) and weights
+ * (out_c, in_c/groups, k_h, k_w); bias is the folded bias and is never NULL. Uses the DSP
+ * extension's dual 16-bit multiply-accumulate where the core has it. */
 void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                    const int8_t *input, const int8_t *weights, const int32_t *bias,
                    int8_t *output);
 
-/* output (out_features) = weights (out_features, in_features) @ input (in_features) + bias. */
+/* Sparse conv on a prepared input, same contract as t2m_conv2d_s8: each weight is loaded once
+ * for up to four adjacent output pixels. */
+void t2m_conv2d_sparse_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                          const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
+                          int8_t *output);
+
+/* output (out_features) = weights (out_features, in_features) @ input + folded bias. */
 void t2m_fc_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
                const int8_t *input, const int8_t *weights, const int32_t *bias,
                int8_t *output);
+
+/* Sparse fully connected layer, same contract as t2m_fc_s8. */
+void t2m_fc_sparse_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
+                      const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
+                      int8_t *output);
 
 /* Input and output share one quantization; result clamped to [act_min, act_max]. */
 void t2m_maxpool2d_s8(const t2m_pool_shape *shape, int32_t act_min, int32_t act_max,

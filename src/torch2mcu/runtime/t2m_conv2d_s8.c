@@ -1,7 +1,7 @@
-/* Dense int8 2-D convolution, any kernel, stride, padding and group count
- * (depthwise and channel multipliers included). Arithmetic: TFLM
- * reference_integer_ops::ConvPerChannel. */
-#include "t2m.h"
+/* Dense int8 2-D convolution on a prepared (already padded) input, any kernel, stride and
+ * group count. Same integers as TFLM reference_integer_ops::ConvPerChannel: the input zero
+ * point is folded into the bias, and padded borders hold the zero point. */
+#include "t2m_dot.h"
 
 void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                    const int8_t *input, const int8_t *weights, const int32_t *bias,
@@ -9,44 +9,52 @@ void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
 {
     const int32_t in_c_per_group = shape->in_c / shape->groups;
     const int32_t out_c_per_group = shape->out_c / shape->groups;
-    const int32_t in_hw = (int32_t)shape->in_h * shape->in_w;
-    const int32_t filter_size = in_c_per_group * shape->k_h * shape->k_w;
+    const int32_t in_w = shape->in_w;
+    const int32_t in_hw = (int32_t)shape->in_h * in_w;
+    const int32_t k_h = shape->k_h, k_w = shape->k_w;
+    const int32_t filter_size = in_c_per_group * k_h * k_w;
+    int8_t *out = output;
     int32_t oc;
 
     for (oc = 0; oc < shape->out_c; ++oc) {
-        const int32_t group = oc / out_c_per_group;
         const int8_t *filter = weights + (size_t)oc * (size_t)filter_size;
-        const int8_t *in_group = input + (size_t)(group * in_c_per_group) * (size_t)in_hw;
-        const int32_t b = bias != NULL ? bias[oc] : 0;
+        const int8_t *in_group = input + (size_t)((oc / out_c_per_group) * in_c_per_group) * (size_t)in_hw;
         int32_t oy;
         for (oy = 0; oy < shape->out_h; ++oy) {
-            const int32_t iy0 = oy * shape->stride_h - shape->pad_h;
-            /* The rows of the window that fall inside the input. */
-            const int32_t ky_lo = iy0 < 0 ? -iy0 : 0;
-            const int32_t ky_hi = iy0 + shape->k_h > shape->in_h ? shape->in_h - iy0 : shape->k_h;
+            const int8_t *in_row0 = in_group + (size_t)(oy * shape->stride_h) * (size_t)in_w;
             int32_t ox;
             for (ox = 0; ox < shape->out_w; ++ox) {
-                const int32_t ix0 = ox * shape->stride_w - shape->pad_w;
-                const int32_t kx_lo = ix0 < 0 ? -ix0 : 0;
-                const int32_t kx_hi = ix0 + shape->k_w > shape->in_w ? shape->in_w - ix0 : shape->k_w;
-                int32_t acc = b;
+                const int8_t *window = in_row0 + ox * shape->stride_w;
+                const int8_t *f = filter;
+                int32_t acc = bias[oc];
                 int32_t ic;
                 for (ic = 0; ic < in_c_per_group; ++ic) {
-                    const int8_t *in_ch = in_group + (size_t)ic * (size_t)in_hw;
-                    const int8_t *f_ch = filter + (size_t)ic * shape->k_h * shape->k_w;
+                    const int8_t *in_ch = window + (size_t)ic * (size_t)in_hw;
                     int32_t ky;
-                    for (ky = ky_lo; ky < ky_hi; ++ky) {
-                        const int8_t *in_row = in_ch + (size_t)(iy0 + ky) * shape->in_w + ix0;
-                        const int8_t *f_row = f_ch + (size_t)ky * shape->k_w;
-                        int32_t kx;
-                        for (kx = kx_lo; kx < kx_hi; ++kx) {
-                            acc += (int32_t)f_row[kx] * ((int32_t)in_row[kx] + q->input_offset);
-                        }
+                    for (ky = 0; ky < k_h; ++ky) {
+                        acc = t2m_dot_s8(f, in_ch + ky * in_w, k_w, acc);
+                        f += k_w;
                     }
                 }
-                acc = t2m_requantize(acc, q->multiplier[oc], q->shift[oc]) + q->output_offset;
-                output[((size_t)oc * shape->out_h + (size_t)oy) * shape->out_w + (size_t)ox] =
-                    (int8_t)t2m_clamp_i32(acc, q->act_min, q->act_max);
+                *out++ = t2m_requantize_s8(acc, q, oc);
+            }
+        }
+    }
+}
+
+void t2m_pad_s8(const t2m_pad_shape *shape, int8_t value, const int8_t *input, int8_t *output)
+{
+    int32_t c;
+    for (c = 0; c < shape->c; ++c) {
+        const int8_t *in_ch = input + (size_t)c * shape->in_h * shape->in_w;
+        int32_t y;
+        for (y = 0; y < shape->out_h; ++y) {
+            const int32_t iy = y - shape->pad_top;
+            int32_t x;
+            for (x = 0; x < shape->out_w; ++x) {
+                const int32_t ix = x - shape->pad_left;
+                const int inside = iy >= 0 && iy < shape->in_h && ix >= 0 && ix < shape->in_w;
+                *output++ = inside ? in_ch[iy * shape->in_w + ix] : value;
             }
         }
     }

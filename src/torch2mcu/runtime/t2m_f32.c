@@ -39,11 +39,12 @@ void t2m_conv2d_f32(const t2m_conv_shape *shape, float act_min, float act_max,
                     const float *f_ch = filter + (size_t)ic * shape->k_h * shape->k_w;
                     int32_t ky;
                     for (ky = ky_lo; ky < ky_hi; ++ky) {
-                        const float *in_row = in_ch + (size_t)(iy0 + ky) * shape->in_w + ix0;
+                        /* index with signed arithmetic: ix0 may be negative at the left border */
+                        const float *in_row = in_ch + (iy0 + ky) * (int32_t)shape->in_w;
                         const float *f_row = f_ch + (size_t)ky * shape->k_w;
                         int32_t kx;
                         for (kx = kx_lo; kx < kx_hi; ++kx) {
-                            acc += f_row[kx] * in_row[kx];
+                            acc += f_row[kx] * in_row[ix0 + kx];
                         }
                     }
                 }

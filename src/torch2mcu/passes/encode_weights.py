@@ -1,0 +1,107 @@
+"""encode_weights: prepare each int8 conv / linear for its kernel and choose its weight format.
+
+For every layer it (1) folds the input zero point into the bias (bias - z_in * sum(w)), which
+is exact because padded borders hold z_in; (2) for a padded conv, plans a pad step into a scratch
+buffer of the prepared input geometry; (3) encodes the weights as dense, csr and rel and keeps
+the one the objective prefers: `flash` (fewest bytes), `speed` (fewest estimated cycles) or
+`balanced` (smallest product, relative to dense). The choice and every candidate's bytes and
+estimated cycles are recorded on the node for the generated comments and the manifest.
+
+Requires: a quantized graph. Ensures: conv2d / linear nodes carry attrs["format"],
+params["bias_folded"] and params["enc_*"]; a padded conv carries attrs["pad"] and
+attrs["scratch_bytes"].
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from torch2mcu.encodings import conv_offsets, encode
+from torch2mcu.encodings.cost import choose, conv_cycles, fc_cycles
+from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ir import Graph
+
+FORMATS = ("dense", "csr", "rel")
+OBJECTIVES = ("flash", "speed", "balanced")
+
+
+def fold_bias(node, z_in: int) -> np.ndarray:
+    w = node.params["weight_q"].astype(np.int64).reshape(node.params["weight_q"].shape[0], -1)
+    b = node.params["bias_q"].astype(np.int64) if "bias_q" in node.params else np.zeros(w.shape[0],
+                                                                                           np.int64)
+    folded = b - z_in * w.sum(axis=1)
+    if folded.max(initial=0) > 2**31 - 1 or folded.min(initial=0) < -(2**31):
+        raise Torch2MCUError("the folded bias overflows int32", where=node.where(),
+                             fix="the layer's bias is extreme for its input scale; check the model")
+    return folded.astype(np.int32)
+
+
+def _conv_geometry(node, graph):
+    c, h, w = graph.tensors[node.inputs[0]].shape
+    _, oh, ow = graph.tensors[node.output].shape
+    kh, kw = node.params["weight_q"].shape[2:]
+    (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+    if (ph, pw) == (0, 0):
+        return h, w, None
+    hb, wb = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+    return hb, wb, {"c": c, "in_h": h, "in_w": w, "out_h": hb, "out_w": wb, "pad_top": ph,
+                    "pad_left": pw}
+
+
+def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
+                   formats: tuple[str, ...] = FORMATS) -> Graph:
+    if objective not in OBJECTIVES:
+        raise Torch2MCUError(f"unknown objective {objective!r}",
+                             fix=f"choose one of {', '.join(OBJECTIVES)}")
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise Torch2MCUError(f"unknown formats {bad}" if bad else "no weight format allowed",
+                             fix=f"choose among {', '.join(FORMATS)}")
+    g = graph.copy()
+    for node in g.nodes:
+        if node.op not in ("conv2d", "linear"):
+            continue
+        z_in = g.tensors[node.inputs[0]].quant.zero_point
+        wq = node.params["weight_q"]
+        node.params["bias_folded"] = fold_bias(node, z_in)
+        if node.op == "conv2d":
+            hb, wb, pad = _conv_geometry(node, g)
+            cin_g, kh, kw = wq.shape[1:]
+            offsets = conv_offsets(cin_g, kh, kw, hb, wb)
+            _, oh, ow = g.tensors[node.output].shape
+            node.attrs["prepared"] = (hb, wb)
+            if pad:
+                node.attrs["pad"] = pad
+                node.attrs["scratch_bytes"] = pad["c"] * hb * wb
+
+            def cycles(fmt, enc):
+                return conv_cycles(fmt, enc.entries, wq.shape[0], oh, ow, cin_g * kh, kw, dsp)
+        else:
+            offsets = np.arange(wq.shape[1], dtype=np.int64)
+
+            def cycles(fmt, enc):
+                return fc_cycles(fmt, enc.entries, wq.shape[0], wq.shape[1], dsp)
+        candidates, encs = {}, {}
+        # dense is always possible; it is the fallback when no allowed format fits the layer
+        for fmt in formats if any(f != "dense" for f in formats) else ("dense",):
+            enc = encode(fmt, wq, offsets)
+            if enc is None:
+                continue
+            encs[fmt] = enc
+            candidates[fmt] = (enc.total_bytes, cycles(fmt, enc))
+        if not candidates:
+            encs["dense"] = encode("dense", wq, offsets)
+            candidates["dense"] = (encs["dense"].total_bytes, cycles("dense", encs["dense"]))
+        fmt = choose(candidates, objective)
+        enc = encs[fmt]
+        node.attrs["format"] = fmt
+        node.attrs["index_bytes"] = enc.index_bytes
+        node.attrs["encoding_bytes"] = dict(enc.bytes)
+        node.attrs["fillers"] = enc.fillers
+        node.attrs["candidates"] = {f: {"bytes": b, "cycles_estimate": round(c)}
+                                    for f, (b, c) in candidates.items()}
+        node.params["enc_values"] = enc.values
+        if enc.index is not None:
+            node.params["enc_index"] = enc.index
+            node.params["enc_row_len"] = enc.row_len
+    g.meta["encoding"] = {"objective": objective, "dsp": dsp, "formats": list(formats)}
+    return g

@@ -1,0 +1,44 @@
+/* The int8 dot product the dense kernels share (private to the runtime). */
+#ifndef T2M_DOT_H
+#define T2M_DOT_H
+
+#include <string.h>
+
+#include "t2m.h"
+
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#endif
+
+/* acc + sum(a[i] * b[i]) for i < n. With the DSP extension, four pairs per step: one word load
+ * per operand, SXTB16 splits even and odd bytes into int16 pairs, SMLAD multiplies and adds
+ * both pairs. Cortex-M3/M4/M7/M33 load unaligned words (memcpy compiles to one LDR). */
+static inline int32_t t2m_dot_s8(const int8_t *a, const int8_t *b, int32_t n, int32_t acc)
+{
+#if defined(__ARM_FEATURE_DSP)
+    while (n >= 4) {
+        uint32_t wa, wb;
+        memcpy(&wa, a, 4);
+        memcpy(&wb, b, 4);
+        acc = __smlad(__sxtb16(wa), __sxtb16(wb), acc);
+        acc = __smlad(__sxtb16((wa >> 8) | (wa << 24)), __sxtb16((wb >> 8) | (wb << 24)), acc);
+        a += 4;
+        b += 4;
+        n -= 4;
+    }
+#endif
+    while (n > 0) {
+        acc += (int32_t)*a++ * (int32_t)*b++;
+        --n;
+    }
+    return acc;
+}
+
+static inline int8_t t2m_requantize_s8(int32_t acc, const t2m_requant_s8 *q, int32_t channel)
+{
+    const int32_t v = t2m_requantize(acc, q->multiplier[channel], q->shift[channel]) +
+                      q->output_offset;
+    return (int8_t)t2m_clamp_i32(v, q->act_min, q->act_max);
+}
+
+#endif /* T2M_DOT_H */
