@@ -1,0 +1,324 @@
+"""The Python entry points of the compress stage.
+
+compress()          prune any classification model on the user's data under an accuracy budget.
+one_shot_prune()    magnitude pruning without data or fine-tuning (nn.Module or ExportedProgram).
+int8_accuracy()     accuracy of the converted int8 model (the integer reference), without writing C.
+compress_to_folder() the built-in models and data sets, as `torch2mcu compress` runs them.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from torch2mcu.compress.finetune import Split, evaluate, one_thread
+from torch2mcu.compress.masks import (Masks, layer_sizes, magnitude_mask, prunable_layers,
+                                      remove_reparametrizations, weight_sparsity)
+from torch2mcu.compress.qat import qat
+from torch2mcu.compress.schedules import SCHEDULES, fine_tune, gradual, iterative
+from torch2mcu.compress.search import allocate, search
+from torch2mcu.compress.sensitivity import GRID, sensitivity
+from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ui import console
+
+
+@dataclass
+class CompressResult:
+    """The pruned model (exact zeros, no hooks) and how it got there. Accuracies are 0..1."""
+
+    model: nn.Module
+    masks: dict[str, torch.Tensor]
+    sparsity: float
+    layers: dict[str, float]
+    float_val_accuracy: float
+    pruned_val_accuracy: float
+    accuracy_budget: float
+    schedule: dict
+    sensitivity: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    search: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def within_budget(self) -> bool:
+        return self.pruned_val_accuracy >= self.float_val_accuracy - self.accuracy_budget / 100.0
+
+    def to_json(self) -> dict:
+        sizes = {n: int(m.numel()) for n, m in self.masks.items()}
+        return {"sparsity": self.sparsity, "layers": self.layers,
+                "weights": {"total": sum(sizes.values()),
+                            "nonzero": sum(int(m.sum()) for m in self.masks.values()),
+                            "per_layer": sizes},
+                "float_val_accuracy": self.float_val_accuracy,
+                "pruned_val_accuracy": self.pruned_val_accuracy,
+                "accuracy_budget_points": self.accuracy_budget, "within_budget": self.within_budget,
+                "schedule": self.schedule,
+                "sensitivity": {n: [list(p) for p in c] for n, c in self.sensitivity.items()},
+                "search": self.search, "seconds": self.seconds}
+
+    def export(self, example_input: torch.Tensor) -> torch.export.ExportedProgram:
+        return export_pruned(self.model, example_input)
+
+
+def export_pruned(model: nn.Module, example_input: torch.Tensor) -> torch.export.ExportedProgram:
+    """torch.export of a pruned model (batch of the example, e.g. 1) with no pruning ops in it."""
+    model = remove_reparametrizations(model).eval()
+    if example_input.ndim and example_input.shape[0] != 1:
+        example_input = example_input[:1]
+    with torch.no_grad():
+        return torch.export.export(model, (example_input,))
+
+
+def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float = 0.5,
+             schedule: str = "gradual", sparsity: float | None = None,
+             targets: dict[str, float] | None = None, layers=None, epochs: float = 4.0,
+             step_epochs: float = 1.0, finetune_epochs: float = 2.0, max_sparsity: float = 0.98,
+             qat_epochs: float = 0.0, lr: float = 1e-3, batch_size: int = 128,
+             seed: int = 0) -> CompressResult:
+    """Prune the Conv and Linear weights of a trained classifier by magnitude, with fine-tuning.
+
+    train_data / val_data: (inputs, labels) arrays or tensors, a torch Dataset or a DataLoader.
+    The validation split judges every choice; pass no test data here.
+
+    accuracy_budget: percentage points of validation accuracy the pruned model may lose against
+      the float model (0.5 = half a point). With neither `sparsity` nor `targets`, a search finds
+      the per-layer sparsities with the highest overall sparsity within it: a ladder of overall
+      sparsities, each step `step_epochs` of `schedule` warm-started from the last, the layer split
+      read off sensitivity curves; then `finetune_epochs` of fine-tuning at the result.
+    sparsity: a fixed overall target instead (split over layers by sensitivity); targets: fixed
+      per-layer sparsities. Either runs `schedule` from the given model for `epochs`.
+    schedule: "gradual" (Zhu & Gupta cubic) or "iterative" (Han et al. prune-and-retrain rounds).
+    qat_epochs: quantization-aware fine-tuning at the end (int8 fake quantization, masks kept).
+    The model passed in is not changed; the result holds a pruned copy.
+    """
+    if schedule not in SCHEDULES:
+        raise Torch2MCUError(f"unknown schedule {schedule!r}",
+                             fix=f"choose one of {', '.join(SCHEDULES)}")
+    if accuracy_budget < 0:
+        raise Torch2MCUError(f"accuracy budget {accuracy_budget} is negative",
+                             fix="pass the points of accuracy you accept to lose, e.g. 0.5")
+    for what, v in (("sparsity", sparsity), ("max_sparsity", max_sparsity)):
+        if v is not None and not 0.0 <= v < 1.0:
+            raise Torch2MCUError(f"{what} {v} is outside [0, 1)", fix="pass e.g. 0.9 for 90%")
+    t0 = time.time()
+    seconds = {}
+    model = remove_reparametrizations(copy.deepcopy(model)).eval()
+    masks = Masks.from_zeros(model, layers)
+    train = Split(train_data, "training", batch_size, seed)
+    val = Split(val_data, "validation", batch_size, seed)
+    torch.manual_seed(seed)
+    with one_thread():
+        base = evaluate(model, val)
+        floor = base - accuracy_budget / 100.0
+        curves = {}
+        if targets is None:
+            grid = sorted(set(GRID) | {max_sparsity})
+            curves = sensitivity(model, masks, val, grid=[s for s in grid if s <= max_sparsity],
+                                 baseline=base)
+            seconds["sensitivity"] = round(time.time() - t0, 1)
+        trace = []
+        if targets is None and sparsity is None:
+            ramp = 0.5 if schedule == "gradual" else 0.0
+
+            def step(t, label):
+                return gradual(model, masks, train, val, t, epochs=step_epochs,
+                               prune_steps=4 if ramp else 1, ramp=ramp, lr=lr, label=label)
+
+            t1 = time.time()
+            found = search(model, masks, step, curves, floor, max_sparsity=max_sparsity,
+                           baseline=base)
+            trace = found.trace
+            seconds["search"] = round(time.time() - t1, 1)
+            t1 = time.time()
+            final = fine_tune(model, masks, train, val, epochs=finetune_epochs, lr=lr / 2)
+            seconds["fine_tune"] = round(time.time() - t1, 1)
+            record = {"name": schedule, "mode": "search", "targets": found.targets,
+                      "epochs": step_epochs * len(trace) + finetune_epochs,
+                      "steps": sum(4 if ramp else 1 for _ in trace),
+                      "step_epochs": step_epochs, "finetune_epochs": finetune_epochs, "lr": lr,
+                      "search_val_accuracy": found.val_accuracy,
+                      "fine_tune_history": final.history}
+        else:
+            if targets is None:
+                targets = allocate(curves, layer_sizes(model, list(masks.masks)), sparsity,
+                                   max_sparsity)
+            t1 = time.time()
+            if schedule == "gradual":
+                run = gradual(model, masks, train, val, targets, epochs=epochs, lr=lr)
+            else:
+                run = iterative(model, masks, train, val, targets, rounds=max(int(round(epochs)), 1),
+                                lr=lr / 2)
+            seconds["schedule"] = round(time.time() - t1, 1)
+            record = {**run.to_json(), "mode": "fixed"}
+        if qat_epochs > 0:
+            t1 = time.time()
+            q = qat(model, masks, train, val, epochs=qat_epochs, lr=lr / 10)
+            record["qat"] = {"epochs": qat_epochs, "lr": lr / 10, "history": q.history}
+            seconds["qat"] = round(time.time() - t1, 1)
+        pruned = evaluate(model, val)
+    overall, per_layer = weight_sparsity(model, list(masks.masks))
+    record["targets"] = {n: float(s) for n, s in record["targets"].items()}
+    seconds["total"] = round(time.time() - t0, 1)
+    result = CompressResult(model, masks.state(), overall, per_layer, base, pruned,
+                            accuracy_budget, record, curves, trace, seconds)
+    if not result.within_budget:
+        console.print(f"[yellow]warning:[/yellow] pruned validation accuracy {pruned:.4f} is more "
+                      f"than {accuracy_budget} points below the float model's {base:.4f}")
+    return result
+
+
+# ---- one-shot pruning of a model or an ExportedProgram ----------------------------------------
+
+_WEIGHT_ARG = {"conv1d": 1, "conv2d": 1, "conv3d": 1, "convolution": 1, "linear": 1,
+               "addmm": 2, "mm": 1}
+_PASS_THROUGH = {"t", "permute", "transpose"}
+
+
+def _op_name(target) -> str:
+    name = getattr(target, "__name__", str(target))
+    return name.split(".")[0]
+
+
+def program_weights(ep: torch.export.ExportedProgram) -> dict[str, str]:
+    """{layer name: state_dict key} for the weights of the conv and linear ops of a program."""
+    params = ep.graph_signature.inputs_to_parameters
+    found = {}
+    for node in ep.graph.nodes:
+        if node.op != "call_function" or _op_name(node.target) not in _WEIGHT_ARG:
+            continue
+        arg = node.args[_WEIGHT_ARG[_op_name(node.target)]]
+        while getattr(arg, "op", None) == "call_function" and _op_name(arg.target) in _PASS_THROUGH:
+            arg = arg.args[0]
+        key = params.get(getattr(arg, "name", None))
+        if key is not None:
+            found[key.removesuffix(".weight")] = key
+    return found
+
+
+def one_shot_prune(model, sparsity: float, *, layers=None):
+    """Magnitude-prune every Conv/Linear weight (or the named layers) to `sparsity`, no fine-tuning.
+
+    Takes an nn.Module or an ExportedProgram and returns a pruned copy of the same kind; biases are
+    not pruned. For models without data: expect some accuracy loss above ~50% sparsity.
+    """
+    if not 0.0 <= sparsity < 1.0:
+        raise Torch2MCUError(f"sparsity {sparsity} is outside [0, 1)",
+                             fix="pass the fraction of weights to remove, e.g. 0.8")
+    if isinstance(model, torch.export.ExportedProgram):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecation in deepcopy
+            ep = copy.deepcopy(model)
+        weights = program_weights(ep)
+        if not weights:
+            raise Torch2MCUError("the program has no conv or linear weights to prune",
+                                 fix="nothing to prune: convert without --sparsity")
+        missing = [n for n in (layers or []) if n not in weights]
+        if missing:
+            raise Torch2MCUError(f"no conv or linear layer named {', '.join(map(repr, missing))}",
+                                 fix=f"layers of this program: {', '.join(weights)}")
+        with torch.no_grad():
+            for name in layers or weights:
+                w = ep.state_dict[weights[name]]
+                w.mul_(magnitude_mask(w, sparsity).to(w.dtype))
+        return ep
+    if not isinstance(model, nn.Module):
+        raise Torch2MCUError(f"cannot prune an object of type {type(model).__name__}",
+                             fix="pass an nn.Module or an ExportedProgram")
+    model = remove_reparametrizations(copy.deepcopy(model))
+    with torch.no_grad():
+        for layer in prunable_layers(model, layers).values():
+            layer.weight.mul_(magnitude_mask(layer.weight, sparsity).to(layer.weight.dtype))
+    return model
+
+
+def program_sparsity(ep: torch.export.ExportedProgram) -> tuple[float, dict[str, float]]:
+    """(overall, per-layer) weight sparsity of the conv and linear layers of a program."""
+    per, zeros, total = {}, 0, 0
+    for name, key in program_weights(ep).items():
+        w = ep.state_dict[key]
+        z = int((w == 0).sum())
+        per[name] = z / max(w.numel(), 1)
+        zeros, total = zeros + z, total + w.numel()
+    return zeros / max(total, 1), per
+
+
+# ---- int8 accuracy --------------------------------------------------------------------------
+
+def int8_accuracy(model, calibration: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy of the int8 model `torch2mcu convert` makes from `model` with this
+    calibration set, computed with the Python integer reference (bit-exact with the C)."""
+    from torch2mcu.frontend import capture, to_ir
+    from torch2mcu.passes.driver import run_passes
+    from torch2mcu.quant.params import quantize_array
+    from torch2mcu.reference import run_int8
+
+    example = torch.from_numpy(np.ascontiguousarray(x[:1]))
+    graph = to_ir(capture(model, example), "model")
+    _, q = run_passes(graph, calibration)
+    qin = q.tensors[q.inputs[0]].quant
+    out = run_int8(q, quantize_array(x, qin.scale, qin.zero_point))
+    return float((out.reshape(out.shape[0], -1).argmax(1) == np.asarray(y)).mean())
+
+
+# ---- the built-in models and data sets ------------------------------------------------------
+
+def compress_to_folder(out, *, model: str = "lenet5", dataset: str = "fashion-mnist",
+                       data_dir=None, data=None, accuracy_budget: float = 0.5,
+                       float_epochs: int = 8, calibration_samples: int = 1000,
+                       overwrite: bool = False, **options) -> dict:
+    """Train (cached) a built-in model, compress it, and write the folder `torch2mcu convert` takes:
+    pruned.pt2, calibration.npy (training split), test-inputs.npy, test-labels.npy, compress.json.
+
+    data: an already loaded torch2mcu.data.Dataset (else `dataset` / `data_dir` are loaded).
+    options: passed on to compress(). The test split is read only after compress() returns.
+    """
+    from torch2mcu.api import _commit, _prepare_out
+    from torch2mcu.data import load_idx_dataset
+    from torch2mcu.models.train import trained
+
+    t0 = time.time()
+    out = Path(out)
+    if out.exists() and not overwrite:  # fail before minutes of training, not after
+        raise Torch2MCUError(f"output folder {out} already exists",
+                             fix="choose another --out, or pass --force to replace it")
+    if data is None:
+        data = load_idx_dataset(dataset, data_dir)
+    float_model = trained(model, data, epochs=float_epochs)
+    result = compress(float_model, (data.train_x, data.train_y), (data.val_x, data.val_y),
+                      accuracy_budget=accuracy_budget, **options)
+    rng = np.random.default_rng(1)
+    cal = data.train_x[np.sort(rng.choice(data.train_x.shape[0],
+                                          min(calibration_samples, data.train_x.shape[0]),
+                                          replace=False))].astype(np.float32)
+    ep = result.export(torch.from_numpy(cal[:1]))
+    # Reporting only, from here on: the test split never fed a choice.
+    test_x, test_y = data.test_x.astype(np.float32), data.test_y
+    with one_thread():
+        report = {
+            "model": model, "dataset": data.name, "accuracy_budget": accuracy_budget,
+            "float_test_accuracy": evaluate(float_model, Split((test_x, test_y), "test")),
+            "pruned_test_accuracy": evaluate(result.model, Split((test_x, test_y), "test")),
+            "pruned_int8_val_accuracy": int8_accuracy(ep, cal, data.val_x, data.val_y),
+            "pruned_int8_test_accuracy": int8_accuracy(ep, cal, test_x, test_y),
+            "calibration_samples": int(cal.shape[0]), "test_samples": int(test_x.shape[0]),
+            **result.to_json()}
+    report["seconds"]["total_with_reporting"] = round(time.time() - t0, 1)
+    tmp = _prepare_out(out, overwrite)
+    try:
+        torch.export.save(ep, str(tmp / "pruned.pt2"))
+        np.save(tmp / "calibration.npy", cal)
+        np.save(tmp / "test-inputs.npy", test_x)
+        np.save(tmp / "test-labels.npy", test_y.astype(np.int64))
+        (tmp / "compress.json").write_text(json.dumps(report, indent=2) + "\n")
+        _commit(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report

@@ -1,0 +1,132 @@
+"""Command-line pieces of the compress stage: the `compress` subcommand and `convert --sparsity`."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.table import Table
+
+from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ui import console
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"{v} is outside [0, 1): pass e.g. 0.9 for 90%")
+    return v
+
+
+def add_compress_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `torch2mcu compress` on the main parser's subparsers."""
+    from torch2mcu.models import BUILTIN
+
+    p = subparsers.add_parser(
+        "compress", help="prune a built-in model under an accuracy budget (Deep Compression stage 1)",
+        description="Train (cached) a built-in model, prune its Conv/Linear weights with fine-tuning "
+                    "to the highest sparsity within the accuracy budget (judged on validation data "
+                    "split from the training set), and write DIR/pruned.pt2, calibration.npy, "
+                    "test-inputs.npy, test-labels.npy and compress.json.")
+    p.add_argument("--model", default="lenet5", choices=sorted(BUILTIN))
+    p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
+    p.add_argument("--data", default=None, help="folder with the IDX files (MNIST needs this)")
+    p.add_argument("--accuracy-budget", type=float, default=0.5, metavar="POINTS",
+                   help="validation accuracy the pruned model may lose, in points (default 0.5)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--schedule", default="gradual", choices=["gradual", "iterative"],
+                   help="gradual: Zhu & Gupta cubic; iterative: Han et al. prune-and-retrain")
+    p.add_argument("--sparsity", type=_fraction, default=None, metavar="S",
+                   help="a fixed overall sparsity instead of searching under the budget")
+    p.add_argument("--max-sparsity", type=_fraction, default=0.98,
+                   help="highest sparsity of any one layer (default 0.98)")
+    p.add_argument("--step-epochs", type=float, default=1.0,
+                   help="fine-tuning epochs per search step (default 1)")
+    p.add_argument("--finetune-epochs", type=float, default=2.0,
+                   help="fine-tuning epochs after the search (default 2)")
+    p.add_argument("--epochs", type=float, default=4.0,
+                   help="schedule length with a fixed --sparsity (default 4)")
+    p.add_argument("--qat-epochs", type=float, default=0.0,
+                   help="quantization-aware fine-tuning epochs at the end (default 0: off)")
+    p.add_argument("--float-epochs", type=int, default=8,
+                   help="training epochs of the float model (cached; default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace the output folder if it exists")
+    p.add_argument("--json", action="store_true", help="print compress.json's summary as JSON")
+    p.set_defaults(func=cmd_compress)
+    return p
+
+
+def cmd_compress(args) -> int:
+    from torch2mcu.compress.api import compress_to_folder
+
+    if args.accuracy_budget < 0:
+        raise Torch2MCUError(f"--accuracy-budget {args.accuracy_budget} is negative",
+                             fix="pass the points of accuracy you accept to lose, e.g. 0.5")
+    r = compress_to_folder(args.out, model=args.model, dataset=args.dataset, data_dir=args.data,
+                           accuracy_budget=args.accuracy_budget, float_epochs=args.float_epochs,
+                           overwrite=args.force, schedule=args.schedule, sparsity=args.sparsity,
+                           max_sparsity=args.max_sparsity, step_epochs=args.step_epochs,
+                           finetune_epochs=args.finetune_epochs, epochs=args.epochs,
+                           qat_epochs=args.qat_epochs, seed=args.seed)
+    if args.json:
+        keep = ("sparsity", "layers", "float_test_accuracy", "pruned_test_accuracy",
+                "pruned_int8_test_accuracy", "float_val_accuracy", "pruned_val_accuracy",
+                "within_budget", "seconds")
+        print(json.dumps({"out": args.out, **{k: r[k] for k in keep}}, indent=2))
+    else:
+        print_summary(r, args.out)
+    return 0
+
+
+def print_summary(r: dict, out) -> None:
+    t = Table(title=f"{r['model']} on {r['dataset']}: {100 * r['sparsity']:.1f}% of weights pruned")
+    t.add_column("layer")
+    t.add_column("weights", justify="right")
+    t.add_column("nonzero", justify="right")
+    t.add_column("sparsity", justify="right")
+    for name, s in r["layers"].items():
+        n = r["weights"]["per_layer"][name]
+        t.add_row(name, f"{n:,}", f"{n - round(s * n):,}", f"{100 * s:.1f}%")
+    t.add_row("total", f"{r['weights']['total']:,}", f"{r['weights']['nonzero']:,}",
+              f"{100 * r['sparsity']:.1f}%")
+    console.print(t)
+    a = Table(title=f"accuracy (budget {r['accuracy_budget']} points, judged on validation)")
+    for c in ("", "float", "pruned float", "pruned int8"):
+        a.add_column(c, justify="right")
+    a.add_row("validation", f"{100 * r['float_val_accuracy']:.2f}%",
+              f"{100 * r['pruned_val_accuracy']:.2f}%", f"{100 * r['pruned_int8_val_accuracy']:.2f}%")
+    a.add_row(f"test ({r['test_samples']:,})", f"{100 * r['float_test_accuracy']:.2f}%",
+              f"{100 * r['pruned_test_accuracy']:.2f}%",
+              f"{100 * r['pruned_int8_test_accuracy']:.2f}%")
+    console.print(a)
+    console.print(f"wrote {out}/pruned.pt2, calibration.npy, test-inputs.npy, test-labels.npy, "
+                  f"compress.json ({r['seconds']['total_with_reporting']} s)")
+    console.print(f"next: torch2mcu convert {out}/pruned.pt2 --calibration {out}/calibration.npy "
+                  f"--out {out}/c")
+
+
+def add_sparsity_option(convert_parser: argparse.ArgumentParser) -> None:
+    """Add `--sparsity S` (one-shot magnitude pruning, no fine-tuning) to `torch2mcu convert`."""
+    convert_parser.add_argument(
+        "--sparsity", type=_fraction, default=None, metavar="S",
+        help="first prune every Conv/Linear layer to sparsity S by weight magnitude, without "
+             "fine-tuning (for models you have no data for; expect accuracy loss)")
+
+
+def apply_sparsity(args, model):
+    """`model` (a .pt2 path or an ExportedProgram) as is, or, with --sparsity, a one-shot
+    magnitude-pruned ExportedProgram of it, ready for convert()."""
+    if getattr(args, "sparsity", None) is None:
+        return model
+    from torch2mcu.compress.api import one_shot_prune, program_sparsity
+    from torch2mcu.frontend import capture
+
+    ep = one_shot_prune(capture(model), args.sparsity)
+    overall, per = program_sparsity(ep)
+    if not getattr(args, "json", False):
+        console.print(f"pruned by magnitude, no fine-tuning: {100 * overall:.1f}% of weights zero ("
+                      + ", ".join(f"{n} {100 * s:.1f}%" for n, s in per.items()) + ")")
+    return ep
