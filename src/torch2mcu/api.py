@@ -148,6 +148,8 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
         m8 = write_model_folder(int8_graph, "int8", name, tmp / "int8", provenance)
         m32 = write_model_folder(float_graph, "float32", name, tmp / "float32", provenance)
         torch.export.save(ep, str(tmp / "model.pt2"))
+        # a fixed, representative input for measurements: the first calibration sample
+        np.save(tmp / "sample-input.npy", np.asarray(calibration[:1], dtype=np.float32))
         (tmp / "graph.int8.json").write_text(graph_to_json(int8_graph))
         (tmp / "graph.float32.json").write_text(graph_to_json(float_graph))
         manifest = {"tool": "torch2mcu", "version": __version__, "name": name,
@@ -175,6 +177,40 @@ def load_converted(path: str | os.PathLike) -> Converted:
     manifest = json.loads((path / "manifest.json").read_text())
     return Converted(path, manifest["name"], graph_from_json((path / "graph.float32.json").read_text()),
                      graph_from_json((path / "graph.int8.json").read_text()), manifest)
+
+
+def measure(converted, target: str = "cortex-m4", save: bool = True) -> dict:
+    """Cross-build the int8 model and its float32 baseline for a Cortex-M target, run both in the
+    emulator, and return flash, RAM, instructions and estimated cycles side by side (see
+    targets.cortex_m.measure). The result is also stored in the folder's manifest.json."""
+    from torch2mcu.targets.cortex_m import TARGETS  # noqa: PLC0415
+    from torch2mcu.targets.cortex_m import measure as measure_target  # noqa: PLC0415
+
+    conv = converted if isinstance(converted, Converted) else load_converted(converted)
+    if target not in TARGETS:
+        raise Torch2MCUError(f"unknown target {target!r}", fix=f"choose one of {', '.join(TARGETS)}")
+    sample = conv.path / "sample-input.npy"
+    x = np.load(sample) if sample.exists() else None
+    with progress_task(f"building and emulating on {target}", 1) as adv:
+        result = measure_target(conv.int8_dir, conv.float_dir, target, inputs=x)
+        adv()
+    if save:
+        path = conv.path / "manifest.json"
+        manifest = json.loads(path.read_text())
+        manifest.setdefault("measurements", {})[target] = result
+        tmp = path.with_name(f".manifest.{os.getpid()}.json")
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default) + "\n")
+        os.replace(tmp, path)
+        conv.manifest = manifest
+    return result
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
 
 
 def torch_outputs(ep: torch.export.ExportedProgram, x: np.ndarray, batch: int) -> np.ndarray:
@@ -238,8 +274,10 @@ def verify(converted, inputs, *, emulator: str | None = None, torch_check: bool 
         result["int8_vs_float_max_abs_error"] = float(
             np.abs(conv.dequantize_output(ref) - t_out.reshape(ref.shape)).max())
     if emulator:
-        from torch2mcu.targets.emulator import run_outputs  # noqa: PLC0415
-        e_out = run_outputs(conv.int8_dir, emulator, xq)
+        from torch2mcu.targets.cortex_m import run_outputs  # noqa: PLC0415
+        with progress_task(f"emulated {emulator}", 1) as adv:
+            e_out = run_outputs(conv.int8_dir, emulator, xq).reshape(ref.shape)
+            adv()
         result["emulator"] = {"target": emulator,
                               "mismatches": int(np.any((e_out != ref).reshape(n, -1), axis=1).sum())}
     result["ok"] = result["mismatches"] == 0 and result.get("emulator", {}).get("mismatches", 0) == 0

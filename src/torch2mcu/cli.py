@@ -25,15 +25,18 @@ def _load_npy(path: str, what: str) -> np.ndarray:
 
 
 def _print_json(obj: dict) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=True, default=lambda o: o.tolist()
-                     if isinstance(o, np.ndarray) else str(o)))
+    from torch2mcu.api import _json_default
+
+    print(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
 
 
 def cmd_convert(args) -> int:
     from torch2mcu.api import convert
 
     cal = _load_npy(args.calibration, "calibration")
-    conv = convert(args.model, calibration=cal, out=args.out, name=args.name, overwrite=args.force)
+    conv = convert(args.model, calibration=cal, out=args.out, name=args.name, overwrite=args.force,
+                   target=args.target, objective=args.objective,
+                   formats=tuple(f.strip() for f in args.formats.split(",")))
     m = conv.manifest
     summary = {"out": str(conv.path), "int8_dir": str(conv.int8_dir),
                "float32_dir": str(conv.float_dir), "int8": m["int8"], "float32": m["float32"],
@@ -69,6 +72,18 @@ def cmd_verify(args) -> int:
     return 0 if r["ok"] else 1
 
 
+def cmd_measure(args) -> int:
+    from torch2mcu.api import measure
+    from torch2mcu.report.tables import measure_table
+
+    r = measure(args.dir, target=args.target)
+    if args.json:
+        _print_json(r)
+    else:
+        console.print(measure_table(r))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from torch2mcu.demo import run_demo
 
@@ -90,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="output folder (int8/ and float32/ go inside)")
     c.add_argument("--name", default="model", help="C name prefix (default: model)")
     c.add_argument("--force", action="store_true", help="replace the output folder if it exists")
+    c.add_argument("--target", default="cortex-m4", help="Cortex-M target the weight formats are "
+                   "chosen for (cortex-m4, cortex-m7, cortex-m33, cortex-m0plus)")
+    c.add_argument("--objective", default="balanced", choices=["flash", "speed", "balanced"],
+                   help="per-layer weight format choice: fewest bytes, fewest estimated cycles, "
+                   "or the best product of both (default)")
+    c.add_argument("--formats", default="dense,csr,rel",
+                   help="weight formats allowed, comma-separated (default: dense,csr,rel)")
     c.add_argument("--json", action="store_true", help="print a JSON summary")
     c.set_defaults(func=cmd_convert)
 
@@ -100,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run on an emulated Cortex-M target (e.g. cortex-m4)")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.set_defaults(func=cmd_verify)
+
+    m = sub.add_parser("measure", help="cross-build for a Cortex-M target and measure flash, RAM, "
+                       "instructions and estimated cycles of the int8 model and its float baseline")
+    m.add_argument("dir", help="folder written by convert")
+    m.add_argument("--target", default="cortex-m4",
+                   help="cortex-m4 (default), cortex-m7, cortex-m33 or cortex-m0plus")
+    m.add_argument("--json", action="store_true", help="print one JSON object")
+    m.set_defaults(func=cmd_measure)
 
     d = sub.add_parser("demo", help="LeNet-5 on Fashion-MNIST: train, quantize, generate, verify")
     d.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")

@@ -169,10 +169,13 @@ def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[s
     run += ["    if (input == NULL || output == NULL) {", "        return T2M_ERR_NULL_ARGUMENT;",
             "    }"]
     names = {n.name: i for i, n in enumerate(graph.nodes)}
+    marked = set()
     for layer, stmt in ctx.calls:
-        node = graph.nodes[names[layer]]
-        run.append(f"    /* {layer}: {node.op} -> {graph.tensors[node.output].shape} */")
-        run.append(f"    T2M_LAYER_MARK({names[layer]});")
+        if layer not in marked:  # one mark per layer, before its first call
+            node = graph.nodes[names[layer]]
+            run.append(f"    /* {layer}: {node.op} -> {graph.tensors[node.output].shape} */")
+            run.append(f"    T2M_LAYER_MARK({names[layer]});")
+            marked.add(layer)
         run.append(f"    {stmt}")
     run += [f"    T2M_LAYER_MARK({len(graph.nodes)});", "    return T2M_OK;", "}"]
 

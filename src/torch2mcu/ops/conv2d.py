@@ -23,7 +23,24 @@ class Conv2d(Op):
         weight = node.params["weight"]
         kh, kw = weight.shape[2:]
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
-        return (weight.shape[0], conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw))
+        oh, ow = conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw)
+        if "pool" in node.attrs:  # fused max-pool, window == stride
+            qh, qw = node.attrs["pool"]
+            return (weight.shape[0], oh // qh, ow // qw)
+        return (weight.shape[0], oh, ow)
+
+    def conv_shape(self, node, graph) -> tuple[int, int, int]:
+        """The conv outputs the kernel computes: with a fused pool, only the rows and columns
+        that some pooling window reads."""
+        oc, oh, ow = self.infer_shape(node, [graph.tensors[node.inputs[0]].shape])
+        qh, qw = node.attrs.get("pool", (1, 1))
+        return oc, oh * qh, ow * qw
+
+    def _pool(self, y: np.ndarray, node) -> np.ndarray:
+        if "pool" not in node.attrs:
+            return y
+        k = tuple(node.attrs["pool"])
+        return F.max_pool2d(torch.from_numpy(y.astype(np.float64)), k, k).numpy().astype(y.dtype)
 
     def _torch_args(self, node):
         return dict(stride=tuple(node.attrs["stride"]), padding=tuple(node.attrs["padding"]),
@@ -34,7 +51,7 @@ class Conv2d(Op):
         b = node.params.get("bias")
         b = None if b is None else torch.from_numpy(b.astype(np.float32))
         y = F.conv2d(torch.from_numpy(xs[0]), w, b, **self._torch_args(node)).numpy()
-        return float_act(y, node)
+        return self._pool(float_act(y, node), node)
 
     def quantize(self, node, graph):
         quantize_weighted(node, graph)
@@ -49,23 +66,25 @@ class Conv2d(Op):
         if "bias_q" in node.params:
             acc = acc + node.params["bias_q"].astype(np.int64).reshape(1, -1, 1, 1)
         check_int32(acc, node)
-        return requantize_output(acc, node, graph, channel_axis=1)
+        return self._pool(requantize_output(acc, node, graph, channel_axis=1), node)
 
     def check_quantized(self, node, graph):
         for key in ("weight_q", "multiplier", "shift"):
             require(key in node.params, node, f"missing {key}", "run the quantize pass")
 
     def macs(self, node, graph):
-        out = graph.tensors[node.output].shape
         w = node.params["weight"]
-        return int(np.prod(out)) * int(np.prod(w.shape[1:]))
+        return int(np.prod(self.conv_shape(node, graph))) * int(np.prod(w.shape[1:]))
 
     def describe(self, node):
         w = node.params["weight"]
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+        pool = node.attrs.get("pool")
         return (f"kernel {w.shape[2]}x{w.shape[3]}, stride {sh}x{sw}, pad {ph}x{pw}, "
                 f"groups {node.attrs['groups']}, bias {'yes' if 'bias' in node.params else 'no'}, "
-                f"act {act_name(node)}")
+                f"act {act_name(node)}"
+                + (f", max-pool {pool[0]}x{pool[1]} fused ({node.attrs['pool_layer']})"
+                   if pool else ""))
 
     def emit(self, node, ctx):
         g = ctx.graph
@@ -78,7 +97,7 @@ class Conv2d(Op):
             shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
                 "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": oh, "out_w": ow,
                 "k_h": weight.shape[2], "k_w": weight.shape[3], "stride_h": sh, "stride_w": sw,
-                "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"]})
+                "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": 1, "pool_w": 1})
             wf = ctx.const_array(f"{node.name}_weights", "float", weight, kind="values")
             bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"], kind="bias")
                     if "bias" in node.params else "NULL")
@@ -86,6 +105,8 @@ class Conv2d(Op):
             ctx.call(f"t2m_conv2d_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
             return
         hb, wb = node.attrs["prepared"]
+        _, coh, cow = self.conv_shape(node, g)
+        qh, qw = node.attrs.get("pool", (1, 1))
         if "pad" in node.attrs:
             pad = ctx.const_struct(f"{node.name}_pad", "t2m_pad_shape", node.attrs["pad"])
             z_in = g.tensors[node.inputs[0]].quant.zero_point
@@ -93,9 +114,9 @@ class Conv2d(Op):
             ctx.call(f"t2m_pad_s8(&{pad}, {z_in}, {x}, {scratch});")
             x = scratch
         shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
-            "in_c": c, "in_h": hb, "in_w": wb, "out_c": oc, "out_h": oh, "out_w": ow,
+            "in_c": c, "in_h": hb, "in_w": wb, "out_c": oc, "out_h": coh, "out_w": cow,
             "k_h": weight.shape[2], "k_w": weight.shape[3], "stride_h": sh, "stride_w": sw,
-            "pad_h": 0, "pad_w": 0, "groups": node.attrs["groups"]})
+            "pad_h": 0, "pad_w": 0, "groups": node.attrs["groups"], "pool_h": qh, "pool_w": qw})
         sparse, wexpr, bias = emit_weights_s8(node, ctx)
         rq = emit_requant(node, ctx)
         kernel = "t2m_conv2d_sparse_s8" if sparse else "t2m_conv2d_s8"

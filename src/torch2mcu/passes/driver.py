@@ -5,6 +5,7 @@ from torch2mcu.ir import Graph, verify_graph
 from torch2mcu.passes.encode_weights import FORMATS, encode_weights
 from torch2mcu.passes.fold_bn import fold_bn
 from torch2mcu.passes.fuse_activation import fuse_activation
+from torch2mcu.passes.fuse_pool import fuse_pool
 from torch2mcu.passes.plan_memory import plan_memory
 from torch2mcu.passes.quantize import quantize
 
@@ -26,6 +27,8 @@ def run_passes(graph: Graph, calibration, progress=None, objective: str = "balan
     verify_graph(float_graph, after="plan_memory(float32)")
     q = quantize(graph, calibration, progress=progress)
     verify_graph(q, after="quantize")
+    q = fuse_pool(q)
+    verify_graph(q, after="fuse_pool")
     q = encode_weights(q, objective=objective, dsp=dsp, formats=tuple(formats))
     verify_graph(q, after="encode_weights")
     q = plan_memory(q, elem_bytes=1)

@@ -19,6 +19,7 @@ from torch2mcu.encodings import conv_offsets, encode
 from torch2mcu.encodings.cost import choose, conv_cycles, fc_cycles
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
+from torch2mcu.ops import get_op
 
 FORMATS = ("dense", "csr", "rel")
 OBJECTIVES = ("flash", "speed", "balanced")
@@ -37,7 +38,7 @@ def fold_bias(node, z_in: int) -> np.ndarray:
 
 def _conv_geometry(node, graph):
     c, h, w = graph.tensors[node.inputs[0]].shape
-    _, oh, ow = graph.tensors[node.output].shape
+    _, oh, ow = get_op("conv2d").conv_shape(node, graph)
     kh, kw = node.params["weight_q"].shape[2:]
     (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
     if (ph, pw) == (0, 0):
@@ -67,7 +68,7 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
             hb, wb, pad = _conv_geometry(node, g)
             cin_g, kh, kw = wq.shape[1:]
             offsets = conv_offsets(cin_g, kh, kw, hb, wb)
-            _, oh, ow = g.tensors[node.output].shape
+            _, oh, ow = get_op("conv2d").conv_shape(node, g)
             node.attrs["prepared"] = (hb, wb)
             if pad:
                 node.attrs["pad"] = pad

@@ -26,7 +26,10 @@ typedef enum {
 } t2m_status;
 
 /* Shape of a 2-D convolution (batch 1). pad_h / pad_w are the top / left
- * padding; the bottom / right padding follows from the output shape. */
+ * padding; the bottom / right padding follows from the output shape.
+ * pool_h x pool_w > 1 (int8 kernels only): a max-pool with window == stride is fused; the
+ * kernel computes the out_h x out_w conv outputs (multiples of the pool window) and writes
+ * (out_c, out_h / pool_h, out_w / pool_w). */
 typedef struct {
     uint16_t in_c, in_h, in_w;
     uint16_t out_c, out_h, out_w;
@@ -34,6 +37,7 @@ typedef struct {
     uint16_t stride_h, stride_w;
     uint16_t pad_h, pad_w;
     uint16_t groups;
+    uint16_t pool_h, pool_w;
 } t2m_conv_shape;
 
 /* Shape of a fully connected layer: out[o] = sum_i w[o][i] * in[i]. */
@@ -123,7 +127,12 @@ static inline int32_t t2m_rounding_divide_by_pot(int32_t x, int32_t exponent)
 }
 
 /* MultiplyByQuantizedMultiplier: x * multiplier * 2^shift with double rounding.
- * A left shift saturates to int32 instead of overflowing. */
+ * A left shift saturates to int32 instead of overflowing.
+ *
+ * Equal to t2m_rounding_divide_by_pot(t2m_srdhm(x, multiplier), -shift) for every input, in
+ * fewer instructions: SRDHM's "add a sign-dependent nudge, then divide truncating toward zero"
+ * is the same as floor((a*b + 2^30) / 2^31) for both signs, and the round-half-away division by
+ * 2^e is floor((v + 2^(e-1) - (v < 0)) / 2^e). The tests compare it with the literal definition. */
 static inline int32_t t2m_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
     if (shift > 0) {
@@ -135,7 +144,19 @@ static inline int32_t t2m_requantize(int32_t x, int32_t multiplier, int32_t shif
         }
         return t2m_srdhm((int32_t)v, multiplier);
     }
-    return t2m_rounding_divide_by_pot(t2m_srdhm(x, multiplier), -shift);
+    {
+        const int32_t e = -shift;
+        int32_t high;
+        if (x == INT32_MIN && multiplier == INT32_MIN) {
+            high = INT32_MAX;
+        } else {
+            high = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
+        }
+        if (e == 0) {
+            return high;
+        }
+        return (int32_t)(((int64_t)high + ((int64_t)1 << (e - 1)) - (high < 0 ? 1 : 0)) >> e);
+    }
 }
 
 static inline int32_t t2m_clamp_i32(int32_t v, int32_t lo, int32_t hi)

@@ -13,7 +13,10 @@ void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t in_hw = (int32_t)shape->in_h * in_w;
     const int32_t k_h = shape->k_h, k_w = shape->k_w;
     const int32_t filter_size = in_c_per_group * k_h * k_w;
-    int8_t *out = output;
+    const int32_t pool_h = shape->pool_h > 1 ? shape->pool_h : 1;
+    const int32_t pool_w = shape->pool_w > 1 ? shape->pool_w : 1;
+    const int32_t pooled_w = shape->out_w / pool_w;
+    const int32_t pooled_hw = (shape->out_h / pool_h) * pooled_w;
     int32_t oc;
 
     for (oc = 0; oc < shape->out_c; ++oc) {
@@ -22,6 +25,9 @@ void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
         int32_t oy;
         for (oy = 0; oy < shape->out_h; ++oy) {
             const int8_t *in_row0 = in_group + (size_t)(oy * shape->stride_h) * (size_t)in_w;
+            int8_t *out = output + (size_t)oc * (size_t)pooled_hw + (size_t)(oy / pool_h) * (size_t)pooled_w;
+            const int first_row = oy % pool_h == 0;
+            int32_t dx = 0; /* column inside the current pooling window */
             int32_t ox;
             for (ox = 0; ox < shape->out_w; ++ox) {
                 const int8_t *window = in_row0 + ox * shape->stride_w;
@@ -36,7 +42,11 @@ void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                         f += k_w;
                     }
                 }
-                *out++ = t2m_requantize_s8(acc, q, oc);
+                t2m_store_pooled(out, t2m_requantize_s8(acc, q, oc), first_row && dx == 0);
+                if (++dx == pool_w) {
+                    dx = 0;
+                    ++out;
+                }
             }
         }
     }

@@ -41,4 +41,13 @@ static inline int8_t t2m_requantize_s8(int32_t acc, const t2m_requant_s8 *q, int
     return (int8_t)t2m_clamp_i32(v, q->act_min, q->act_max);
 }
 
+/* Store one conv output into its (possibly fused max-pooled) place: the first output of a
+ * pooling window writes, the others keep the maximum. */
+static inline void t2m_store_pooled(int8_t *out, int8_t v, int first)
+{
+    if (first || v > *out) {
+        *out = v;
+    }
+}
+
 #endif /* T2M_DOT_H */

@@ -84,7 +84,10 @@ void t2m_conv2d_sparse_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t in_w = shape->in_w;
     const int32_t in_hw = (int32_t)shape->in_h * in_w;
     const int32_t s = shape->stride_w;
-    int8_t *out = output;
+    const int32_t pool_h = shape->pool_h > 1 ? shape->pool_h : 1;
+    const int32_t pool_w = shape->pool_w > 1 ? shape->pool_w : 1;
+    const int32_t pooled_w = shape->out_w / pool_w;
+    const int32_t pooled_hw = (shape->out_h / pool_h) * pooled_w;
     size_t pos = 0;
     int32_t oc;
 
@@ -96,19 +99,30 @@ void t2m_conv2d_sparse_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
         int32_t oy;
         for (oy = 0; oy < shape->out_h; ++oy) {
             const int8_t *row = in_group + (size_t)(oy * shape->stride_h) * (size_t)in_w;
+            int8_t *out = output + (size_t)oc * (size_t)pooled_hw + (size_t)(oy / pool_h) * (size_t)pooled_w;
+            const int first_row = oy % pool_h == 0;
+            int32_t dx = 0; /* column inside the current pooling window */
             int32_t ox = 0;
             for (; ox + 4 <= shape->out_w; ox += 4) {
                 int32_t acc[4];
+                int32_t j;
                 acc[0] = acc[1] = acc[2] = acc[3] = b;
                 t2m_row4(weights, v, pos, n, row + ox * s, s, acc);
-                out[0] = t2m_requantize_s8(acc[0], q, oc);
-                out[1] = t2m_requantize_s8(acc[1], q, oc);
-                out[2] = t2m_requantize_s8(acc[2], q, oc);
-                out[3] = t2m_requantize_s8(acc[3], q, oc);
-                out += 4;
+                for (j = 0; j < 4; ++j) {
+                    t2m_store_pooled(out, t2m_requantize_s8(acc[j], q, oc), first_row && dx == 0);
+                    if (++dx == pool_w) {
+                        dx = 0;
+                        ++out;
+                    }
+                }
             }
             for (; ox < shape->out_w; ++ox) {
-                *out++ = t2m_requantize_s8(t2m_row1(weights, v, pos, n, row + ox * s, b), q, oc);
+                t2m_store_pooled(out, t2m_requantize_s8(t2m_row1(weights, v, pos, n, row + ox * s, b), q, oc),
+                                 first_row && dx == 0);
+                if (++dx == pool_w) {
+                    dx = 0;
+                    ++out;
+                }
             }
         }
         pos += (size_t)n;

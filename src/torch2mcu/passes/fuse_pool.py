@@ -1,0 +1,34 @@
+"""fuse_pool: a max-pool right after an int8 conv (window == stride, no padding) is computed
+inside the conv kernel, so the unpooled conv output never exists in RAM.
+
+int8 max-pooling commutes with the conv's requantization (both monotone), so the fused kernel
+takes the max of the requantized outputs of each window: bit-identical to conv then pool.
+
+Requires: a quantized graph. Ensures: fused convs carry attrs["pool"] = (ph, pw) and write the
+pooled tensor; the maxpool node is gone.
+"""
+from __future__ import annotations
+
+from torch2mcu.ir import Graph
+
+
+def fuse_pool(graph: Graph) -> Graph:
+    g = graph.copy()
+    drop = set()
+    for node in g.nodes:
+        if node.op != "maxpool2d":
+            continue
+        prev = g.producer(node.inputs[0])
+        a = node.attrs
+        if (prev is None or prev.op != "conv2d" or "pool" in prev.attrs
+                or tuple(a["kernel"]) != tuple(a["stride"]) or tuple(a["padding"]) != (0, 0)
+                or a.get("ceil_mode") or len(g.consumers(prev.output)) != 1
+                or prev.output in g.outputs):
+            continue
+        prev.attrs["pool"] = tuple(a["kernel"])
+        prev.attrs["pool_layer"] = node.name
+        prev.outputs = list(node.outputs)
+        drop.add(node.name)
+    g.nodes = [n for n in g.nodes if n.name not in drop]
+    g.prune_tensors()
+    return g

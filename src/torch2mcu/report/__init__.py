@@ -1,0 +1,1 @@
+"""Reports: terminal tables (rich), plots and the HTML report."""
