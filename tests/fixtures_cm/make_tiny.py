@@ -36,6 +36,12 @@ def c_array(ctype: str, name: str, values) -> str:
     return f"static const {ctype} {name}[{np.size(values)}] = {{{body}}};"
 
 
+def folded(bias, weights, z_in) -> list[int]:
+    """The runtime's conv / fc kernels take the bias with the input zero point folded in."""
+    w = np.array(weights).reshape(len(bias), -1)
+    return (np.array(bias) - z_in * w.sum(axis=1)).tolist()
+
+
 def make_params() -> dict:
     rng = np.random.default_rng(SEED)
     w1 = rng.normal(0, 0.4, size=(2, 1, 3, 3)).astype(np.float32)
@@ -91,16 +97,20 @@ INT8_SOURCE = """\
 #define T2M_LAYER_MARK(i) ((void)0)
 #endif
 
-/* Activations: conv1 output at 0 (2x6x6), pool1 output at 72 (2x3x3). */
+/* Activations: conv1 output at 0 (2x6x6), pool1 output at 72 (2x3x3), conv1's padded input
+ * copy at 92 (1x8x8). */
 static int8_t tiny_arena[TINY_ARENA_BYTES];
+
+static const t2m_pad_shape conv1_pad = {{1, 6, 6, 8, 8, 1, 1}};
 
 /* conv1: conv2d 1x6x6 -> 2x6x6, k 3x3, stride 1, pad 1, ReLU; in (0.05, -3) out (0.04, -128) */
 {conv1_w}
 {conv1_b}
 {conv1_m}
 {conv1_s}
-static const t2m_conv_shape conv1_shape = {{1, 6, 6, 2, 6, 6, 3, 3, 1, 1, 1, 1, 1}};
-static const t2m_requant_s8 conv1_q = {{3, -128, -128, 127, conv1_m, conv1_s}};
+/* the kernel reads the padded 8x8 copy; conv1_b is the bias with the zero point folded in */
+static const t2m_conv_shape conv1_shape = {{1, 8, 8, 2, 6, 6, 3, 3, 1, 1, 0, 0, 1, 1, 1}};
+static const t2m_requant_s8 conv1_q = {{-128, -128, 127, conv1_m, conv1_s}};
 
 /* pool1: maxpool2d 2x6x6 -> 2x3x3, k 2x2, stride 2 */
 static const t2m_pool_shape pool1_shape = {{2, 6, 6, 3, 3, 2, 2, 2, 2, 0, 0, 0, 0}};
@@ -111,7 +121,7 @@ static const t2m_pool_shape pool1_shape = {{2, 6, 6, 3, 3, 2, 2, 2, 2, 0, 0, 0, 
 {fc1_m}
 {fc1_s}
 static const t2m_fc_shape fc1_shape = {{18, 4}};
-static const t2m_requant_s8 fc1_q = {{128, 5, -128, 127, fc1_m, fc1_s}};
+static const t2m_requant_s8 fc1_q = {{5, -128, 127, fc1_m, fc1_s}};
 
 t2m_status tiny_run(const int8_t *input, int8_t *output)
 {{
@@ -119,7 +129,8 @@ t2m_status tiny_run(const int8_t *input, int8_t *output)
         return T2M_ERR_NULL_ARGUMENT;
     }}
     T2M_LAYER_MARK(0);
-    t2m_conv2d_s8(&conv1_shape, &conv1_q, input, conv1_w, conv1_b, tiny_arena + 0);
+    t2m_pad_s8(&conv1_pad, -3, input, tiny_arena + 92);
+    t2m_conv2d_s8(&conv1_shape, &conv1_q, tiny_arena + 92, conv1_w, conv1_b, tiny_arena + 0);
     T2M_LAYER_MARK(1);
     t2m_maxpool2d_s8(&pool1_shape, -128, 127, tiny_arena + 0, tiny_arena + 72);
     T2M_LAYER_MARK(2);
@@ -146,7 +157,7 @@ static float tiny_arena[TINY_ARENA_BYTES / sizeof(float)];
 /* conv1: conv2d 1x6x6 -> 2x6x6, k 3x3, stride 1, pad 1, ReLU */
 {conv1_w}
 {conv1_b}
-static const t2m_conv_shape conv1_shape = {{1, 6, 6, 2, 6, 6, 3, 3, 1, 1, 1, 1, 1}};
+static const t2m_conv_shape conv1_shape = {{1, 6, 6, 2, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1}};
 
 /* pool1: maxpool2d 2x6x6 -> 2x3x3, k 2x2, stride 2 */
 static const t2m_pool_shape pool1_shape = {{2, 6, 6, 3, 3, 2, 2, 2, 2, 0, 0, 0, 0}};
@@ -180,7 +191,7 @@ def main() -> None:
     (HERE / "tiny").mkdir(exist_ok=True)
     (HERE / "tiny" / "params.json").write_text(json.dumps(p, indent=1) + "\n")
     c1, f1 = p["conv1"], p["fc1"]
-    for dtype, ctype, arena in (("int8", "int8_t", 90), ("float32", "float", 360)):
+    for dtype, ctype, arena in (("int8", "int8_t", 156), ("float32", "float", 360)):
         d = HERE / "tiny" / dtype
         d.mkdir(exist_ok=True)
         (d / "tiny.h").write_text(HEADER.format(name="tiny", NAME="TINY", dtype=dtype, ctype=ctype, arena=arena))
@@ -190,9 +201,11 @@ def main() -> None:
         if dtype == "int8":
             src = INT8_SOURCE.format(
                 seed=SEED,
-                conv1_w=c_array("int8_t", "conv1_w", c1["w"]), conv1_b=c_array("int32_t", "conv1_b", c1["b"]),
+                conv1_w=c_array("int8_t", "conv1_w", c1["w"]),
+                conv1_b=c_array("int32_t", "conv1_b", folded(c1["b"], c1["w"], p["input"]["zero_point"])),
                 conv1_m=c_array("int32_t", "conv1_m", c1["mult"]), conv1_s=c_array("int32_t", "conv1_s", c1["shift"]),
-                fc1_w=c_array("int8_t", "fc1_w", f1["w"]), fc1_b=c_array("int32_t", "fc1_b", f1["b"]),
+                fc1_w=c_array("int8_t", "fc1_w", f1["w"]),
+                fc1_b=c_array("int32_t", "fc1_b", folded(f1["b"], f1["w"], c1["z_out"])),
                 fc1_m=c_array("int32_t", "fc1_m", f1["mult"]), fc1_s=c_array("int32_t", "fc1_s", f1["shift"]),
             )
         else:

@@ -14,7 +14,7 @@ static float tiny_arena[TINY_ARENA_BYTES / sizeof(float)];
 /* conv1: conv2d 1x6x6 -> 2x6x6, k 3x3, stride 1, pad 1, ReLU */
 static const float conv1_w[18] = {-0.6415347456932068f, 0.025639966130256653f, 0.29635652899742126f, 0.06104767695069313f, 0.3454975485801697f, 1.165239691734314f, -0.591529369354248f, 0.37818917632102966f, -0.6664541959762573f, 0.13749782741069794f, -0.20497748255729675f, 0.529503583908081f, -0.3441120684146881f, 0.20779727399349213f, -0.5060575008392334f, -0.8636556267738342f, 0.17389358580112457f, 0.6933157444000244f};
 static const float conv1_b[2] = {0.05201341584324837f, -0.1002165824174881f};
-static const t2m_conv_shape conv1_shape = {1, 6, 6, 2, 6, 6, 3, 3, 1, 1, 1, 1, 1};
+static const t2m_conv_shape conv1_shape = {1, 6, 6, 2, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1};
 
 /* pool1: maxpool2d 2x6x6 -> 2x3x3, k 2x2, stride 2 */
 static const t2m_pool_shape pool1_shape = {2, 6, 6, 3, 3, 2, 2, 2, 2, 0, 0, 0, 0};

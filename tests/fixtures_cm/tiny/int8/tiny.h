@@ -7,7 +7,7 @@
 
 #define TINY_INPUT_SIZE 36
 #define TINY_OUTPUT_SIZE 4
-#define TINY_ARENA_BYTES 90
+#define TINY_ARENA_BYTES 156
 
 t2m_status tiny_run(const int8_t *input, int8_t *output);
 
