@@ -254,9 +254,10 @@ def test_measure_reports_footprint_and_layers(tiny, target):
         assert r["ms_estimate"] == pytest.approx(r["cycles_estimate"] / t.clock_hz * 1e3)
         assert [layer["name"] for layer in r["layers"]] == ["conv1", "pool1", "fc1"]
         # Per-layer counts come from the marked image; with the overhead of the call itself they
-        # add up to its total, which equals the unmarked total for this model.
-        assert sum(layer["instructions"] for layer in r["layers"]) + r["call_overhead_instructions"] == r["instructions"]
-        assert r["marks_match_total"]
+        # add up to its total, which may differ from the unmarked total by register scheduling.
+        marked_total = r["instructions"] + r["marks_total_delta"]
+        assert sum(layer["instructions"] for layer in r["layers"]) + r["call_overhead_instructions"] == marked_total
+        assert abs(r["marks_total_delta"]) <= 2
         assert r["largest_symbols"][0]["bytes"] >= r["largest_symbols"][-1]["bytes"]
     # conv1 2x1x3x3 + fc1 4x18 weights, int8 vs float32; the rest is bias and quantization data.
     assert q["weights_bytes"] >= 18 + 72 and f["weights_bytes"] >= 4 * (18 + 72 + 2 + 4)
