@@ -79,7 +79,7 @@ def export_pruned(model: nn.Module, example_input: torch.Tensor) -> torch.export
 def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float = 0.5,
              schedule: str = "gradual", sparsity: float | None = None,
              targets: dict[str, float] | None = None, layers=None, epochs: float = 4.0,
-             step_epochs: float = 1.0, finetune_epochs: float = 2.0, max_sparsity: float = 0.98,
+             step_epochs: float = 1.0, finetune_epochs: float = 4.0, max_sparsity: float = 0.98,
              qat_epochs: float = 0.0, lr: float = 1e-3, batch_size: int = 128,
              seed: int = 0) -> CompressResult:
     """Prune the Conv and Linear weights of a trained classifier by magnitude, with fine-tuning.

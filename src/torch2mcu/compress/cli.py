@@ -44,8 +44,8 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
                    help="highest sparsity of any one layer (default 0.98)")
     p.add_argument("--step-epochs", type=float, default=1.0,
                    help="fine-tuning epochs per search step (default 1)")
-    p.add_argument("--finetune-epochs", type=float, default=2.0,
-                   help="fine-tuning epochs after the search (default 2)")
+    p.add_argument("--finetune-epochs", type=float, default=4.0,
+                   help="fine-tuning epochs after the search (default 4)")
     p.add_argument("--epochs", type=float, default=4.0,
                    help="schedule length with a fixed --sparsity (default 4)")
     p.add_argument("--qat-epochs", type=float, default=0.0,
