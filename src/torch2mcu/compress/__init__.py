@@ -1,5 +1,5 @@
 """Deep Compression, stage 1 (torch side): magnitude pruning with masks, schedules, sensitivity
-analysis, a sparsity search under an accuracy budget, and optional quantization-aware fine-tuning."""
+analysis, a sparsity search under an accuracy budget, optional quantization-aware fine-tuning."""
 from torch2mcu.compress.api import (CompressResult, compress, compress_to_folder, export_pruned,
                                     int8_accuracy, one_shot_prune)
 

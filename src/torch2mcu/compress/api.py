@@ -141,7 +141,7 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
             seconds["fine_tune"] = round(time.time() - t1, 1)
             record = {"name": schedule, "mode": "search", "targets": found.targets,
                       "epochs": step_epochs * len(trace) + finetune_epochs,
-                      "steps": sum(4 if ramp else 1 for _ in trace),
+                      "steps": len(trace) * (4 if ramp else 1),
                       "step_epochs": step_epochs, "finetune_epochs": finetune_epochs, "lr": lr,
                       "search_val_accuracy": found.val_accuracy,
                       "fine_tune_history": final.history}
@@ -153,8 +153,8 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
             if schedule == "gradual":
                 run = gradual(model, masks, train, val, targets, epochs=epochs, lr=lr)
             else:
-                run = iterative(model, masks, train, val, targets, rounds=max(int(round(epochs)), 1),
-                                lr=lr / 2)
+                run = iterative(model, masks, train, val, targets,
+                                rounds=max(int(round(epochs)), 1), lr=lr / 2)
             seconds["schedule"] = round(time.time() - t1, 1)
             record = {**run.to_json(), "mode": "fixed"}
         if qat_epochs > 0:

@@ -25,11 +25,11 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
     from torch2mcu.models import BUILTIN
 
     p = subparsers.add_parser(
-        "compress", help="prune a built-in model under an accuracy budget (Deep Compression stage 1)",
-        description="Train (cached) a built-in model, prune its Conv/Linear weights with fine-tuning "
-                    "to the highest sparsity within the accuracy budget (judged on validation data "
-                    "split from the training set), and write DIR/pruned.pt2, calibration.npy, "
-                    "test-inputs.npy, test-labels.npy and compress.json.")
+        "compress", help="prune a built-in model under an accuracy budget (Deep Compression 1)",
+        description="Train (cached) a built-in model, prune its Conv/Linear weights with "
+                    "fine-tuning to the highest sparsity within the accuracy budget (judged on "
+                    "validation data split from the training set), and write DIR/pruned.pt2, "
+                    "calibration.npy, test-inputs.npy, test-labels.npy and compress.json.")
     p.add_argument("--model", default="lenet5", choices=sorted(BUILTIN))
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
     p.add_argument("--data", default=None, help="folder with the IDX files (MNIST needs this)")
@@ -97,7 +97,8 @@ def print_summary(r: dict, out) -> None:
     for c in ("", "float", "pruned float", "pruned int8"):
         a.add_column(c, justify="right")
     a.add_row("validation", f"{100 * r['float_val_accuracy']:.2f}%",
-              f"{100 * r['pruned_val_accuracy']:.2f}%", f"{100 * r['pruned_int8_val_accuracy']:.2f}%")
+              f"{100 * r['pruned_val_accuracy']:.2f}%",
+              f"{100 * r['pruned_int8_val_accuracy']:.2f}%")
     a.add_row(f"test ({r['test_samples']:,})", f"{100 * r['float_test_accuracy']:.2f}%",
               f"{100 * r['pruned_test_accuracy']:.2f}%",
               f"{100 * r['pruned_int8_test_accuracy']:.2f}%")

@@ -42,7 +42,8 @@ class Split:
                                                       generator=torch.Generator().manual_seed(seed))
         else:
             raise Torch2MCUError(f"cannot use {type(data).__name__} as {what} data",
-                                 fix="pass (inputs, labels) arrays, a torch Dataset or a DataLoader")
+                                 fix="pass (inputs, labels) arrays, a torch Dataset or a "
+                                     "DataLoader")
 
     def __len__(self) -> int:
         return self.x.shape[0] if self.x is not None else len(self.loader.dataset)

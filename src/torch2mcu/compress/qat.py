@@ -6,10 +6,10 @@
   min/max that starts from calibration batches of training data.
 
 Activations are fake-quantized where the int8 graph stores them: the input of every Conv/Linear
-layer (the model input, and pooled/flattened ReLU outputs, which share their producer's quantization)
-and the model output. BatchNorm is folded only at conversion, so for conv+BN layers the weight
-grid here is approximate. Everything is removed again afterwards: the model exports to the same
-graph as before, with plain float weights on (close to) the int8 grid.
+layer (the model input, and pooled/flattened ReLU outputs, which share their producer's
+quantization) and the model output. BatchNorm is folded only at conversion, so for conv+BN layers
+the weight grid here is approximate. Everything is removed again afterwards: the model exports to
+the same graph as before, with plain float weights on (close to) the int8 grid.
 """
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Pruning schedules: how a model goes from its current sparsity to per-layer targets.
 
 gradual   — Zhu & Gupta (2017): prune a little every few minibatches along the cubic
-            s_t = s_f + (s_i - s_f) (1 - t / T)^3 while training, then fine-tune at the final sparsity.
-iterative — Han et al. (2015): a few rounds of "prune by magnitude, then retrain", removing the same
-            fraction of the remaining weights each round.
+            s_t = s_f + (s_i - s_f) (1 - t / T)^3 while training, then fine-tune at the final
+            sparsity.
+iterative — Han et al. (2015): a few rounds of "prune by magnitude, then retrain", removing the
+            same fraction of the remaining weights each round.
 
 Both keep the masks applied throughout and return the weights with the best validation accuracy
 among those evaluated at the final sparsity.
@@ -72,7 +73,8 @@ class _Keeper:
         self.advance(0, epoch=f"{epoch:.1f}/{self.run.epochs:g}", sparsity=f"{sp:.3f}",
                      val=f"{acc:.4f}")
         if final and acc > self.best:
-            self.best, self.best_state, self.best_masks = acc, snapshot(self.model), self.masks.state()
+            self.best, self.best_state = acc, snapshot(self.model)
+            self.best_masks = self.masks.state()
         return acc
 
     def restore(self) -> None:

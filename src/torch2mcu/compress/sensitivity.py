@@ -18,7 +18,7 @@ GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98)
 
 def sensitivity(model: nn.Module, masks: Masks, val: Split, grid=GRID,
                 baseline: float | None = None) -> dict[str, list[tuple[float, float]]]:
-    """{layer: [(sparsity, val accuracy), ...]} starting with (0, baseline); the model is unchanged."""
+    """{layer: [(sparsity, val accuracy), ...]} from (0, baseline); the model is left unchanged."""
     grid = sorted(s for s in set(grid) if 0.0 < s < 1.0)
     base = evaluate(model, val) if baseline is None else baseline
     curves = {}
