@@ -56,8 +56,9 @@ class EmitContext:
                              f"{c_array_body(values, ctype)}\n}};")
         return name
 
-    def scratch(self, node) -> str:
-        off = self.mem["offsets"][f"{node.name}#scratch"]
+    def scratch(self, node, offset: int = 0) -> str:
+        """The node's scratch buffer in the arena, `offset` bytes in."""
+        off = self.mem["offsets"][f"{node.name}#scratch"] + offset
         return f"(arena + {off // self.mem['elem_bytes']})"
 
     def const_struct(self, name: str, ctype: str, fields: dict) -> str:

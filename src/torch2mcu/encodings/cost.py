@@ -12,12 +12,15 @@ import math
 # step + per leftover weight); entry4: per stored entry per 4-pixel pass; entry1: per entry
 # for a single pixel; fc_*: per weight (dense) or per entry (sparse).
 COSTS = {
-    "dsp": {"requant": 30, "pixel": 12, "conv_row": 7, "conv_quad": 9, "conv_one": 4,
-            "entry4_csr": 13, "entry4_rel": 14, "entry1_csr": 6, "entry1_rel": 7,
-            "fc_quad": 9, "fc_one": 4, "fc_entry_csr": 6, "fc_entry_rel": 7, "row": 12},
-    "plain": {"requant": 34, "pixel": 12, "conv_row": 7, "conv_quad": 18, "conv_one": 5,
-              "entry4_csr": 15, "entry4_rel": 16, "entry1_csr": 7, "entry1_rel": 8,
-              "fc_quad": 18, "fc_one": 5, "fc_entry_csr": 7, "fc_entry_rel": 8, "row": 14},
+    # fitted to emulated Cortex-M4 runs of LeNet-5 layers in each format (estimated cycles)
+    "dsp": {"requant": 55, "pixel": 16, "gather": 5, "dot": 40, "conv_row": 12, "conv_quad": 16,
+            "conv_one": 7, "entry4_csr": 22, "entry4_rel": 25, "entry1_csr": 8, "entry1_rel": 9,
+            "fc_quad": 15, "fc_one": 6, "fc_entry_csr": 9.5, "fc_entry_rel": 11, "row": 20},
+    # no DSP extension (Cortex-M0+): no dual MAC; a rough scaling of the above
+    "plain": {"requant": 66, "pixel": 19, "gather": 6, "dot": 48, "conv_row": 14, "conv_quad": 30,
+              "conv_one": 8, "entry4_csr": 26, "entry4_rel": 30, "entry1_csr": 10,
+              "entry1_rel": 11, "fc_quad": 28, "fc_one": 7, "fc_entry_csr": 11, "fc_entry_rel": 13,
+              "row": 24},
 }
 
 
@@ -26,12 +29,17 @@ def family(dsp: bool) -> dict:
 
 
 def conv_cycles(fmt: str, entries: int, out_c: int, out_h: int, out_w: int, rows_per_filter: int,
-                k_w: int, dsp: bool) -> float:
+                k_w: int, dsp: bool, out_c_per_group: int = 2) -> float:
     """entries: stored entries (all weights for dense, nonzeros + fillers for sparse)."""
     c = family(dsp)
     pixels = out_c * out_h * out_w
     base = pixels * (c["requant"] + c["pixel"])
     if fmt == "dense":
+        if out_c_per_group >= 2:  # gather the window once per pixel, then long dot products
+            k = rows_per_filter * k_w
+            gather = (out_c // out_c_per_group) * out_h * out_w * (k * c["gather"] + rows_per_filter * 4)
+            return base + gather + pixels * (c["dot"] + (k // 4) * c["conv_quad"]
+                                             + (k % 4) * c["conv_one"])
         per_row = c["conv_row"] + (k_w // 4) * c["conv_quad"] + (k_w % 4) * c["conv_one"]
         return base + pixels * rows_per_filter * per_row
     per_ch = entries / max(out_c, 1)

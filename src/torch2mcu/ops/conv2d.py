@@ -119,9 +119,12 @@ class Conv2d(Op):
             "pad_h": 0, "pad_w": 0, "groups": node.attrs["groups"], "pool_h": qh, "pool_w": qw})
         sparse, wexpr, bias = emit_weights_s8(node, ctx)
         rq = emit_requant(node, ctx)
-        kernel = "t2m_conv2d_sparse_s8" if sparse else "t2m_conv2d_s8"
-        args = f"{wexpr}, {x}" if sparse else f"{x}, {wexpr}"
-        ctx.call(f"{kernel}(&{shape}, &{rq}, {args}, {bias}, {y});")
+        if sparse:
+            ctx.call(f"t2m_conv2d_sparse_s8(&{shape}, &{rq}, {wexpr}, {x}, {bias}, {y});")
+        else:
+            col = (ctx.scratch(node, (node.attrs.get("pad_bytes", 0) + 3) // 4 * 4)
+                   if node.attrs.get("col_bytes") else "NULL")
+            ctx.call(f"t2m_conv2d_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {col});")
 
 
 register(Conv2d())

@@ -72,10 +72,11 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
             node.attrs["prepared"] = (hb, wb)
             if pad:
                 node.attrs["pad"] = pad
-                node.attrs["scratch_bytes"] = pad["c"] * hb * wb
+                node.attrs["pad_bytes"] = pad["c"] * hb * wb
 
             def cycles(fmt, enc):
-                return conv_cycles(fmt, enc.entries, wq.shape[0], oh, ow, cin_g * kh, kw, dsp)
+                return conv_cycles(fmt, enc.entries, wq.shape[0], oh, ow, cin_g * kh, kw, dsp,
+                                   wq.shape[0] // node.attrs["groups"])
         else:
             offsets = np.arange(wq.shape[1], dtype=np.int64)
 
@@ -100,6 +101,15 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
         node.attrs["fillers"] = enc.fillers
         node.attrs["candidates"] = {f: {"bytes": b, "cycles_estimate": round(c)}
                                     for f, (b, c) in candidates.items()}
+        if node.op == "conv2d":
+            # the dense kernel gathers one pixel's receptive field when a group has several
+            # output channels to share it
+            groups = node.attrs["groups"]
+            col = wq[0].size if fmt == "dense" and wq.shape[0] // groups >= 2 else 0
+            node.attrs["col_bytes"] = col
+            pad_bytes = (node.attrs.get("pad_bytes", 0) + 3) // 4 * 4
+            if pad_bytes + col:
+                node.attrs["scratch_bytes"] = pad_bytes + col
         node.params["enc_values"] = enc.values
         if enc.index is not None:
             node.params["enc_index"] = enc.index

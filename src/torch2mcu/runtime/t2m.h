@@ -171,10 +171,14 @@ void t2m_pad_s8(const t2m_pad_shape *shape, int8_t value, const int8_t *input, i
 /* Dense conv on a prepared input: output (out_c, out_h, out_w) from input (in_c, in_h, in_w)
  * with no padding (pad_h = pad_w = 0; pad first with t2m_pad_s8) and weights
  * (out_c, in_c/groups, k_h, k_w); bias is the folded bias and is never NULL. Uses the DSP
- * extension's dual 16-bit multiply-accumulate where the core has it. */
+ * extension's dual 16-bit multiply-accumulate where the core has it.
+ * scratch: t2m_conv2d_s8_scratch_bytes(shape) bytes (the gathered receptive field of one
+ * pixel, shared by the output channels of a group); NULL when that is 0. */
+size_t t2m_conv2d_s8_scratch_bytes(const t2m_conv_shape *shape);
+
 void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                    const int8_t *input, const int8_t *weights, const int32_t *bias,
-                   int8_t *output);
+                   int8_t *output, int8_t *scratch);
 
 /* Sparse conv on a prepared input, same contract as t2m_conv2d_s8: each weight is loaded once
  * for up to four adjacent output pixels. */

@@ -20,8 +20,10 @@ static inline int32_t t2m_dot_s8(const int8_t *a, const int8_t *b, int32_t n, in
         uint32_t wa, wb;
         memcpy(&wa, a, 4);
         memcpy(&wb, b, 4);
-        acc = __smlad(__sxtb16(wa), __sxtb16(wb), acc);
-        acc = __smlad(__sxtb16((wa >> 8) | (wa << 24)), __sxtb16((wb >> 8) | (wb << 24)), acc);
+        /* the casts only reinterpret the four bytes as the signed word the intrinsics take */
+        acc = __smlad(__sxtb16((int32_t)wa), __sxtb16((int32_t)wb), acc);
+        acc = __smlad(__sxtb16((int32_t)((wa >> 8) | (wa << 24))),
+                      __sxtb16((int32_t)((wb >> 8) | (wb << 24))), acc);
         a += 4;
         b += 4;
         n -= 4;
