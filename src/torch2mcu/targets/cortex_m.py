@@ -26,7 +26,8 @@ import numpy as np
 
 ARM_DIR = Path(__file__).parent / "arm"
 CC = "arm-none-eabi-gcc"
-WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
+WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow",
+            "-Wdouble-promotion", "-Werror")
 STACK_MIN_BYTES = 2048
 
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from torch2mcu.errors import Torch2MCUError
 
-STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
+STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow",
+                "-Wdouble-promotion", "-Werror"]
 CACHE = Path(os.environ.get("TORCH2MCU_CACHE", Path.home() / ".cache" / "torch2mcu"))
 
 
