@@ -1,7 +1,12 @@
-"""Terminal tables (rich) for measurements."""
+"""Terminal tables (rich): measurements, the per-layer table and the summary table."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from rich import box
 from rich.table import Table
+
+from torch2mcu.report import fmt
 
 
 def _kb(n: float) -> str:
@@ -29,4 +34,138 @@ def measure_table(r: dict) -> Table:
              ratio["cycles"])]
     for name, a, b, x in rows:
         t.add_row(name, a, b, f"{x:.2f}x" if x else "")
+    return t
+
+
+# ---- per-layer and summary tables, from report.data.collect() -----------------------------
+
+def layer_columns(data: dict, compact: bool = False) -> list[tuple[str, str, Callable[[dict], str], str]]:
+    """(key, header, cell text, justify) for each column of the per-layer table; the keys are
+    the row fields the cells show. Instructions and cycles only when measured. compact: short
+    headers and large counts in k / M, so that the terminal table fits 120 columns."""
+    big = fmt.short if compact else fmt.count
+
+    def op(r):
+        fused = "+pool" if compact and r.get("fused") else "".join(f" +{f}" for f in r.get("fused", []))
+        return r["op"] + fused
+
+    def h(full, short):
+        return short if compact else full
+
+    cols = [("name", "layer", lambda r: r["name"], "left"),
+            ("op", "op", op, "left"),
+            ("inputs", "input", lambda r: fmt.shapes(r["inputs"]), "right"),
+            ("output", "output", lambda r: fmt.shape(r["output"]), "right"),
+            ("params", "params", lambda r: fmt.count(r["params"]), "right"),
+            ("nonzeros", h("nonzeros", "non-\nzeros"), lambda r: fmt.count(r["nonzeros"]), "right"),
+            ("sparsity", h("sparsity", "sparse"), lambda r: fmt.pct(r["sparsity"]), "right"),
+            ("format", h("encoding", "enc."), lambda r: r["format"] or fmt.DASH, "left"),
+            ("flash_bytes", h("flash B", "flash\nB"), lambda r: fmt.count(r["flash_bytes"]), "right"),
+            ("arena_bytes", h("arena B", "arena\nB"), lambda r: fmt.count(r["arena_bytes"]), "right"),
+            ("macs", "MACs", lambda r: big(r["macs"]), "right"),
+            ("effective_macs", h("nonzero MACs", "nz\nMACs"), lambda r: big(r["effective_macs"]),
+             "right")]
+    if data["measured"]:
+        cols += [("instructions", h("instructions", "instr."), lambda r: big(r["instructions"]),
+                  "right"),
+                 ("cycles_estimate", h("cycles (estimate)", "cycles\nest."),
+                  lambda r: big(r["cycles_estimate"]), "right")]
+    return cols
+
+
+def totals_row(data: dict) -> dict:
+    """The totals as a row the layer columns can print."""
+    t = data["totals"]
+    return {"name": "total", "op": "", "fused": [], "inputs": [], "output": [], "format": "",
+            **{k: t.get(k) for k in ("params", "nonzeros", "sparsity", "flash_bytes", "arena_bytes",
+                                     "macs", "effective_macs", "instructions", "cycles_estimate")}}
+
+
+def layer_caption(data: dict) -> str:
+    parts = ["flash B: the layer's constant data (weights, indices, bias, quantization); "
+             "arena B: activation bytes live while it runs (total: the planned arena); "
+             "nz MACs: multiply-accumulates with a nonzero weight"]
+    if data["measured"]:
+        overhead = data["totals"].get("call_overhead_instructions")
+        parts.append(f"instructions measured on emulated {data['target']}"
+                     + (f" ({overhead:,} more outside the layers)" if overhead else "")
+                     + "; cycles are estimates")
+    return "; ".join(parts)
+
+
+# Columns a narrow terminal leaves out first; report.html always has them all.
+DROP_ORDER = ("inputs", "effective_macs", "macs", "op")
+
+
+def layer_table(data: dict, width: int | None = None) -> Table:
+    """Per layer: shapes, params, nonzeros, sparsity, encoding, bytes, arena, MACs, counts.
+    width: the terminal's; columns are left out (DROP_ORDER) until the table fits it."""
+    cols = layer_columns(data, compact=True)
+    tot = totals_row(data)
+
+    def cells(cols):
+        rows = [[cell(r) for _, _, cell, _ in cols] for r in data["layers"]]
+        rows.append([cell(tot) if key not in ("inputs", "output", "op", "format") else ""
+                     for key, _, cell, _ in cols])
+        return rows
+
+    def needed(cols, rows):
+        return sum(max(max(len(x) for x in h.split("\n")), *(len(r[i]) for r in rows)) + 1
+                   for i, (_, h, _, _) in enumerate(cols))
+
+    rows = cells(cols)
+    left_out = []
+    for key in DROP_ORDER:
+        if width is None or needed(cols, rows) <= width:
+            break
+        left_out += [h.replace("\n", " ") for k, h, _, _ in cols if k == key]
+        cols = [c for c in cols if c[0] != key]
+        rows = cells(cols)
+    caption = layer_caption(data) + (f"; left out to fit the terminal: {', '.join(left_out)} "
+                                     "(see report.html)" if left_out else "")
+    t = Table(title=f"{data['name']}: int8 layers", caption=caption, caption_justify="left",
+              box=None, padding=(0, 1, 0, 0), header_style="bold underline")
+    for _, header, _, justify in cols:
+        t.add_column(header, justify=justify, no_wrap=True)
+    for i, row in enumerate(rows):
+        t.add_row(*row, style="bold" if i == len(rows) - 1 else None)
+    return t
+
+
+def summary_title(data: dict) -> str:
+    if data["measured"]:
+        return (f"{data['name']}: float32 baseline vs compressed int8 on {data['target']} "
+                f"({data['board']}, {data['clock_hz'] / 1e6:g} MHz)")
+    return f"{data['name']}: float32 baseline vs compressed int8 (not measured on a target yet)"
+
+
+def summary_caption(data: dict) -> str:
+    parts = []
+    acc, ver = data.get("accuracy") or {}, data.get("verification")
+    if acc.get("samples"):
+        parts.append(f"accuracy on {acc['samples']:,} test images")
+    if ver:
+        parts.append(f"bit-exact: int8 outputs equal to the Python integer reference on "
+                     f"{ver['inputs']:,} inputs")
+    if data["measured"]:
+        parts.append(data["cycles_note"])
+        parts.append("ratios are float32 / int8")
+    else:
+        parts.append("run `torch2mcu measure DIR` for linked flash, RAM, instructions and "
+                     "estimated cycles")
+    return "; ".join(parts)
+
+
+def summary_table(data: dict) -> Table:
+    """The paper's table: flash, RAM, footprint, instructions, estimated cycles and ms, accuracy,
+    bit-exactness; float32 baseline, compressed int8, and the ratio."""
+    t = Table(title=summary_title(data), caption=summary_caption(data), caption_justify="left",
+              box=box.SIMPLE_HEAD)
+    t.add_column("", no_wrap=True)
+    t.add_column("float32", justify="right", no_wrap=True)
+    t.add_column("int8", justify="right", no_wrap=True)
+    t.add_column("float32 / int8", justify="right", no_wrap=True)
+    for row in data["summary"]:
+        t.add_row(row["label"], fmt.value(row["float32"], row["unit"]),
+                  fmt.value(row["int8"], row["unit"]), fmt.ratio(row["ratio"], row["ratio_label"]))
     return t
