@@ -14,6 +14,7 @@ import torch
 
 from torch2mcu import __version__
 from torch2mcu.codegen.folder import write_model_folder
+from torch2mcu.codegen.readme import write_folder_readme
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.frontend import capture, load_program, to_ir
 from torch2mcu.frontend.convert import C_KEYWORDS
@@ -162,6 +163,7 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
                                 "arena_lower_bound_bytes": m32["arena_lower_bound_bytes"]},
                     "layers": m8["layers"], **(extra_manifest or {})}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_folder_readme(tmp, manifest)
         _commit(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -202,6 +204,7 @@ def measure(converted, target: str = "cortex-m4", save: bool = True) -> dict:
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default) + "\n")
         os.replace(tmp, path)
         conv.manifest = manifest
+        write_folder_readme(conv.path, manifest)  # the README quotes the measured figures
     return result
 
 

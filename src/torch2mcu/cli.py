@@ -33,17 +33,26 @@ def _print_json(obj: dict) -> None:
 def cmd_convert(args) -> int:
     from torch2mcu.api import convert
 
+    from torch2mcu.compress.cli import apply_sparsity
+
     cal = _load_npy(args.calibration, "calibration")
-    conv = convert(args.model, calibration=cal, out=args.out, name=args.name, overwrite=args.force,
+    model = apply_sparsity(args, args.model)  # one-shot magnitude pruning with --sparsity
+    conv = convert(model, calibration=cal, out=args.out, name=args.name, overwrite=args.force,
                    target=args.target, objective=args.objective,
                    formats=tuple(f.strip() for f in args.formats.split(",")))
     m = conv.manifest
     summary = {"out": str(conv.path), "int8_dir": str(conv.int8_dir),
                "float32_dir": str(conv.float_dir), "int8": m["int8"], "float32": m["float32"],
                "layers": len(m["layers"])}
+    from torch2mcu.report.build import build_report
+    from torch2mcu.report.cli import print_report
+
+    report = build_report(conv.path)
+    summary["report"] = report["files"]["html"]
     if args.json:
         _print_json(summary)
     else:
+        print_report(report)
         console.print(f"[green]converted[/green] {args.model} -> {conv.path}")
         console.print(f"  int8 C:    {conv.int8_dir}  (constants {m['int8']['const_bytes']} B, "
                       f"arena {m['int8']['arena_bytes']} B)")
@@ -59,6 +68,9 @@ def cmd_verify(args) -> int:
     r = verify(args.dir, x, emulator=args.emulator)
     r.pop("reference_outputs", None)
     r.pop("c_outputs", None)
+    from torch2mcu.report.build import build_report
+
+    build_report(args.dir, verified=r)
     if args.json:
         _print_json(r)
     else:
@@ -76,7 +88,10 @@ def cmd_measure(args) -> int:
     from torch2mcu.api import measure
     from torch2mcu.report.tables import measure_table
 
+    from torch2mcu.report.build import build_report
+
     r = measure(args.dir, target=args.target)
+    build_report(args.dir, target=args.target)
     if args.json:
         _print_json(r)
     else:
@@ -87,13 +102,17 @@ def cmd_measure(args) -> int:
 def cmd_demo(args) -> int:
     from torch2mcu.demo import run_demo
 
-    result = run_demo(out=args.out, dataset=args.dataset, data_dir=args.data, epochs=args.epochs)
+    result = run_demo(out=args.out, dataset=args.dataset, data_dir=args.data, epochs=args.epochs,
+                      accuracy_budget=args.accuracy_budget, target=args.target)
     if args.json:
         _print_json(result)
     return 0 if result["mismatches"] == 0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from torch2mcu.compress.cli import add_compress_parser, add_sparsity_option
+    from torch2mcu.report.cli import add_report_parser
+
     p = argparse.ArgumentParser(prog="torch2mcu", description="PyTorch models to bit-exact int8 C "
                                 "for Cortex-M microcontrollers.")
     p.add_argument("--version", action="version", version=f"torch2mcu {__version__}")
@@ -114,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight formats allowed, comma-separated (default: dense,csr,rel)")
     c.add_argument("--json", action="store_true", help="print a JSON summary")
     c.set_defaults(func=cmd_convert)
+    add_sparsity_option(c)
+    add_compress_parser(sub)
+    add_report_parser(sub)
 
     v = sub.add_parser("verify", help="check host C against the Python integer reference")
     v.add_argument("dir", help="folder written by convert")
@@ -135,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     d.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
     d.add_argument("--data", default=None, help="folder with the IDX files (MNIST needs this)")
-    d.add_argument("--epochs", type=int, default=8)
+    d.add_argument("--epochs", type=int, default=8, help="float training epochs (cached)")
+    d.add_argument("--accuracy-budget", type=float, default=0.5, metavar="POINTS",
+                   help="validation accuracy pruning may lose, in points (default 0.5)")
+    d.add_argument("--target", default="cortex-m4", help="Cortex-M target to measure on")
     d.add_argument("--json", action="store_true", help="also print the results as JSON")
     d.set_defaults(func=cmd_demo)
     return p

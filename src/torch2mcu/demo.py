@@ -1,63 +1,97 @@
-"""The demo: LeNet-5 on Fashion-MNIST, trained (cached), quantized, generated, built, verified."""
+"""The demo: LeNet-5 on Fashion-MNIST through the whole pipeline.
+
+train (cached) -> prune with fine-tuning under an accuracy budget (cached) -> quantize and
+generate C -> build on the host and verify on all 10,000 test images -> cross-build for a
+Cortex-M target and measure against the float32 baseline.
+"""
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from rich.table import Table
 
-from torch2mcu.api import convert, verify
+from torch2mcu.api import convert, measure, verify
 from torch2mcu.data import load_idx_dataset
-from torch2mcu.models.train import accuracy, trained
+from torch2mcu.models.train import CACHE, accuracy, trained
+from torch2mcu.report.build import build_report
+from torch2mcu.report.cli import print_report
 from torch2mcu.ui import console
 
-CALIBRATION_SAMPLES = 1000
+
+def _compressed(data, model, budget: float, epochs: int) -> tuple[Path, dict]:
+    """The pruned model folder (compress_to_folder's), cached by the float weights and budget."""
+    from torch2mcu.compress import compress_to_folder
+
+    h = hashlib.sha256(f"{data.name}|{budget}|{epochs}".encode())
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode() + v.numpy().tobytes())
+    folder = CACHE / "compress" / f"lenet5-{data.name}-{h.hexdigest()[:16]}"
+    if not (folder / "compress.json").exists():
+        compress_to_folder(folder, model="lenet5", data=data, accuracy_budget=budget,
+                           float_epochs=epochs, overwrite=True)
+    else:
+        console.print(f"[dim]using the cached pruned lenet5: {folder}[/dim]")
+    return folder, json.loads((folder / "compress.json").read_text())
 
 
 def run_demo(out: str = "out/demo", dataset: str = "fashion-mnist", data_dir=None,
-             epochs: int = 8) -> dict:
+             epochs: int = 8, accuracy_budget: float = 0.5, target: str = "cortex-m4") -> dict:
     t0 = time.time()
     data = load_idx_dataset(dataset, data_dir)
     console.print(f"[bold]{dataset}[/bold]: {data.train_x.shape[0]} train, {data.val_x.shape[0]} "
                   f"validation (from train), {data.test_x.shape[0]} test")
     model = trained("lenet5", data, epochs=epochs)
     float_acc = accuracy(model, data.test_x, data.test_y)
-    # Calibration draws from the training split only: the test split is for reporting.
-    cal = data.train_x[np.random.default_rng(1).choice(data.train_x.shape[0], CALIBRATION_SAMPLES,
-                                                       replace=False)]
-    conv = convert(model, torch.from_numpy(data.test_x[:1]), calibration=cal, out=out,
-                   name="lenet5", overwrite=True)
+    pruned_dir, comp = _compressed(data, model, accuracy_budget, epochs)
+
+    out = Path(out)
+    conv = convert(str(pruned_dir / "pruned.pt2"), calibration=np.load(pruned_dir / "calibration.npy"),
+                   out=out, name="lenet5", overwrite=True, target=target,
+                   extra_manifest={"compress": comp})
+    shutil.copyfile(pruned_dir / "compress.json", out / "compress.json")
     r = verify(conv, data.test_x)
-    ref = r["reference_outputs"]
-    int8_acc = float((ref.argmax(1) == data.test_y).mean())
-    c_out = r["c_outputs"]
-    c_acc = float((c_out.argmax(1) == data.test_y).mean())
-    m = conv.manifest
+    int8_acc = float((r["reference_outputs"].argmax(1) == data.test_y).mean())
+    c_acc = float((r["c_outputs"].argmax(1) == data.test_y).mean())
+    m = measure(conv, target=target)
+
     result = {"dataset": dataset, "test_images": int(data.test_x.shape[0]),
-              "float_test_accuracy": float_acc, "int8_test_accuracy_reference": int8_acc,
-              "int8_test_accuracy_c": c_acc, "mismatches": r["mismatches"],
-              "float_max_abs_error": r["float_max_abs_error"],
-              "weight_bytes_float32": m["float32"]["const_bytes"],
-              "weight_bytes_int8": m["int8"]["const_bytes"],
-              "arena_bytes_float32": m["float32"]["arena_bytes"],
-              "arena_bytes_int8": m["int8"]["arena_bytes"],
-              "arena_lower_bound_bytes_int8": m["int8"]["arena_lower_bound_bytes"],
+              "float_test_accuracy": float_acc,
+              "pruned_float_test_accuracy": comp["pruned_test_accuracy"],
+              "int8_test_accuracy_reference": int8_acc, "int8_test_accuracy_c": c_acc,
+              "mismatches": r["mismatches"], "float_max_abs_error": r["float_max_abs_error"],
+              "sparsity": comp["sparsity"], "layers": comp["layers"],
+              "measurements": {target: {k: m[k] for k in ("int8", "float32", "ratios")}},
               "out": str(conv.path), "seconds": round(time.time() - t0, 1)}
 
-    t = Table(title=f"LeNet-5 on {dataset} ({result['test_images']} test images)")
-    t.add_column("")
-    t.add_column("float32", justify="right")
-    t.add_column("int8", justify="right")
-    t.add_row("test accuracy", f"{100 * float_acc:.2f}%",
-              f"{100 * int8_acc:.2f}% (reference) / {100 * c_acc:.2f}% (C)")
-    t.add_row("C vs reference mismatches", "", f"{r['mismatches']} / {r['inputs']}")
-    t.add_row("float32 C vs PyTorch, max abs err", f"{r['float_max_abs_error']:.2g}", "")
-    t.add_row("weight + quant data bytes", f"{result['weight_bytes_float32']:,}",
-              f"{result['weight_bytes_int8']:,} "
-              f"({result['weight_bytes_float32'] / result['weight_bytes_int8']:.2f}x smaller)")
-    t.add_row("activation arena bytes", f"{result['arena_bytes_float32']:,}",
-              f"{result['arena_bytes_int8']:,} (lower bound {result['arena_lower_bound_bytes_int8']:,})")
+    t = Table(title=f"LeNet-5 on {dataset}: pruning ({result['test_images']} test images)")
+    for col in ("layer", "weights", "nonzero", "sparsity", "int8 format"):
+        t.add_column(col, justify="left" if col in ("layer", "int8 format") else "right")
+    for node in conv.int8_graph.nodes:
+        if "weight_q" in node.params:
+            w = node.params["weight_q"]
+            nz = int(np.count_nonzero(w))
+            t.add_row(node.name, f"{w.size:,}", f"{nz:,}", f"{100 * (1 - nz / w.size):.1f}%",
+                      node.attrs.get("format", "dense"))
+    t.add_row("total", "", "", f"{100 * comp['sparsity']:.1f}%", "")
     console.print(t)
+    a = Table(title="test accuracy")
+    for col in ("float32", "pruned float32", "pruned int8 (reference = C)", "C vs reference"):
+        a.add_column(col, justify="right")
+    a.add_row(f"{100 * float_acc:.2f}%", f"{100 * comp['pruned_test_accuracy']:.2f}%",
+              f"{100 * int8_acc:.2f}% = {100 * c_acc:.2f}%",
+              f"{r['mismatches']} mismatches / {r['inputs']}")
+    console.print(a)
+    report = build_report(conv.path, compress=comp, verified=r, target=target,
+                          accuracy={"float": float_acc, "pruned_float": comp["pruned_test_accuracy"],
+                                    "int8": int8_acc, "samples": int(data.test_x.shape[0])})
+    print_report(report)
+    result["report"] = report["files"]["html"]
+    result["seconds"] = round(time.time() - t0, 1)
     console.print(f"generated C: {conv.int8_dir} and {conv.float_dir}  ({result['seconds']} s)")
     return result

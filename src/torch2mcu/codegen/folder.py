@@ -42,7 +42,11 @@ def layer_table(graph: Graph, const_bytes: dict[str, int]) -> list[dict]:
             row.update(params=int(w.size) + int(node.params["bias"].size
                                                  if "bias" in node.params else 0),
                        weights=int(w.size), nonzeros=nz, sparsity=1.0 - nz / max(w.size, 1),
-                       format="dense")
+                       format=node.attrs.get("format", "dense"))
+            if "encoding_bytes" in node.attrs:
+                row.update(encoding_bytes=node.attrs["encoding_bytes"],
+                           index_bytes=node.attrs["index_bytes"], fillers=node.attrs["fillers"],
+                           candidates=node.attrs["candidates"])
         if graph.quantized:
             q = graph.tensors[node.output].quant
             row["output_quant"] = {"scale": q.scale, "zero_point": q.zero_point}
