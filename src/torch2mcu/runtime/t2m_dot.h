@@ -36,11 +36,16 @@ static inline int32_t t2m_dot_s8(const int8_t *a, const int8_t *b, int32_t n, in
     return acc;
 }
 
+/* clamp(output_offset + requantized acc, act_min, act_max). The requantized value is limited to
+ * [-256, 255] before the offset is added: an accumulator far outside the calibrated range can
+ * requantize to the int32 limits (the multiplier saturates when the output range is tiny), where
+ * adding the offset would overflow; beyond [-256, 255] every value ends at the same int8 bound,
+ * since |offset| <= 128. */
 static inline int8_t t2m_requantize_s8(int32_t acc, const t2m_requant_s8 *q, int32_t channel)
 {
-    const int32_t v = t2m_requantize(acc, q->multiplier[channel], q->shift[channel]) +
-                      q->output_offset;
-    return (int8_t)t2m_clamp_i32(v, q->act_min, q->act_max);
+    const int32_t r = t2m_clamp_i32(t2m_requantize(acc, q->multiplier[channel], q->shift[channel]),
+                                    -256, 255);
+    return (int8_t)t2m_clamp_i32(r + q->output_offset, q->act_min, q->act_max);
 }
 
 /* Store one conv output into its (possibly fused max-pooled) place: the first output of a

@@ -10,9 +10,10 @@ void t2m_add_s8(const t2m_add_params_s8 *p, size_t size,
         const int32_t v2 = ((int32_t)input2[i] + p->input2_offset) * (1 << p->left_shift);
         const int32_t s1 = t2m_requantize(v1, p->input1_multiplier, p->input1_shift);
         const int32_t s2 = t2m_requantize(v2, p->input2_multiplier, p->input2_shift);
-        const int32_t out = t2m_requantize(s1 + s2, p->output_multiplier, p->output_shift) +
-                            p->output_offset;
-        output[i] = (int8_t)t2m_clamp_i32(out, p->act_min, p->act_max);
+        /* limited to [-256, 255] before the offset, as in t2m_requantize_s8: no overflow */
+        const int32_t r = t2m_clamp_i32(t2m_requantize(s1 + s2, p->output_multiplier,
+                                                       p->output_shift), -256, 255);
+        output[i] = (int8_t)t2m_clamp_i32(r + p->output_offset, p->act_min, p->act_max);
     }
 }
 
