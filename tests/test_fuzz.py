@@ -17,7 +17,6 @@ Long run: `T2M_FUZZ_EXAMPLES=400 pytest tests/test_fuzz.py -s` (examples = batch
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
 import json
@@ -49,9 +48,10 @@ from torch2mcu.targets.host import STRICT_FLAGS
 
 EXAMPLES = int(os.environ.get("T2M_FUZZ_EXAMPLES", "0"))  # 0: the regular suite's numbers
 SEED = int(os.environ.get("T2M_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
-MAX_BATCH = 48
+MAX_BATCH = 64
 N_INPUTS = 12      # per case: 3 extreme rows (all -128, all 127, all z_in), the rest random
 N_EMULATED = 2     # inputs per case on the emulated Cortex-M4
+EMULATED_CASES = 12  # cases of an emulated batch that run on the Cortex-M4
 CASES_RUN: dict[str, int] = {}
 
 
@@ -236,7 +236,7 @@ def case(draw, max_layers: int = 1):
 def batches(draw, max_layers: int):
     """A batch of cases; its size shrinks like a list's (the continue flags shrink to 'stop')."""
     cases = [draw(case(max_layers))]
-    while len(cases) < MAX_BATCH and draw(st.integers(0, 40)) != 0:
+    while len(cases) < MAX_BATCH and draw(st.integers(0, 60)) != 0:
         cases.append(draw(case(max_layers)))
     return cases, draw(st.integers(0, 3)) == 3  # about every fourth batch is emulated too
 
@@ -406,7 +406,7 @@ def build_case(case: Case) -> Built:
     return Built(case, name, q, x, expected, c_text, h_text)
 
 
-# ---- one host library for a whole batch --------------------------------------------------------
+# ---- one host program for a whole batch ---------------------------------------------------------
 
 def _run(cmd: list[str], cwd: Path | None = None) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
@@ -415,7 +415,7 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
 
 
 def runtime_objects(flags: list[str]) -> list[Path]:
-    """The runtime compiled once per (sources, flags), shared by every batch library."""
+    """The runtime compiled once per (sources, flags), shared by every batch program."""
     srcs = sorted(runtime_dir().glob("*.[ch]"))
     h = hashlib.sha256(" ".join(flags).encode())
     for f in srcs:
@@ -435,61 +435,171 @@ def runtime_objects(flags: list[str]) -> list[Path]:
     return sorted(out.glob("*.o"))
 
 
-def write_sources(built: list[Built], folder: Path) -> None:
-    for b in built:
-        (folder / f"{b.name}.c").write_text(b.c_text)
-        (folder / f"{b.name}.h").write_text(b.h_text)
+@dataclass
+class Program:
+    """One model as the harness runs it: `n` inputs of in_size values in, out_size values out.
+    With `poison`, the arena outside the buffers live at each layer is poisoned for ASan."""
+
+    name: str
+    in_size: int
+    out_size: int
+    n: int
+    memory: dict | None = None  # graph.meta["memory"]
+    n_nodes: int = 0
 
 
-def dispatch_source(built: list[Built]) -> str:
-    """t2m_fz_run(k, n, in, out): model k on n samples, back to back."""
-    lines = ['#include "t2m.h"'] + [f'#include "{b.name}.h"' for b in built] + [
-        "", "typedef t2m_status (*t2m_fz_model)(const int8_t *input, int8_t *output);",
-        "static const t2m_fz_model t2m_fz_models[] = {",
-        *[f"    {b.name}_run," for b in built], "};",
-        "static const size_t t2m_fz_sizes[][2] = {",
-        *[f"    {{{b.in_size}u, {b.out_size}u}}," for b in built], "};", "",
-        "int t2m_fz_run(int k, int n, const int8_t *in, int8_t *out);",
-        "int t2m_fz_run(int k, int n, const int8_t *in, int8_t *out)", "{", "    int i;",
-        "    for (i = 0; i < n; ++i) {",
-        "        const t2m_status s = t2m_fz_models[k](in + (size_t)i * t2m_fz_sizes[k][0],",
-        "                                                out + (size_t)i * t2m_fz_sizes[k][1]);",
-        "        if (s != T2M_OK) {", "            return (int)s;", "        }", "    }",
-        "    return 0;", "}", ""]
+def programs_of(built: list[Built]) -> list[Program]:
+    return [Program(b.name, b.in_size, b.out_size, b.inputs.shape[0], b.graph.meta["memory"],
+                    len(b.graph.nodes)) for b in built]
+
+
+def mark_macro(k: int, prog: Program, poison: bool) -> str:
+    """The T2M_LAYER_MARK(i) a model is compiled with: poison the arena before layer i."""
+    if poison and prog.memory["arena_bytes"]:
+        return f"t2m_h_layer({k}, i, arena)"
+    return "((void)0)"
+
+
+SAN_HEADER = """/* The harness hook the sanitized models call before each layer. */
+#ifndef T2M_SAN_H
+#define T2M_SAN_H
+void t2m_h_layer(int model, int layer, const void *arena);
+#endif
+"""
+
+
+def _poison_tables(progs: list[Program]) -> list[str]:
+    """Per model: the arena size and each buffer's (byte offset, bytes, first node, last node)."""
+    lines = ["#include <sanitizer/asan_interface.h>", '#include "t2m_san.h"', "",
+             "typedef struct { unsigned offset, size, first, last; } t2m_h_buffer;"]
+    for k, p in enumerate(progs):
+        mem = p.memory
+        rows = [f"{{{mem['offsets'][b]}u, {mem['sizes'][b]}u, {lo}u, {hi}u}}"
+                for b, (lo, hi) in sorted(mem["lifetimes"].items())] or ["{0u, 0u, 0u, 0u}"]
+        lines.append(f"static const t2m_h_buffer t2m_h_buffers{k}[] = {{{', '.join(rows)}}};")
+    lines += ["static const struct { const t2m_h_buffer *b; unsigned n, arena, nodes; } "
+              "t2m_h_plans[] = {"]
+    lines += [f"    {{t2m_h_buffers{k}, {len(p.memory['lifetimes'])}u, "
+              f"{p.memory['arena_bytes']}u, {p.n_nodes}u}}," for k, p in enumerate(progs)]
+    lines += ["};", "",
+              "/* Before layer i only the buffers live at i may be touched: poison the rest. */",
+              "void t2m_h_layer(int model, int layer, const void *arena)", "{",
+              "    const char *base = (const char *)arena;",
+              "    unsigned j;",
+              "    ASAN_POISON_MEMORY_REGION(base, t2m_h_plans[model].arena);",
+              "    for (j = 0; j < t2m_h_plans[model].n; ++j) {",
+              "        const t2m_h_buffer *b = &t2m_h_plans[model].b[j];",
+              "        if ((unsigned)layer >= t2m_h_plans[model].nodes ||",
+              "            (b->first <= (unsigned)layer && (unsigned)layer <= b->last)) {",
+              "            ASAN_UNPOISON_MEMORY_REGION(base + b->offset, b->size);",
+              "        }", "    }", "}", ""]
+    return lines
+
+
+def harness_source(progs: list[Program], ctype: str, poison: bool) -> str:
+    """main(in, out): every model on its inputs read from file `in`, outputs written to `out`.
+    Each sample gets exactly sized heap buffers, so ASan sees any read or write past them."""
+    lines = ["#include <stdio.h>", "#include <stdlib.h>", "", '#include "t2m.h"']
+    lines += [f'#include "{p.name}.h"' for p in progs] + [""]
+    if poison:
+        lines += _poison_tables(progs)
+    lines += [
+        f"typedef t2m_status (*t2m_h_model)(const {ctype} *input, {ctype} *output);",
+        "static const t2m_h_model t2m_h_models[] = {", *[f"    {p.name}_run," for p in progs],
+        "};", "static const size_t t2m_h_sizes[][3] = { /* input size, output size, samples */",
+        *[f"    {{{p.in_size}u, {p.out_size}u, {p.n}u}}," for p in progs], "};", "",
+        "int main(int argc, char **argv)", "{", "    FILE *in, *out;", "    size_t k, i;",
+        "    if (argc != 3) {", "        return 2;", "    }",
+        '    in = fopen(argv[1], "rb");', '    out = fopen(argv[2], "wb");',
+        "    if (in == NULL || out == NULL) {", "        return 2;", "    }",
+        "    for (k = 0; k < sizeof t2m_h_models / sizeof t2m_h_models[0]; ++k) {",
+        "        for (i = 0; i < t2m_h_sizes[k][2]; ++i) {",
+        f"            {ctype} *x = malloc(t2m_h_sizes[k][0] * sizeof *x);",
+        f"            {ctype} *y = malloc(t2m_h_sizes[k][1] * sizeof *y);",
+        "            t2m_status s;",
+        "            if (x == NULL || y == NULL ||",
+        "                fread(x, sizeof *x, t2m_h_sizes[k][0], in) != t2m_h_sizes[k][0]) {",
+        "                return 2;", "            }",
+        "            s = t2m_h_models[k](x, y);",
+        "            if (s != T2M_OK) {",
+        '                fprintf(stderr, "model %lu returned status %d\\n", (unsigned long)k, '
+        "(int)s);",
+        "                return 3;", "            }",
+        "            if (fwrite(y, sizeof *y, t2m_h_sizes[k][1], out) != t2m_h_sizes[k][1] ||",
+        "                fflush(out) != 0) {", "                return 2;", "            }",
+        "            free(x);", "            free(y);", "        }", "    }",
+        "    fclose(in);", "    return fclose(out) == 0 ? 0 : 2;", "}", ""]
     return "\n".join(lines)
 
 
-def run_on_host(built: list[Built], extra_flags: tuple[str, ...] = ()) -> list[np.ndarray]:
-    """Build every case into one shared library with the strict host flags; run each one."""
-    flags = STRICT_FLAGS + ["-O2", "-fPIC", *extra_flags]
+def build_program(folder: Path, units: list[tuple[str, str]], progs: list[Program], ctype: str,
+                  flags: list[str], poison: bool = False) -> Path:
+    """Compile `units` ((source file, T2M_LAYER_MARK body) pairs in `folder`), the harness and
+    the runtime objects into folder/harness."""
     objects = runtime_objects(flags)
+    (folder / "t2m_san.h").write_text(SAN_HEADER)
+    (folder / "t2m_h_main.c").write_text(harness_source(progs, ctype, poison))
+    inc = ["-I", str(folder), "-I", str(runtime_dir())]
+    objs = []
+    for src, mark in units + [("t2m_h_main.c", "((void)0)")]:
+        obj = folder / (Path(src).stem + ".o")
+        _run(["gcc", *flags, *inc, "-include", "t2m_san.h", f"-DT2M_LAYER_MARK(i)={mark}", "-c",
+              src, "-o", str(obj)], cwd=folder)
+        objs.append(str(obj))
+    exe = folder / "harness"
+    _run(["gcc", *flags, "-o", str(exe), *objs, *map(str, objects)], cwd=folder)
+    return exe
+
+
+def run_program(exe: Path, progs: list[Program], inputs: list[np.ndarray], dtype,
+                env: dict | None = None) -> tuple[list[np.ndarray | None], str]:
+    """Run the harness; outputs per model (None from the first one that did not finish on) and
+    the harness's stderr (the sanitizer report, if any)."""
+    d = exe.parent
+    (d / "in.bin").write_bytes(b"".join(np.ascontiguousarray(x, dtype).tobytes() for x in inputs))
+    r = subprocess.run([str(exe), str(d / "in.bin"), str(d / "out.bin")], capture_output=True,
+                       text=True, env=env, timeout=600)
+    data = np.frombuffer((d / "out.bin").read_bytes(), dtype)
+    outs, o = [], 0
+    for p in progs:
+        size = p.n * p.out_size
+        outs.append(data[o:o + size].copy() if o + size <= data.size and
+                    (r.returncode == 0 or o + size < data.size) else None)
+        o += size
+    if r.returncode != 0:
+        first_missing = next((k for k, y in enumerate(outs) if y is None), len(outs) - 1)
+        outs[first_missing:] = [None] * (len(outs) - first_missing)
+    return outs, (f"exit status {r.returncode}\n{r.stderr[-6000:]}" if r.returncode else "")
+
+
+def run_on_host(built: list[Built], extra_flags: tuple[str, ...] = (),
+                poison: bool = False) -> tuple[list[np.ndarray | None], str]:
+    """Build every case into one host program (strict flags) and run it in a subprocess, so
+    that a crash is a failing case, not a dead test run."""
+    flags = STRICT_FLAGS + ["-O2", *extra_flags]
+    progs = programs_of(built)
     with tempfile.TemporaryDirectory(prefix="t2m_fuzz_") as tmp:
         d = Path(tmp)
-        write_sources(built, d)
-        # One translation unit for all cases (one compiler run instead of one per case; every
-        # case's names carry its own prefix): 2-3x faster than compiling them one by one.
-        (d / "t2m_fz_cases.c").write_text("".join(f'#include "{b.name}.c"\n' for b in built))
-        (d / "t2m_fz_dispatch.c").write_text(dispatch_source(built))
-        lib = d / "libfuzz.so"
-        _run(["gcc", *flags, "-shared", "-I", str(d), "-I", str(runtime_dir()), "-o", str(lib),
-              "t2m_fz_cases.c", "t2m_fz_dispatch.c", *map(str, objects)], cwd=d)
-        so = ctypes.CDLL(str(lib))
-        fn = so.t2m_fz_run
-        fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-        fn.restype = ctypes.c_int
-        outs = []
-        for k, b in enumerate(built):
-            x = np.ascontiguousarray(b.inputs)
-            y = np.zeros_like(b.expected)
-            assert fn(k, x.shape[0], x.ctypes.data, y.ctypes.data) == 0, f"{b.name}: bad status"
-            outs.append(y)
-        return outs
+        lines = []
+        for k, (b, p) in enumerate(zip(built, progs)):
+            (d / f"{b.name}.c").write_text(b.c_text)
+            (d / f"{b.name}.h").write_text(b.h_text)
+            # One translation unit for all cases (one compiler run instead of one per case;
+            # every case's names carry its own prefix): 2-3x faster than one by one.
+            lines += ["#undef T2M_LAYER_MARK", f"#define T2M_LAYER_MARK(i) {mark_macro(k, p, poison)}",
+                      f'#include "{b.name}.c"']
+        (d / "t2m_fz_cases.c").write_text("\n".join(lines) + "\n")
+        exe = build_program(d, [("t2m_fz_cases.c", "((void)0)")], progs, "int8_t", flags, poison)
+        outs, err = run_program(exe, progs, [b.inputs for b in built], np.int8)
+    return [None if y is None else y.reshape(b.expected.shape) for y, b in zip(outs, built)], err
 
 
 def emulator_folder(built: list[Built], folder: Path) -> None:
     """A generated-folder lookalike whose model `fzall` runs every case on its slice of the
     input and output, so a batch needs one cross-build and one emulator."""
-    write_sources(built, folder)
+    for b in built:
+        (folder / f"{b.name}.c").write_text(b.c_text)
+        (folder / f"{b.name}.h").write_text(b.h_text)
     copy_runtime(folder)
     n_in, n_out = sum(b.in_size for b in built), sum(b.out_size for b in built)
     h = ["#ifndef FZALL_H", "#define FZALL_H", '#include "t2m.h"',
@@ -537,13 +647,21 @@ def _describe(b: Built, got: np.ndarray, where: str) -> str:
 def check_batch(cases: list[Case], emulate: bool, tag: str) -> None:
     built = [build_case(c) for c in dict.fromkeys(cases)]  # identical cases: one symbol set
     todo = [b for b in built if b.host is None]  # shrinking reruns mostly unchanged cases
+    crash = ""
     if todo:
-        for b, got in zip(todo, run_on_host(todo)):
+        outs, crash = run_on_host(todo)
+        for b, got in zip(todo, outs):
             b.host = got
-    failures = [_describe(b, b.host, "host") for b in built
-                if not np.array_equal(b.host, b.expected)]
-    if emulate:
-        for b, got in zip(built, run_on_cortex_m4(built)):
+    failures = []
+    for b in built:
+        if b.host is None:
+            failures.append(f"host: {b.name} did not finish: {crash}\n  replay([{b.case!r}])")
+            break  # the cases after a crash did not run
+        if not np.array_equal(b.host, b.expected):
+            failures.append(_describe(b, b.host, "host"))
+    if emulate and not failures:
+        sample = built[:EMULATED_CASES]
+        for b, got in zip(sample, run_on_cortex_m4(sample)):
             if not np.array_equal(got, b.expected[:N_EMULATED]):
                 failures.append(_describe(b, got, "cortex-m4"))
     CASES_RUN[tag] = CASES_RUN.get(tag, 0) + len(built)
@@ -567,14 +685,14 @@ def _settings(examples: int):
 
 
 @hypothesis_seed(SEED)
-@_settings(examples=12)
+@_settings(examples=16)
 @given(batches(max_layers=1))
 def test_single_operators_are_bit_exact(batch):
     check_batch(*batch, "single")
 
 
 @hypothesis_seed(SEED + 1)
-@_settings(examples=12)
+@_settings(examples=16)
 @given(batches(max_layers=3))
 def test_small_graphs_are_bit_exact(batch):
     check_batch(*batch, "graphs")
