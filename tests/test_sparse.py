@@ -72,21 +72,24 @@ def test_rel_bridges_long_gaps_with_fillers():
 
 
 class SparseNet(nn.Module):
-    """Padded conv, strided conv, depthwise, grouped and fully connected layers."""
+    """Padded conv with a fused max-pool, strided conv, depthwise, grouped conv with a fused
+    pool over odd sizes (the last row and column are dropped), fully connected layers."""
 
     def __init__(self):
         super().__init__()
         self.c1 = nn.Conv2d(2, 6, 5, padding=2)
+        self.p1 = nn.MaxPool2d(2)
         self.c2 = nn.Conv2d(6, 8, 3, stride=(2, 1), padding=(1, 0))
         self.dw = nn.Conv2d(8, 8, 3, groups=8, padding=1, bias=False)
         self.gc = nn.Conv2d(8, 12, (1, 3), groups=4)
-        self.fc1 = nn.Linear(12 * 8 * 5, 40)
+        self.p2 = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(12 * 2 * 2, 40)
         self.fc2 = nn.Linear(40, 5)
 
     def forward(self, x):
-        x = torch.relu(self.c1(x))
+        x = self.p1(torch.relu(self.c1(x)))
         x = torch.relu(self.c2(x))
-        x = self.gc(torch.relu(self.dw(x)))
+        x = self.p2(self.gc(torch.relu(self.dw(x))))
         return self.fc2(torch.relu(self.fc1(x.flatten(1))))
 
 
@@ -114,14 +117,16 @@ def test_every_format_is_bit_exact_on_host(sparsity, pattern, tmp_path):
     print(f"seed={seed}")
     rng = np.random.default_rng(seed)
     model = _prune(randomize(SparseNet(), seed), rng, sparsity, pattern)
-    cal = rng.standard_normal((32, 2, 16, 9)).astype(np.float32)
-    x = rng.standard_normal((40, 2, 16, 9)).astype(np.float32)
+    cal = rng.standard_normal((32, 2, 20, 18)).astype(np.float32)
+    x = rng.standard_normal((40, 2, 20, 18)).astype(np.float32)
     outs = {}
     for fmt in ("dense", "csr", "rel"):
         conv = torch2mcu.convert(model, torch.from_numpy(x[:1]), calibration=cal,
                                  out=tmp_path / fmt, formats=(fmt,))
         chosen = {n.attrs["format"] for n in conv.int8_graph.nodes if "format" in n.attrs}
         assert chosen == {fmt}
+        fused = [n.name for n in conv.int8_graph.nodes if "pool" in n.attrs]
+        assert fused == ["c1", "gc"]
         r = torch2mcu.verify(conv, x, torch_check=False)
         assert r["mismatches"] == 0, f"{fmt}: {r['mismatched_values']} values differ"
         outs[fmt] = r["c_outputs"]
@@ -133,8 +138,8 @@ def test_pruned_zeros_are_exact_in_graph_and_c(tmp_path):
     model = _prune(randomize(SparseNet(), 3), rng, 0.9, "random")
     zeros = {n: (m.weight == 0).numpy() for n, m in model.named_modules()
              if isinstance(m, (nn.Conv2d, nn.Linear))}
-    conv = torch2mcu.convert(model, torch.randn(1, 2, 16, 9), calibration=rng.standard_normal(
-        (16, 2, 16, 9)).astype(np.float32), out=tmp_path / "m", formats=("dense",))
+    conv = torch2mcu.convert(model, torch.randn(1, 2, 20, 18), calibration=rng.standard_normal(
+        (16, 2, 20, 18)).astype(np.float32), out=tmp_path / "m", formats=("dense",))
     text = (conv.int8_dir / "model.c").read_text()
     for node in conv.int8_graph.nodes:
         if node.op in ("conv2d", "linear"):
@@ -155,8 +160,8 @@ def test_every_format_is_bit_exact_on_emulated_cortex_m4(sparsity, tmp_path):
     print(f"seed={seed}")
     rng = np.random.default_rng(seed)
     model = _prune(randomize(SparseNet(), seed), rng, sparsity, "random")
-    cal = rng.standard_normal((16, 2, 16, 9)).astype(np.float32)
-    x = rng.standard_normal((3, 2, 16, 9)).astype(np.float32)
+    cal = rng.standard_normal((16, 2, 20, 18)).astype(np.float32)
+    x = rng.standard_normal((3, 2, 20, 18)).astype(np.float32)
     for fmt in ("dense", "csr", "rel"):
         conv = torch2mcu.convert(model, torch.from_numpy(x[:1]), calibration=cal,
                                  out=tmp_path / fmt, formats=(fmt,))

@@ -15,12 +15,13 @@ COSTS = {
     # fitted to emulated Cortex-M4 runs of LeNet-5 layers in each format (estimated cycles)
     "dsp": {"requant": 55, "pixel": 16, "gather": 5, "dot": 40, "conv_row": 12, "conv_quad": 16,
             "conv_one": 7, "entry4_csr": 22, "entry4_rel": 25, "entry1_csr": 8, "entry1_rel": 9,
-            "fc_quad": 15, "fc_one": 6, "fc_entry_csr": 9.5, "fc_entry_rel": 11, "row": 20},
+            "fc_quad": 15, "fc_one": 6, "fc_entry_csr": 9.5, "fc_entry_rel": 11, "row": 20,
+            "stride1": 0.75},
     # no DSP extension (Cortex-M0+): no dual MAC; a rough scaling of the above
     "plain": {"requant": 66, "pixel": 19, "gather": 6, "dot": 48, "conv_row": 14, "conv_quad": 30,
               "conv_one": 8, "entry4_csr": 26, "entry4_rel": 30, "entry1_csr": 10,
               "entry1_rel": 11, "fc_quad": 28, "fc_one": 7, "fc_entry_csr": 11, "fc_entry_rel": 13,
-              "row": 24},
+              "row": 24, "stride1": 0.9},
 }
 
 
@@ -29,7 +30,7 @@ def family(dsp: bool) -> dict:
 
 
 def conv_cycles(fmt: str, entries: int, out_c: int, out_h: int, out_w: int, rows_per_filter: int,
-                k_w: int, dsp: bool, out_c_per_group: int = 2) -> float:
+                k_w: int, dsp: bool, out_c_per_group: int = 2, stride_w: int = 1) -> float:
     """entries: stored entries (all weights for dense, nonzeros + fillers for sparse)."""
     c = family(dsp)
     pixels = out_c * out_h * out_w
@@ -44,7 +45,8 @@ def conv_cycles(fmt: str, entries: int, out_c: int, out_h: int, out_w: int, rows
         return base + pixels * rows_per_filter * per_row
     per_ch = entries / max(out_c, 1)
     quads, ones = out_w // 4, out_w % 4
-    walks = out_c * out_h * (quads * (c["row"] + per_ch * c[f"entry4_{fmt}"])
+    e4 = c[f"entry4_{fmt}"] * (c["stride1"] if stride_w == 1 else 1.0)
+    walks = out_c * out_h * (quads * (c["row"] + per_ch * e4)
                              + ones * (c["row"] / 2 + per_ch * c[f"entry1_{fmt}"]))
     return base + walks
 
@@ -55,6 +57,44 @@ def fc_cycles(fmt: str, entries: int, out_f: int, in_f: int, dsp: bool) -> float
     if fmt == "dense":
         return base + out_f * ((in_f // 4) * c["fc_quad"] + (in_f % 4) * c["fc_one"])
     return base + entries * c[f"fc_entry_{fmt}"]
+
+
+# Code bytes of each kernel variant (arm-none-eabi-gcc -O2, Cortex-M4): a layer's format also
+# decides which kernels get linked, and a variant no other layer uses costs its code in flash.
+KERNEL_CODE_BYTES = {"conv2d_dense": 1244, "conv2d_rows": 932, "conv2d_csr8": 1112,
+                     "conv2d_csr16": 1116, "conv2d_rel8": 1120, "linear_dense": 536,
+                     "linear_csr8": 468, "linear_csr16": 480, "linear_rel8": 468}
+
+
+def select(layers: list[dict], objective: str) -> list[str]:
+    """Choose every layer's format at once. layers[i]["candidates"]: fmt -> (bytes, cycles,
+    kernel). speed: each layer's fewest cycles. flash: fewest total bytes, kernel code included.
+    balanced: the smallest product of total bytes (code included) and total cycles. The two
+    totals are minimized by coordinate descent from the per-layer choice."""
+    start = [choose({f: c[:2] for f, c in layer["candidates"].items()}, objective)
+             for layer in layers]
+    if objective == "speed" or not layers:
+        return start
+
+    def score(choice):
+        total_bytes = sum(layers[i]["candidates"][f][0] for i, f in enumerate(choice))
+        total_bytes += sum(KERNEL_CODE_BYTES.get(k, 1000) for k in
+                           {layers[i]["candidates"][f][2] for i, f in enumerate(choice)})
+        total_cycles = sum(layers[i]["candidates"][f][1] for i, f in enumerate(choice))
+        if objective == "flash":
+            return (total_bytes, total_cycles)
+        return (math.log(total_bytes) + math.log(max(total_cycles, 1.0)), total_bytes)
+
+    choice = list(start)
+    for _ in range(10):
+        changed = False
+        for i, layer in enumerate(layers):
+            best = min(layer["candidates"], key=lambda f: score(choice[:i] + [f] + choice[i + 1:]))
+            if score(choice[:i] + [best] + choice[i + 1:]) < score(choice):
+                choice[i], changed = best, True
+        if not changed:
+            break
+    return choice
 
 
 def choose(candidates: dict, objective: str) -> str:

@@ -58,22 +58,20 @@ def emit_requant(node, ctx) -> str:
         "act_max": node.attrs["act_max"], "multiplier": mult, "shift": shift})
 
 
-def emit_weights_s8(node, ctx) -> tuple[bool, str, str]:
-    """Declare the layer's encoded weights and folded bias.
-    Returns (sparse?, C expression for the weights argument, folded bias array name)."""
+def emit_weights_s8(node, ctx) -> tuple[str | None, str, str]:
+    """Declare the layer's encoded weights and folded bias. Returns (the sparse kernel variant,
+    csr8 / csr16 / rel8, or None for dense; the C weights argument; the folded bias name)."""
     bias = ctx.const_array(f"{node.name}_bias", "int32_t", node.params["bias_folded"], kind="bias")
     fmt = node.attrs["format"]
     values = ctx.const_array(f"{node.name}_weights", "int8_t", node.params["enc_values"],
                              kind="values")
     if fmt == "dense":
-        return False, values, bias
+        return None, values, bias
     index_type = "uint8_t" if node.params["enc_index"].dtype.itemsize == 1 else "uint16_t"
     index = ctx.const_array(f"{node.name}_index", index_type, node.params["enc_index"],
                             kind="index")
     row_len = ctx.const_array(f"{node.name}_row_len", "uint16_t", node.params["enc_row_len"],
                               kind="pointers")
     enc = ctx.const_struct(f"{node.name}_sparse", "t2m_sparse_s8", {
-        "values": values, "index": index, "row_len": row_len,
-        "kind": "T2M_SPARSE_CSR" if fmt == "csr" else "T2M_SPARSE_REL",
-        "index_bytes": node.params["enc_index"].dtype.itemsize})
-    return True, f"&{enc}", bias
+        "values": values, "index": index, "row_len": row_len})
+    return f"{fmt}{8 * node.params['enc_index'].dtype.itemsize}", f"&{enc}", bias

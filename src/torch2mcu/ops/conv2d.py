@@ -119,12 +119,15 @@ class Conv2d(Op):
             "pad_h": 0, "pad_w": 0, "groups": node.attrs["groups"], "pool_h": qh, "pool_w": qw})
         sparse, wexpr, bias = emit_weights_s8(node, ctx)
         rq = emit_requant(node, ctx)
+        work = (ctx.scratch(node, (node.attrs.get("pad_bytes", 0) + 3) // 4 * 4)
+                if node.attrs.get("col_bytes") else "NULL")
         if sparse:
-            ctx.call(f"t2m_conv2d_sparse_s8(&{shape}, &{rq}, {wexpr}, {x}, {bias}, {y});")
-        else:
-            col = (ctx.scratch(node, (node.attrs.get("pad_bytes", 0) + 3) // 4 * 4)
-                   if node.attrs.get("col_bytes") else "NULL")
-            ctx.call(f"t2m_conv2d_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {col});")
+            rows = f"(int32_t *)(void *){work}" if work != "NULL" else "NULL"
+            ctx.call(f"t2m_conv2d_{sparse}_s8(&{shape}, &{rq}, {wexpr}, {x}, {bias}, {y}, {rows});")
+        elif node.attrs.get("col_bytes"):
+            ctx.call(f"t2m_conv2d_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {work});")
+        else:  # one output channel per group (depthwise): walk kernel rows in place
+            ctx.call(f"t2m_conv2d_rows_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
 
 
 register(Conv2d())

@@ -53,7 +53,7 @@ class Linear(Op):
             sparse, wexpr, bias = emit_weights_s8(node, ctx)
             rq = emit_requant(node, ctx)
             if sparse:
-                ctx.call(f"t2m_fc_sparse_s8(&{shape}, &{rq}, {wexpr}, {x}, {bias}, {y});")
+                ctx.call(f"t2m_fc_{sparse}_s8(&{shape}, &{rq}, {wexpr}, {x}, {bias}, {y});")
             else:
                 ctx.call(f"t2m_fc_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
         else:

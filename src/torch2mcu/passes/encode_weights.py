@@ -7,6 +7,9 @@ the one the objective prefers: `flash` (fewest bytes), `speed` (fewest estimated
 `balanced` (smallest product, relative to dense). The choice and every candidate's bytes and
 estimated cycles are recorded on the node for the generated comments and the manifest.
 
+Formats are chosen for all layers together (encodings.cost.select), since the kernels a model
+links are flash too: a variant only one layer would use must pay its code.
+
 Requires: a quantized graph. Ensures: conv2d / linear nodes carry attrs["format"],
 params["bias_folded"] and params["enc_*"]; a padded conv carries attrs["pad"] and
 attrs["scratch_bytes"].
@@ -16,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from torch2mcu.encodings import conv_offsets, encode
-from torch2mcu.encodings.cost import choose, conv_cycles, fc_cycles
+from torch2mcu.encodings.cost import conv_cycles, fc_cycles, select
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
 from torch2mcu.ops import get_op
@@ -48,6 +51,26 @@ def _conv_geometry(node, graph):
                     "pad_left": pw}
 
 
+def _kernel(node, fmt: str, enc) -> str:
+    """The runtime kernel a layer in this format calls (see KERNEL_CODE_BYTES)."""
+    if fmt == "dense":
+        if node.op == "conv2d" and node.params["weight_q"].shape[0] // node.attrs["groups"] < 2:
+            return "conv2d_rows"
+        return f"{node.op}_dense"
+    return f"{node.op}_{fmt}{8 * enc.index_bytes}"
+
+
+def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int) -> int:
+    """Bytes of working memory the conv kernel needs beside the padded input (mirrors
+    t2m_conv2d_s8_scratch_bytes / t2m_conv2d_sparse_s8_scratch_bytes)."""
+    qh, qw = node.attrs.get("pool", (1, 1))
+    if fmt == "dense":
+        # the gathered receptive fields of one pooling window, when a group has several
+        # output channels to share them
+        return wq[0].size * qh * qw if wq.shape[0] // node.attrs["groups"] >= 2 else 0
+    return 4 * pooled_w  # one output row of int32 sums (max-pooled when a pool is fused)
+
+
 def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
                    formats: tuple[str, ...] = FORMATS) -> Graph:
     if objective not in OBJECTIVES:
@@ -58,6 +81,7 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
         raise Torch2MCUError(f"unknown formats {bad}" if bad else "no weight format allowed",
                              fix=f"choose among {', '.join(FORMATS)}")
     g = graph.copy()
+    layers = []
     for node in g.nodes:
         if node.op not in ("conv2d", "linear"):
             continue
@@ -74,42 +98,39 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
                 node.attrs["pad"] = pad
                 node.attrs["pad_bytes"] = pad["c"] * hb * wb
 
-            def cycles(fmt, enc):
+            def cycles(fmt, enc, node=node, oh=oh, ow=ow, cin_g=cin_g, kh=kh, kw=kw, wq=wq):
                 return conv_cycles(fmt, enc.entries, wq.shape[0], oh, ow, cin_g * kh, kw, dsp,
-                                   wq.shape[0] // node.attrs["groups"])
+                                   wq.shape[0] // node.attrs["groups"], node.attrs["stride"][1])
         else:
             offsets = np.arange(wq.shape[1], dtype=np.int64)
 
-            def cycles(fmt, enc):
+            def cycles(fmt, enc, wq=wq):
                 return fc_cycles(fmt, enc.entries, wq.shape[0], wq.shape[1], dsp)
-        candidates, encs = {}, {}
+        encs = {}
         # dense is always possible; it is the fallback when no allowed format fits the layer
         for fmt in formats if any(f != "dense" for f in formats) else ("dense",):
             enc = encode(fmt, wq, offsets)
-            if enc is None:
-                continue
-            encs[fmt] = enc
-            candidates[fmt] = (enc.total_bytes, cycles(fmt, enc))
-        if not candidates:
+            if enc is not None:
+                encs[fmt] = enc
+        if not encs:
             encs["dense"] = encode("dense", wq, offsets)
-            candidates["dense"] = (encs["dense"].total_bytes, cycles("dense", encs["dense"]))
-        fmt = choose(candidates, objective)
-        enc = encs[fmt]
+        candidates = {f: (e.total_bytes, cycles(f, e), _kernel(node, f, e)) for f, e in encs.items()}
+        layers.append({"node": node, "encs": encs, "candidates": candidates})
+    for layer, fmt in zip(layers, select(layers, objective)):
+        node, enc = layer["node"], layer["encs"][fmt]
+        wq = node.params["weight_q"]
         node.attrs["format"] = fmt
+        node.attrs["kernel"] = layer["candidates"][fmt][2]
         node.attrs["index_bytes"] = enc.index_bytes
         node.attrs["encoding_bytes"] = dict(enc.bytes)
         node.attrs["fillers"] = enc.fillers
-        node.attrs["candidates"] = {f: {"bytes": b, "cycles_estimate": round(c)}
-                                    for f, (b, c) in candidates.items()}
+        node.attrs["candidates"] = {f: {"bytes": b, "cycles_estimate": round(c), "kernel": k}
+                                    for f, (b, c, k) in layer["candidates"].items()}
         if node.op == "conv2d":
-            # the dense kernel gathers one pixel's receptive field when a group has several
-            # output channels to share it
-            groups = node.attrs["groups"]
-            col = wq[0].size if fmt == "dense" and wq.shape[0] // groups >= 2 else 0
-            node.attrs["col_bytes"] = col
+            node.attrs["col_bytes"] = _kernel_scratch(node, fmt, wq, g.tensors[node.output].shape[2])
             pad_bytes = (node.attrs.get("pad_bytes", 0) + 3) // 4 * 4
-            if pad_bytes + col:
-                node.attrs["scratch_bytes"] = pad_bytes + col
+            if pad_bytes + node.attrs["col_bytes"]:
+                node.attrs["scratch_bytes"] = pad_bytes + node.attrs["col_bytes"]
         node.params["enc_values"] = enc.values
         if enc.index is not None:
             node.params["enc_index"] = enc.index

@@ -75,20 +75,15 @@ typedef struct {
 } t2m_pad_shape;
 
 /* Sparse int8 weights, walked in place from flash. Row r (one output channel) holds row_len[r]
- * entries: values[] and index[] advance together.
- *   T2M_SPARSE_CSR: index = the input offset of the weight relative to the window origin
- *                   (conv: ic * in_h * in_w + ky * in_w + kx; fc: the input position).
- *   T2M_SPARSE_REL: index = the offset's increase over the previous entry of the row (the first
- *                   counts from 0); a gap over 255 is bridged by filler entries of value 0.
- * index entries are uint8_t (index_bytes 1) or uint16_t (2; REL is always 1). */
-typedef enum { T2M_SPARSE_CSR = 0, T2M_SPARSE_REL = 1 } t2m_sparse_kind;
-
+ * entries: values[] and index[] advance together. The kernel variant says what index holds:
+ *   csr8 / csr16: uint8_t / uint16_t input offsets of the weights relative to the window origin
+ *                 (conv: ic * in_h * in_w + ky * in_w + kx; fc: the input position).
+ *   rel8:         uint8_t increases of that offset over the previous entry of the row (the first
+ *                 counts from 0); a gap over 255 is bridged by filler entries of value 0. */
 typedef struct {
     const int8_t *values;
     const void *index;
     const uint16_t *row_len;
-    uint8_t kind;        /* t2m_sparse_kind */
-    uint8_t index_bytes; /* 1 or 2 */
 } t2m_sparse_s8;
 
 /* Element-wise add of two int8 tensors with their own quantization (TFLM reference_integer_ops::Add). */
@@ -172,29 +167,58 @@ void t2m_pad_s8(const t2m_pad_shape *shape, int8_t value, const int8_t *input, i
  * with no padding (pad_h = pad_w = 0; pad first with t2m_pad_s8) and weights
  * (out_c, in_c/groups, k_h, k_w); bias is the folded bias and is never NULL. Uses the DSP
  * extension's dual 16-bit multiply-accumulate where the core has it.
- * scratch: t2m_conv2d_s8_scratch_bytes(shape) bytes (the gathered receptive field of one
- * pixel, shared by the output channels of a group); NULL when that is 0. */
-size_t t2m_conv2d_s8_scratch_bytes(const t2m_conv_shape *shape);
+ * scratch: t2m_conv2d_s8_scratch_bytes(shape) bytes: the gathered receptive fields of one
+ * pooling window, shared by the output channels of a group. For groups of one output channel
+ * (depthwise) use t2m_conv2d_rows_s8, which walks kernel rows in place and needs no scratch. */
+static inline size_t t2m_conv2d_s8_scratch_bytes(const t2m_conv_shape *shape)
+{
+    return (size_t)(shape->in_c / shape->groups) * shape->k_h * shape->k_w *
+           (size_t)(shape->pool_h > 1 ? shape->pool_h : 1) * (size_t)(shape->pool_w > 1 ? shape->pool_w : 1);
+}
 
 void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                    const int8_t *input, const int8_t *weights, const int32_t *bias,
                    int8_t *output, int8_t *scratch);
 
-/* Sparse conv on a prepared input, same contract as t2m_conv2d_s8: each weight is loaded once
- * for up to four adjacent output pixels. */
-void t2m_conv2d_sparse_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
-                          const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
-                          int8_t *output);
+void t2m_conv2d_rows_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                        const int8_t *input, const int8_t *weights, const int32_t *bias,
+                        int8_t *output);
+
+/* Sparse conv on a prepared input, same contract as t2m_conv2d_s8; one function per index
+ * kind (csr8, csr16, rel8; see t2m_sparse_s8) so a build links only what it uses. Each weight
+ * is loaded once for up to four adjacent output pixels. scratch: 4-byte aligned,
+ * t2m_conv2d_sparse_s8_scratch_bytes(shape) bytes: one output row of int32 sums (max-pooled
+ * when a pool is fused), requantized when the row is complete. */
+static inline size_t t2m_conv2d_sparse_s8_scratch_bytes(const t2m_conv_shape *shape)
+{
+    return sizeof(int32_t) * (size_t)(shape->out_w / (shape->pool_w > 1 ? shape->pool_w : 1));
+}
+
+void t2m_conv2d_csr8_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                        const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
+                        int8_t *output, int32_t *scratch);
+void t2m_conv2d_csr16_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                         const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
+                         int8_t *output, int32_t *scratch);
+void t2m_conv2d_rel8_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                        const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
+                        int8_t *output, int32_t *scratch);
 
 /* output (out_features) = weights (out_features, in_features) @ input + folded bias. */
 void t2m_fc_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
                const int8_t *input, const int8_t *weights, const int32_t *bias,
                int8_t *output);
 
-/* Sparse fully connected layer, same contract as t2m_fc_s8. */
-void t2m_fc_sparse_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
-                      const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
-                      int8_t *output);
+/* Sparse fully connected layers, same contract as t2m_fc_s8, one per index kind. */
+void t2m_fc_csr8_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
+                    const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
+                    int8_t *output);
+void t2m_fc_csr16_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
+                     const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
+                     int8_t *output);
+void t2m_fc_rel8_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
+                    const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
+                    int8_t *output);
 
 /* Input and output share one quantization; result clamped to [act_min, act_max]. */
 void t2m_maxpool2d_s8(const t2m_pool_shape *shape, int32_t act_min, int32_t act_max,

@@ -3,17 +3,11 @@
  * point is folded into the bias, and padded borders hold the zero point. */
 #include "t2m_dot.h"
 
-size_t t2m_conv2d_s8_scratch_bytes(const t2m_conv_shape *shape)
-{
-    const size_t k = (size_t)(shape->in_c / shape->groups) * shape->k_h * shape->k_w;
-    return shape->out_c / shape->groups >= 2 ? k : 0;
-}
-
 /* One output per (channel, pixel), walking kernel rows in place: for depthwise-like layers,
  * where a gathered window would serve a single output channel. */
-static void t2m_conv2d_rows_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
-                               const int8_t *input, const int8_t *weights, const int32_t *bias,
-                               int8_t *output)
+void t2m_conv2d_rows_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                        const int8_t *input, const int8_t *weights, const int32_t *bias,
+                        int8_t *output)
 {
     const int32_t in_c_per_group = shape->in_c / shape->groups;
     const int32_t out_c_per_group = shape->out_c / shape->groups;
@@ -72,46 +66,51 @@ void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t filter_size = in_c_per_group * k_h * k_w;
     const int32_t pool_h = shape->pool_h > 1 ? shape->pool_h : 1;
     const int32_t pool_w = shape->pool_w > 1 ? shape->pool_w : 1;
+    const int32_t pooled_h = shape->out_h / pool_h;
     const int32_t pooled_w = shape->out_w / pool_w;
-    const size_t pooled_hw = (size_t)(shape->out_h / pool_h) * (size_t)pooled_w;
+    const int32_t window = pool_h * pool_w;
     int32_t g;
 
-    if (out_c_per_group < 2 || scratch == NULL) {
-        t2m_conv2d_rows_s8(shape, q, input, weights, bias, output);
-        return;
-    }
-    /* Pixel by pixel: gather the receptive field into one contiguous column (filter order),
-     * then one long dot product per output channel of the group reuses it. */
+    /* Per output position: gather the receptive field of each conv pixel of its pooling window
+     * into contiguous columns (filter order); then per output channel, long dot products over
+     * the columns, the max of the int32 sums (requantization is monotone, so max-pooling before
+     * it gives the same int8 result), and one requantization. */
     for (g = 0; g < shape->groups; ++g) {
         const int8_t *in_group = input + (size_t)(g * in_c_per_group) * (size_t)in_hw;
         const int32_t oc0 = g * out_c_per_group;
-        int32_t oy;
-        for (oy = 0; oy < shape->out_h; ++oy) {
-            const int first_row = oy % pool_h == 0;
-            int32_t ox;
-            for (ox = 0; ox < shape->out_w; ++ox) {
-                const int8_t *window = in_group + (size_t)(oy * shape->stride_h) * (size_t)in_w +
-                                       (size_t)(ox * shape->stride_w);
-                const size_t out_pos = (size_t)(oy / pool_h) * (size_t)pooled_w + (size_t)(ox / pool_w);
-                const int first = first_row && ox % pool_w == 0;
+        int32_t py;
+        for (py = 0; py < pooled_h; ++py) {
+            int32_t px;
+            for (px = 0; px < pooled_w; ++px) {
                 int8_t *col = scratch;
-                int32_t ic, oc;
-                for (ic = 0; ic < in_c_per_group; ++ic) {
-                    const int8_t *in_ch = window + (size_t)ic * (size_t)in_hw;
-                    int32_t ky;
-                    for (ky = 0; ky < k_h; ++ky) {
-                        const int8_t *src = in_ch + ky * in_w;
-                        int32_t kx;
-                        for (kx = 0; kx < k_w; ++kx) {
-                            *col++ = src[kx];
+                int32_t j, oc;
+                for (j = 0; j < window; ++j) {
+                    const int32_t oy = py * pool_h + j / pool_w, ox = px * pool_w + j % pool_w;
+                    const int8_t *origin = in_group + (size_t)(oy * shape->stride_h) * (size_t)in_w +
+                                           (size_t)(ox * shape->stride_w);
+                    int32_t ic;
+                    for (ic = 0; ic < in_c_per_group; ++ic) {
+                        const int8_t *in_ch = origin + (size_t)ic * (size_t)in_hw;
+                        int32_t ky;
+                        for (ky = 0; ky < k_h; ++ky) {
+                            const int8_t *src = in_ch + ky * in_w;
+                            int32_t kx;
+                            for (kx = 0; kx < k_w; ++kx) {
+                                *col++ = src[kx];
+                            }
                         }
                     }
                 }
                 for (oc = oc0; oc < oc0 + out_c_per_group; ++oc) {
-                    const int32_t acc = t2m_dot_s8(weights + (size_t)oc * (size_t)filter_size, scratch,
-                                                   filter_size, bias[oc]);
-                    t2m_store_pooled(output + (size_t)oc * pooled_hw + out_pos,
-                                     t2m_requantize_s8(acc, q, oc), first);
+                    const int8_t *filter = weights + (size_t)oc * (size_t)filter_size;
+                    int32_t best = t2m_dot_s8(filter, scratch, filter_size, bias[oc]);
+                    for (j = 1; j < window; ++j) {
+                        const int32_t acc = t2m_dot_s8(filter, scratch + (size_t)j * (size_t)filter_size,
+                                                       filter_size, bias[oc]);
+                        best = acc > best ? acc : best;
+                    }
+                    output[((size_t)oc * (size_t)pooled_h + (size_t)py) * (size_t)pooled_w + (size_t)px] =
+                        t2m_requantize_s8(best, q, oc);
                 }
             }
         }

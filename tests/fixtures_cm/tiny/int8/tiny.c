@@ -39,7 +39,7 @@ t2m_status tiny_run(const int8_t *input, int8_t *output)
     }
     T2M_LAYER_MARK(0);
     t2m_pad_s8(&conv1_pad, -3, input, tiny_arena + 92);
-    t2m_conv2d_s8(&conv1_shape, &conv1_q, tiny_arena + 92, conv1_w, conv1_b, tiny_arena + 0, NULL);
+    t2m_conv2d_rows_s8(&conv1_shape, &conv1_q, tiny_arena + 92, conv1_w, conv1_b, tiny_arena + 0);
     T2M_LAYER_MARK(1);
     t2m_maxpool2d_s8(&pool1_shape, -128, 127, tiny_arena + 0, tiny_arena + 72);
     T2M_LAYER_MARK(2);

@@ -1,0 +1,6 @@
+/* Sparse int8 conv and fully connected kernels, csr16: 16-bit absolute offsets (t2m_sparse_impl.h). */
+#define T2M_SPARSE_CONV t2m_conv2d_csr16_s8
+#define T2M_SPARSE_FC t2m_fc_csr16_s8
+#define T2M_INDEX_T uint16_t
+#define T2M_NEXT_OFFSET(off, ix, k) (off) = (ix)[k]
+#include "t2m_sparse_impl.h"
