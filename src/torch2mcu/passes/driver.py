@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from torch2mcu.ir import Graph, verify_graph
+from torch2mcu.passes.check_overflow import check_overflow
 from torch2mcu.passes.encode_weights import FORMATS, encode_weights
 from torch2mcu.passes.fold_bn import fold_bn
 from torch2mcu.passes.fuse_activation import fuse_activation
@@ -31,6 +32,8 @@ def run_passes(graph: Graph, calibration, progress=None, objective: str = "balan
     verify_graph(q, after="fuse_pool")
     q = encode_weights(q, objective=objective, dsp=dsp, formats=tuple(formats))
     verify_graph(q, after="encode_weights")
+    q = check_overflow(q)
+    verify_graph(q, after="check_overflow")
     q = plan_memory(q, elem_bytes=1)
     verify_graph(q, after="plan_memory(int8)")
     return float_graph, q
