@@ -351,23 +351,39 @@ class Wide(nn.Module):
         return torch.relu(self.conv(x))
 
 
+@pytest.fixture(scope="module")
+def too_big(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wide")
+    shape = (1, 128, 128)
+    model = _export(Wide(), d / "wide.pt2", shape)
+    np.save(d / "cal.npy", np.random.default_rng(0).standard_normal((4,) + shape)
+            .astype(np.float32))
+    assert cli.main(["convert", str(model), "--calibration", str(d / "cal.npy"),
+                     "--out", str(d / "out"), "--json"]) == 0
+    return d / "out"
+
+
+def test_build_beyond_target_memory_raises_fit_error(too_big, tmp_path):
+    from torch2mcu.targets.cortex_m import build
+
+    with pytest.raises(FitError) as e:
+        build(too_big / "int8", "cortex-m0plus", out_dir=tmp_path)
+    print(f"targets.cortex_m.build beyond cortex-m0plus memory -> {e.value}")
+    assert "does not fit cortex-m0plus" in str(e.value) and "RAM overflows by" in str(e.value)
+    assert e.value.region == "ram" and e.value.overflow_bytes > 0
+    assert not list(tmp_path.glob("*.elf"))
+
+
 @pytest.mark.xfail(strict=True, raises=FitError, reason=(
     "api.measure lets targets.cortex_m.FitError (a RuntimeError) escape: the CLI prints a "
     "traceback and exits 1 instead of the FitError's own clear message and exit 2"))
-def test_model_beyond_target_memory(tmp_path, capsys):
-    shape = (1, 128, 128)
-    model = _export(Wide(), tmp_path / "wide.pt2", shape)
-    np.save(tmp_path / "cal.npy", np.random.default_rng(0).standard_normal((4,) + shape)
-            .astype(np.float32))
-    out = tmp_path / "out"
-    assert cli.main(["convert", str(model), "--calibration", str(tmp_path / "cal.npy"),
-                     "--out", str(out), "--json"]) == 0
+def test_measure_beyond_target_memory(too_big, capsys):
     capsys.readouterr()
-    before = (out / "manifest.json").read_bytes()
-    code, text = _cli(capsys, "measure", out, "--target", "cortex-m0plus")
-    print(f"model beyond cortex-m0plus memory -> exit {code}: {text}")
+    before = (too_big / "manifest.json").read_bytes()
+    code, text = _cli(capsys, "measure", too_big, "--target", "cortex-m0plus")
+    print(f"measure beyond cortex-m0plus memory -> exit {code}: {text}")
     assert code == 2 and "does not fit cortex-m0plus" in text and "RAM overflows" in text
-    assert (out / "manifest.json").read_bytes() == before
+    assert (too_big / "manifest.json").read_bytes() == before
 
 
 # ---- adversarial weights: the int32 accumulator proof --------------------------------------------
