@@ -223,6 +223,11 @@ def case(draw, max_layers: int = 1):
         layer = draw(layer_for(shape))
         layers.append(layer)
         shape = out_shape(layer, shape)
+        if isinstance(layer, Conv) and draw(st.integers(0, 3)) == 3:
+            # a max-pool with window == stride right after a conv: fused into the conv kernel
+            k = (draw(st.integers(1, min(3, shape[1]))), draw(st.integers(1, min(3, shape[2]))))
+            layers.append(Pool("max", k, k, (0, 0), False))
+            shape = out_shape(layers[-1], shape)
     fmt = draw(st.sampled_from(["dense", "csr", "rel", "any"]))
     return Case(in_shape, tuple(layers), fmt, draw(st.sampled_from(["balanced", "flash", "speed"])),
                 draw(st.booleans()),
