@@ -100,11 +100,14 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
 
 
 def _commit(tmp: Path, out: Path) -> None:
-    if out.exists():
+    if out.exists() or out.is_symlink():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
         os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
     else:
         os.replace(tmp, out)
 
@@ -193,8 +196,19 @@ def measure(converted, target: str = "cortex-m4", save: bool = True) -> dict:
         raise Torch2MCUError(f"unknown target {target!r}", fix=f"choose one of {', '.join(TARGETS)}")
     sample = conv.path / "sample-input.npy"
     x = np.load(sample) if sample.exists() else None
+    from torch2mcu.targets.cortex_m import BuildError, FitError  # noqa: PLC0415
+
     with progress_task(f"building and emulating on {target}", 1) as adv:
-        result = measure_target(conv.int8_dir, conv.float_dir, target, inputs=x)
+        try:
+            result = measure_target(conv.int8_dir, conv.float_dir, target, inputs=x)
+        except FitError as e:
+            raise Torch2MCUError(str(e), where=f"{conv.path} on {target}",
+                                 fix="prune or shrink the model, or choose a target with more "
+                                     f"{'flash' if e.region == 'flash' else 'RAM'}") from None
+        except BuildError as e:
+            raise Torch2MCUError(f"the Cortex-M build failed: {str(e)[-2000:]}",
+                                 fix="check that arm-none-eabi-gcc is installed (make setup); "
+                                     "otherwise please report this") from None
         adv()
     if save:
         path = conv.path / "manifest.json"

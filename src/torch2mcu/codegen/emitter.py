@@ -11,8 +11,12 @@ import numpy as np
 
 from torch2mcu import __version__
 from torch2mcu.codegen.cliterals import c_array_body, c_float, c_int
+from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
 from torch2mcu.ops import get_op
+
+# Structs whose integer fields are uint16_t in runtime/t2m.h.
+U16_STRUCTS = {"t2m_conv_shape", "t2m_pool_shape", "t2m_pad_shape", "t2m_fc_shape"}
 
 CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "uint16_t": 2, "int32_t": 4, "float": 4}
 
@@ -62,6 +66,14 @@ class EmitContext:
         return f"(arena + {off // self.mem['elem_bytes']})"
 
     def const_struct(self, name: str, ctype: str, fields: dict) -> str:
+        if ctype in U16_STRUCTS:
+            for k, v in fields.items():
+                if not isinstance(v, str) and not 0 <= int(v) <= 0xFFFF:
+                    raise Torch2MCUError(
+                        f"{k} = {v} is beyond the runtime's 16-bit {ctype} fields",
+                        where=f"layer '{self._current}'",
+                        fix="tensors up to 65,535 rows, columns and channels are supported; "
+                            "downsample earlier or split the layer")
         items = [f".{k} = {v if isinstance(v, str) else c_int(v)}" for k, v in fields.items()]
         lines, cur = [], "   "
         for it in items:

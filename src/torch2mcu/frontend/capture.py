@@ -10,11 +10,12 @@ from torch2mcu.errors import Torch2MCUError
 
 
 def load_program(path: str | os.PathLike) -> torch.export.ExportedProgram:
-    """Load a `.pt2` saved with torch.export.save.
+    """Load a `.pt2` saved with torch.export.save, without running code from the file.
 
-    torch.export.load reads a zip of a JSON-serialized graph plus tensor data; it rebuilds the graph
-    from that description and does not unpickle arbitrary objects, so a file from an untrusted
-    source cannot run code while loading.
+    torch.export.load rebuilds the graph from a JSON description, but (torch 2.13) it reads
+    tensors the archive marks as pickled with torch.load(weights_only=False), which can run
+    arbitrary code. TORCH_FORCE_WEIGHTS_ONLY_LOAD makes every torch.load inside it weights-only:
+    tensors and plain containers load, anything else is refused.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -24,12 +25,19 @@ def load_program(path: str | os.PathLike) -> torch.export.ExportedProgram:
         raise Torch2MCUError(f"{path} is not a torch.export archive (.pt2): it is not a zip file",
                              fix="save the model with torch.export.save(torch.export.export(model, "
                                  "(example,)), 'model.pt2')")
+    previous = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
     try:
         return torch.export.load(path)
     except Exception as e:  # torch raises many types for damaged archives
         raise Torch2MCUError(f"cannot load {path}: {type(e).__name__}: {str(e).splitlines()[0][:300]}",
                              fix="the file is damaged or was written by an incompatible torch; "
                                  "export it again with torch.export.save") from None
+    finally:
+        if previous is None:
+            del os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
 
 
 def capture(model, example_inputs=None) -> torch.export.ExportedProgram:

@@ -46,13 +46,15 @@ def quantize_bias(b: np.ndarray, input_scale: float, weight_scales: np.ndarray) 
 
 
 def activation_bounds(lo: float, hi: float, scale: float, zero_point: int) -> tuple[int, int]:
-    """int8 clamp bounds of a fused activation (TFLM CalculateActivationRangeQuantized)."""
+    """int8 clamp bounds of a fused activation (TFLM CalculateActivationRangeQuantized), kept
+    inside [-128, 127] on both sides and ordered, so that a bound beyond the tensor's range
+    (clamp(min=0.1) on data <= 0, say) still gives a valid clamp."""
     def q(f: float) -> int:
         return zero_point + int(round_half_away(np.float32(f) / np.float32(scale)))
 
-    act_min = QMIN if lo == -math.inf else max(QMIN, q(lo))
-    act_max = QMAX if hi == math.inf else min(QMAX, q(hi))
-    return act_min, act_max
+    act_min = QMIN if lo == -math.inf else min(QMAX, max(QMIN, q(lo)))
+    act_max = QMAX if hi == math.inf else min(QMAX, max(QMIN, q(hi)))
+    return min(act_min, act_max), act_max
 
 
 def quantize_array(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
