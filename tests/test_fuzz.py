@@ -8,9 +8,10 @@ for random and extreme inputs must equal the Python integer reference bit for bi
 (built with the strict flags), and on the emulated Cortex-M4 for a sample.
 
 Speed: models are built as IR graphs (no torch.export), and a whole batch of them compiles into
-one host library (the runtime objects are compiled once), so one Hypothesis example is a batch of
-cases. A failing batch shrinks to the failing case(s); the assertion names each case with its
-seed, and `replay([...])` reruns one by hand.
+one host program (the runtime objects are compiled once) run as a subprocess, so a crash fails
+its case rather than the test run; one Hypothesis example is a batch of cases. A failing batch
+shrinks to the failing case(s); the assertion names each case with its seed, and
+`replay([...])` reruns one by hand.
 
 Long run: `T2M_FUZZ_EXAMPLES=400 pytest tests/test_fuzz.py -s` (examples = batches per test);
 `T2M_FUZZ_SEED=<n>` replays a run (the seed is printed).
@@ -32,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, settings
-from hypothesis.control import currently_in_test_context
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from torch2mcu.codegen.emitter import emit_model
 from torch2mcu.codegen.folder import copy_runtime, runtime_dir
@@ -65,7 +66,7 @@ class Conv:
     padding: tuple[int, int]
     groups: int
     bias: bool
-    act: str          # none | relu | relu6 | clamp: a clamp node after the layer, fused by the passes
+    act: str          # none | relu | relu6 | clamp: a clamp node after it (the passes fuse it)
     sparsity: float
     pattern: str      # random | empty_rows | trailing | one_per_row | same_sign
 
@@ -277,7 +278,8 @@ class _Builder:
         name = f"{self.name}_{op}{len(self.nodes)}"  # unique across the cases of a batch
         out = f"t{len(self.nodes)}"
         self.tensors[out] = Tensor(out, tuple(shape))
-        self.nodes.append(Node(name, op, list(inputs), [out], dict(attrs or {}), dict(params or {})))
+        self.nodes.append(Node(name, op, list(inputs), [out], dict(attrs or {}),
+                               dict(params or {})))
         return out
 
     def act(self, x: str, act: str) -> str:
@@ -591,7 +593,8 @@ def run_on_host(built: list[Built], extra_flags: tuple[str, ...] = (),
             (d / f"{b.name}.h").write_text(b.h_text)
             # One translation unit for all cases (one compiler run instead of one per case;
             # every case's names carry its own prefix): 2-3x faster than one by one.
-            lines += ["#undef T2M_LAYER_MARK", f"#define T2M_LAYER_MARK(i) {mark_macro(k, p, poison)}",
+            lines += ["#undef T2M_LAYER_MARK",
+                      f"#define T2M_LAYER_MARK(i) {mark_macro(k, p, poison)}",
                       f'#include "{b.name}.c"']
         (d / "t2m_fz_cases.c").write_text("\n".join(lines) + "\n")
         exe = build_program(d, [("t2m_fz_cases.c", "((void)0)")], progs, "int8_t", flags, poison)
@@ -715,11 +718,6 @@ def _regression_case(layer, data, in_shape=(2, 3, 4)) -> Case:
     return Case(in_shape, (layer,), "dense", "balanced", True, data, 0.0, 0.0, 0)
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-    "quant.params.activation_bounds clamps act_min only from below and act_max only from above: "
-    "a clamp bound beyond the input's calibrated range (min=0.1 on data <= 0, max=-0.5 on data "
-    ">= 0) gives act_min = 153 > 127 or act_max < -128; the reference raises OverflowError and "
-    "the C wraps (int8_t)153 = -103"))
 def test_clamp_bound_outside_the_input_range():
     check_batch([_regression_case(Clamp(0.1, math.inf), ("neg", 0.0)),
                  _regression_case(Clamp(-math.inf, -0.5), ("pos", 0.0))], False, "regression")

@@ -210,14 +210,17 @@ CONVERT_TABLE = [
      ["calibration data has shape ()"]),
     ("calibration empty", None, _npy("empty.npy", np.zeros((0,) + SHAPE, np.float32)), [],
      ["the calibration set is empty"]),
-    ("calibration with NaN", None, _npy("nan.npy", _NAN), [], ["calibration sample 3 contains NaN"]),
-    ("calibration with Inf", None, _npy("inf.npy", _INF), [], ["calibration sample 5 contains NaN or Inf"]),
-    ("activations overflowing float32", _big_weights, _npy("huge.npy", np.full((4,) + SHAPE, 1e37,
-                                                                          np.float32)), [],
+    ("calibration with NaN", None, _npy("nan.npy", _NAN), [],
+     ["calibration sample 3 contains NaN"]),
+    ("calibration with Inf", None, _npy("inf.npy", _INF), [],
+     ["calibration sample 5 contains NaN or Inf"]),
+    ("activations overflowing float32", _big_weights,
+     _npy("huge.npy", np.full((4,) + SHAPE, 1e37, np.float32)), [],
      ["activations of layer 'conv' (conv2d)", "overflow to Inf/NaN on the calibration data"]),
     ("unknown target", None, None, ["--target", "cortex-m99"], ["unknown target 'cortex-m99'"]),
     ("unknown weight format", None, None, ["--formats", "dense,zip"], ["unknown formats ['zip']"]),
-    ("name that is a C keyword", None, None, ["--name", "int"], ["is not usable as a C identifier"]),
+    ("name that is a C keyword", None, None, ["--name", "int"],
+     ["is not usable as a C identifier"]),
 ]
 
 
@@ -238,10 +241,6 @@ def test_convert_refuses_bad_input(case, files, tmp_path, capsys):
     assert not (tmp_path / "PWNED").exists(), "the input file ran code"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "torch.export.load (torch 2.13) unpickles weights marked use_pickle in the archive with "
-    "torch.load(weights_only=False): frontend/capture.load_program must load with "
-    "TORCH_FORCE_WEIGHTS_ONLY_LOAD=1 set"))
 def test_pt2_cannot_run_code_while_loading(tmp_path, files, capsys):
     shutil.copyfile(files / "good.pt2", tmp_path / "good.pt2")
     model = _code_in_weights(tmp_path)
@@ -288,9 +287,6 @@ def test_output_folder_that_cannot_be_written(where, files, tmp_path, capsys):
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "api._commit with --force over an existing *file*: the file is renamed to .out.old-<pid> and "
-    "shutil.rmtree(..., ignore_errors=True) cannot remove a file, so it is left behind"))
 def test_force_over_an_existing_file_leaves_nothing_behind(files, tmp_path, capsys):
     """Either a clear refusal that leaves the file alone, or a clean replacement."""
     out = tmp_path / "out"
@@ -378,9 +374,6 @@ def test_build_beyond_target_memory_raises_fit_error(too_big, tmp_path):
     assert not list(tmp_path.glob("*.elf"))
 
 
-@pytest.mark.xfail(strict=True, raises=FitError, reason=(
-    "api.measure lets targets.cortex_m.FitError (a RuntimeError) escape: the CLI prints a "
-    "traceback and exits 1 instead of the FitError's own clear message and exit 2"))
 def test_measure_beyond_target_memory(too_big, capsys):
     capsys.readouterr()
     before = (too_big / "manifest.json").read_bytes()
@@ -459,10 +452,6 @@ def test_overflow_proof_covers_add_and_average_pool():
     check_overflow(Graph("g", {}, [pool], ["a"], ["y"]))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "t2m_fc_shape.in_features is uint16_t: a linear layer with more than 65,535 inputs "
-    "(e.g. flatten of 64x32x32) generates `.in_features = 70000`, which gcc -Werror refuses "
-    "(and without -Werror silently truncates to 4464)"))
 def test_layer_wider_than_uint16_fields(tmp_path):
     """Either a clear refusal at conversion or bit-exact C; not C that fails to build."""
     from test_fuzz import Built, run_on_host
