@@ -129,6 +129,13 @@ def layer_rows(folder: Path, manifest: dict, measured: dict | None) -> list[dict
             row["source_keys"].update(
                 instructions=f"measurements.{target}.int8.layers.{j}.instructions",
                 cycles_estimate=f"measurements.{target}.int8.layers.{j}.cycles_estimate")
+        # what a stored nonzero costs: bytes of values + indices + row lengths per nonzero weight,
+        # and measured instructions per multiply-accumulate with a nonzero weight
+        nz = m.get("nonzeros")
+        row["bytes_per_nonzero"] = (values + indices) / nz if enc and nz else None
+        row["instructions_per_nonzero_mac"] = (row["instructions"] / row["effective_macs"]
+                                               if row["instructions"] and row["effective_macs"]
+                                               and m["op"] in WEIGHTED_OPS else None)
         members = [g for g in groups.get(name, []) if g in float_counts]
         if members:
             row["float32_instructions"] = sum(float_counts[g]["instructions"] for g in members)

@@ -70,6 +70,13 @@ def layer_columns(data: dict, compact: bool = False) -> list[tuple[str, str, Cal
                   "right"),
                  ("cycles_estimate", h("cycles (estimate)", "cycles\nest."),
                   lambda r: big(r["cycles_estimate"]), "right")]
+    if not compact:
+        def ratio(key):
+            return lambda r: fmt.DASH if r.get(key) is None else f"{r[key]:.2f}"
+        cols.insert(10, ("bytes_per_nonzero", "bytes / nonzero", ratio("bytes_per_nonzero"), "right"))
+        if data["measured"]:
+            cols.append(("instructions_per_nonzero_mac", "instructions / nonzero MAC",
+                         ratio("instructions_per_nonzero_mac"), "right"))
     return cols
 
 
