@@ -172,9 +172,9 @@ def linear_layer(out_max: int = 16):
     return st.builds(Linear, st.integers(1, out_max), st.booleans(), ACT, SPARSITY, PATTERN)
 
 
-# Bounds on both sides of 0; a bound outside the input's range is test_clamp_outside_range.
-CLAMP = st.builds(Clamp, st.sampled_from([-math.inf, -1.0, -0.25, 0.0]),
-                  st.sampled_from([math.inf, 0.2, 0.5, 1.0]))
+# Bounds in units of the calibration range: inside it, at 0, and beyond it on either side.
+CLAMP = st.builds(Clamp, st.sampled_from([-math.inf, -1.0, -0.25, 0.0, 0.1, 2.0]),
+                  st.sampled_from([math.inf, 0.2, 0.5, 1.0, -0.5, -2.0]))
 
 
 def out_shape(layer, shape: tuple) -> tuple:
