@@ -12,6 +12,10 @@ test: $(STAMP)
 
 setup: $(STAMP)
 
+# The long property-based run of the operator fuzzer (thousands of cases; the seed is printed).
+fuzz: $(STAMP)
+	T2M_FUZZ_EXAMPLES=400 $(VENV)/bin/python -m pytest -q -s tests/test_fuzz.py
+
 $(STAMP): pyproject.toml scripts/setup.sh
 	./scripts/setup.sh
 
