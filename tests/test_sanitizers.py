@@ -140,6 +140,7 @@ def test_float32_baselines_are_clean(converted, tmp_path):
 def test_fuzzed_models_are_clean(batch):
     """Random shapes, formats and sparsity under the sanitizers (one program per batch)."""
     built = [build_case(c) for c in dict.fromkeys(batch[0])]
+    print(f"sanitized fuzz batch: {len(built)} cases")
     outs, err = run_on_host(built, extra_flags=tuple(SANITIZE), poison=True)
     assert not err, err
     for b, got in zip(built, outs):
