@@ -59,9 +59,10 @@ def activation_bounds(lo: float, hi: float, scale: float, zero_point: int) -> tu
 
 def quantize_array(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """float -> int8 exactly as the generated C helper does it, in float32 arithmetic:
-    v = clamp(x / scale, -1024, 1024); q = clamp(trunc(v +/- 0.5) + zero_point, -128, 127)."""
+    v = clamp(x / scale, -1024, 1024) (NaN -> -1024); q = clamp(trunc(v +/- 0.5) + zero_point,
+    -128, 127)."""
     v = np.asarray(x, dtype=np.float32) / np.float32(scale)
-    v = np.clip(v, np.float32(-1024.0), np.float32(1024.0))
+    v = np.where(np.isnan(v), np.float32(-1024.0), np.clip(v, np.float32(-1024.0), np.float32(1024.0)))
     half = np.float32(0.5)
     r = np.trunc(np.where(v >= 0, v + half, v - half)).astype(np.int64)
     return np.clip(r + zero_point, QMIN, QMAX).astype(np.int8)
