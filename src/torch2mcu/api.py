@@ -91,6 +91,10 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
         raise Torch2MCUError(f"output folder {out} already exists",
                              fix="choose another --out, or pass --force to replace it")
     parent = out.absolute().parent
+    blocker = next((p for p in [parent, *parent.parents] if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise Torch2MCUError(f"cannot write to {out}: {blocker} is a file, not a folder",
+                             fix="choose an output folder whose parents are folders")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import zipfile
 
 import torch
@@ -29,6 +30,11 @@ def load_program(path: str | os.PathLike) -> torch.export.ExportedProgram:
     os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
     try:
         return torch.export.load(path)
+    except pickle.UnpicklingError:
+        raise Torch2MCUError(f"cannot load {path}: the archive holds pickled objects other than "
+                             "tensors, and torch2mcu loads weights only (no code from the file runs)",
+                             fix="export the model again with torch.export.save from a trusted "
+                                 "environment") from None
     except Exception as e:  # torch raises many types for damaged archives
         raise Torch2MCUError(f"cannot load {path}: {type(e).__name__}: {str(e).splitlines()[0][:300]}",
                              fix="the file is damaged or was written by an incompatible torch; "
