@@ -2,7 +2,6 @@
 reshapes share storage."""
 from __future__ import annotations
 
-import numpy as np
 
 from conftest import convert_and_verify
 from test_models import DepthwiseSeparable, Residual

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.table import Table
 
 from torch2mcu.api import convert, measure, verify
