@@ -24,14 +24,13 @@ CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "uint16_t": 2, "int32_t": 4, "float": 
 class EmitContext:
     """What an op's emit() writes through: constants, pointers, and its kernel call."""
 
-    def __init__(self, graph: Graph, dtype: str, prefix: str):
-        self.graph, self.dtype, self.prefix = graph, dtype, prefix
+    def __init__(self, graph: Graph, dtype: str):
+        self.graph, self.dtype = graph, dtype
         self.mem = graph.meta["memory"]
         self.sections: list[str] = []
         self.calls: list[tuple[str, str]] = []
         self.const_bytes = 0
         self._layer_bytes: dict[str, int] = {}
-        self.layer_kinds: dict[str, dict[str, int]] = {}
         self._current = ""
 
     def begin(self, node) -> None:
@@ -41,16 +40,13 @@ class EmitContext:
     def layer_bytes(self, name: str) -> int:
         return self._layer_bytes.get(name, 0)
 
-    def const_array(self, name: str, ctype: str, values: np.ndarray, kind: str = "quant") -> str:
-        """A static const array; `kind` (values, index, pointers, bias, quant) sorts its bytes
-        for the footprint report. An empty array is stored as one unused element (C has no
+    def const_array(self, name: str, ctype: str, values: np.ndarray) -> str:
+        """A static const array. An empty array is stored as one unused element (C has no
         zero-length arrays); its length is not counted."""
         values = np.asarray(values)
         nbytes = values.size * CTYPE_BYTES[ctype]
         self.const_bytes += nbytes
         self._layer_bytes[self._current] = self._layer_bytes.get(self._current, 0) + nbytes
-        kinds = self.layer_kinds.setdefault(self._current, {})
-        kinds[kind] = kinds.get(kind, 0) + nbytes
         if values.size == 0:
             self.sections.append(f"/* empty: no entries (one placeholder element, never read) */\n"
                                  f"static const {ctype} {name}[1] = {{0}};")
@@ -152,7 +148,7 @@ def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[s
     assert dtype in ("int8", "float32")
     ctype = "int8_t" if dtype == "int8" else "float"
     up = name.upper()
-    ctx = EmitContext(graph, dtype, name)
+    ctx = EmitContext(graph, dtype)
     body: list[str] = []
     for i, node in enumerate(graph.nodes):
         ctx.begin(node)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from torch2mcu.ops.base import Op
+
 
 def pool_out(size: int, k: int, stride: int, pad: int, ceil_mode: bool) -> int:
     out = (size + 2 * pad - k + (stride - 1 if ceil_mode else 0)) // stride + 1
@@ -56,3 +58,24 @@ def describe_pool(node) -> str:
     (kh, kw), (sh, sw), (ph, pw) = node.attrs["kernel"], node.attrs["stride"], node.attrs["padding"]
     extra = ", ceil_mode" if node.attrs.get("ceil_mode") else ""
     return f"kernel {kh}x{kw}, stride {sh}x{sw}, pad {ph}x{pw}{extra}"
+
+
+class PoolOp(Op):
+    """What max and average pooling share: shape rule, description and the kernel call
+    (t2m_<name>_s8 / t2m_<name>_f32); input and output share one quantization."""
+
+    same_quant = True
+
+    def infer_shape(self, node, in_shapes):
+        return pool_shape(node, in_shapes[0])
+
+    def describe(self, node):
+        return describe_pool(node)
+
+    def emit(self, node, ctx):
+        shape = emit_pool_shape(node, ctx)
+        x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
+        if ctx.dtype == "int8":
+            ctx.call(f"t2m_{self.name}_s8(&{shape}, -128, 127, {x}, {y});")
+        else:
+            ctx.call(f"t2m_{self.name}_f32(&{shape}, {x}, {y});")

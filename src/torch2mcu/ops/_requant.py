@@ -50,9 +50,8 @@ def requantize_output(acc: np.ndarray, node, graph, channel_axis: int) -> np.nda
 def emit_requant(node, ctx) -> str:
     """Declare multiplier/shift arrays and the t2m_requant_s8 struct; returns its C name."""
     qout = ctx.graph.tensors[node.output].quant
-    mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", node.params["multiplier"],
-                           kind="quant")
-    shift = ctx.const_array(f"{node.name}_shift", "int32_t", node.params["shift"], kind="quant")
+    mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", node.params["multiplier"])
+    shift = ctx.const_array(f"{node.name}_shift", "int32_t", node.params["shift"])
     return ctx.const_struct(f"{node.name}_requant", "t2m_requant_s8", {
         "output_offset": qout.zero_point, "act_min": node.attrs["act_min"],
         "act_max": node.attrs["act_max"], "multiplier": mult, "shift": shift})
@@ -61,17 +60,14 @@ def emit_requant(node, ctx) -> str:
 def emit_weights_s8(node, ctx) -> tuple[str | None, str, str]:
     """Declare the layer's encoded weights and folded bias. Returns (the sparse kernel variant,
     csr8 / csr16 / rel8, or None for dense; the C weights argument; the folded bias name)."""
-    bias = ctx.const_array(f"{node.name}_bias", "int32_t", node.params["bias_folded"], kind="bias")
+    bias = ctx.const_array(f"{node.name}_bias", "int32_t", node.params["bias_folded"])
     fmt = node.attrs["format"]
-    values = ctx.const_array(f"{node.name}_weights", "int8_t", node.params["enc_values"],
-                             kind="values")
+    values = ctx.const_array(f"{node.name}_weights", "int8_t", node.params["enc_values"])
     if fmt == "dense":
         return None, values, bias
     index_type = "uint8_t" if node.params["enc_index"].dtype.itemsize == 1 else "uint16_t"
-    index = ctx.const_array(f"{node.name}_index", index_type, node.params["enc_index"],
-                            kind="index")
-    row_len = ctx.const_array(f"{node.name}_row_len", "uint16_t", node.params["enc_row_len"],
-                              kind="pointers")
+    index = ctx.const_array(f"{node.name}_index", index_type, node.params["enc_index"])
+    row_len = ctx.const_array(f"{node.name}_row_len", "uint16_t", node.params["enc_row_len"])
     enc = ctx.const_struct(f"{node.name}_sparse", "t2m_sparse_s8", {
         "values": values, "index": index, "row_len": row_len})
     return f"{fmt}{8 * node.params['enc_index'].dtype.itemsize}", f"&{enc}", bias

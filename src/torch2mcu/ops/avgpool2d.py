@@ -6,16 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from torch2mcu.ops import register
-from torch2mcu.ops._pool import describe_pool, divisor_map, emit_pool_shape, pool_shape
-from torch2mcu.ops.base import Op
+from torch2mcu.ops._pool import PoolOp, divisor_map
 
 
-class AvgPool2d(Op):
+class AvgPool2d(PoolOp):
     name = "avgpool2d"
-    same_quant = True
-
-    def infer_shape(self, node, in_shapes):
-        return pool_shape(node, in_shapes[0])
 
     def run_float(self, node, xs):
         y = F.avg_pool2d(torch.from_numpy(xs[0].astype(np.float32)), tuple(node.attrs["kernel"]),
@@ -36,17 +31,6 @@ class AvgPool2d(Op):
         pos = (sums + half) // d
         neg = -((-sums + half) // d)
         return np.clip(np.where(sums > 0, pos, neg), -128, 127).astype(np.int8)
-
-    def describe(self, node):
-        return describe_pool(node)
-
-    def emit(self, node, ctx):
-        shape = emit_pool_shape(node, ctx)
-        x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
-        if ctx.dtype == "int8":
-            ctx.call(f"t2m_avgpool2d_s8(&{shape}, -128, 127, {x}, {y});")
-        else:
-            ctx.call(f"t2m_avgpool2d_f32(&{shape}, {x}, {y});")
 
 
 register(AvgPool2d())

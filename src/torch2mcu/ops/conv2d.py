@@ -98,8 +98,8 @@ class Conv2d(Op):
                 "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": oh, "out_w": ow,
                 "k_h": weight.shape[2], "k_w": weight.shape[3], "stride_h": sh, "stride_w": sw,
                 "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": 1, "pool_w": 1})
-            wf = ctx.const_array(f"{node.name}_weights", "float", weight, kind="values")
-            bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"], kind="bias")
+            wf = ctx.const_array(f"{node.name}_weights", "float", weight)
+            bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"])
                     if "bias" in node.params else "NULL")
             lo, hi = ctx.float_bounds(*act_of(node))
             ctx.call(f"t2m_conv2d_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")

@@ -57,9 +57,8 @@ class Linear(Op):
             else:
                 ctx.call(f"t2m_fc_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
         else:
-            wf = ctx.const_array(f"{node.name}_weights", "float", node.params["weight"],
-                                 kind="values")
-            bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"], kind="bias")
+            wf = ctx.const_array(f"{node.name}_weights", "float", node.params["weight"])
+            bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"])
                     if "bias" in node.params else "NULL")
             lo, hi = ctx.float_bounds(*act_of(node))
             ctx.call(f"t2m_fc_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
