@@ -4,9 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +15,14 @@ from torch2mcu.codegen.folder import write_model_folder
 from torch2mcu.codegen.readme import write_folder_readme
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.frontend import capture, load_program, to_ir
-from torch2mcu.frontend.convert import C_KEYWORDS
+from torch2mcu.codegen.inert import comment_text, is_c_identifier
 from torch2mcu.ir import Graph
 from torch2mcu.ir.serialize import graph_from_json, graph_to_json
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.quant.params import dequantize_array, quantize_array
 from torch2mcu.reference import run_int8
-from torch2mcu.ui import progress_task
+from torch2mcu.outfolder import atomic_write_text, changed_files, check_replaceable, record_checksums, writing
+from torch2mcu.ui import progress_task, warn
 
 
 @dataclass
@@ -35,6 +34,8 @@ class Converted:
     float_graph: Graph
     int8_graph: Graph
     manifest: dict
+    edited: list = field(default_factory=list)  # C files changed since convert wrote them
+    exported: object = None  # the ExportedProgram convert captured, when still in memory
 
     @property
     def int8_dir(self) -> Path:
@@ -65,13 +66,27 @@ class Converted:
         return HostModel(self.int8_dir if dtype == "int8" else self.float_dir)
 
     def program(self) -> torch.export.ExportedProgram:
-        return load_program(self.path / "model.pt2")
+        return self.exported or load_program(self.path / "model.pt2")
 
 
-def _check_name(name: str) -> None:
-    if not name.isidentifier() or not name.isascii() or name in C_KEYWORDS or name.startswith("t2m"):
-        raise Torch2MCUError(f"model name {name!r} is not usable as a C identifier prefix",
-                             fix="use letters, digits and underscores, e.g. 'lenet5'")
+MAX_NAME = 32  # the name prefixes every public symbol: C99 promises 31 significant characters
+
+
+def check_name(name: str) -> None:
+    """The model name becomes file names, symbols and macros: a plain identifier, not a keyword,
+    outside the runtime's `t2m` namespace in any case (the header guard and file names would
+    collide, also on case-insensitive file systems)."""
+    shown = comment_text(repr(name), limit=60)
+    if not isinstance(name, str) or not is_c_identifier(name):
+        why = ("it starts with the runtime's prefix 't2m' (any case)"
+               if isinstance(name, str) and name.lower().startswith("t2m") else
+               "it must start with a letter, hold only ASCII letters, digits and underscores, "
+               "and not be a C or C++ keyword")
+        raise Torch2MCUError(f"model name {shown} is not usable as a C identifier prefix: {why}",
+                             fix="choose a name such as 'lenet5' (--name)")
+    if len(name) > MAX_NAME:
+        raise Torch2MCUError(f"model name {shown} is {len(name)} characters long",
+                             fix=f"choose a name of at most {MAX_NAME} characters (--name)")
 
 
 def _program_hash(ep: torch.export.ExportedProgram) -> str:
@@ -84,41 +99,10 @@ def _program_hash(ep: torch.export.ExportedProgram) -> str:
     return h.hexdigest()
 
 
-def _prepare_out(out: Path, overwrite: bool) -> Path:
-    """A temporary sibling folder to write into; renamed over `out` only when complete."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise Torch2MCUError(f"output folder {out} already exists",
-                             fix="choose another --out, or pass --force to replace it")
-    parent = out.absolute().parent
-    blocker = next((p for p in [parent, *parent.parents] if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise Torch2MCUError(f"cannot write to {out}: {blocker} is a file, not a folder",
-                             fix="choose an output folder whose parents are folders")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    except OSError as e:
-        raise Torch2MCUError(f"cannot write to {parent}: {e.strerror}",
-                             fix="choose an output folder you can write to") from None
-
-
-def _commit(tmp: Path, out: Path) -> None:
-    if out.exists() or out.is_symlink():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink()
-    else:
-        os.replace(tmp, out)
-
-
 def convert(model, example_inputs=None, *, calibration, out, name: str = "model",
             overwrite: bool = False, target: str = "cortex-m4", objective: str = "balanced",
-            formats=("dense", "csr", "rel"), extra_manifest: dict | None = None) -> Converted:
+            formats=("dense", "csr", "rel"), extra_manifest: dict | None = None,
+            finish=None) -> Converted:
     """Convert a model to an int8 C folder and its float32 baseline under `out`.
 
     model: an nn.Module (with example_inputs), an ExportedProgram, or a .pt2 path.
@@ -126,40 +110,54 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
     target: the Cortex-M target the weight formats are chosen for (DSP or not).
     objective: per-layer weight format choice, "flash", "speed" or "balanced".
     formats: the weight formats allowed ("dense", "csr", "rel").
-    Writes out/int8, out/float32, out/model.pt2, out/graph.int8.json, out/manifest.json;
-    nothing is left behind if anything fails.
+    finish: called with the staging folder once everything is written, before it is moved to
+      `out` (the CLI writes the report there, so a failed report leaves nothing either).
+    Writes out/int8, out/float32, out/model.pt2, out/graph.int8.json, out/manifest.json and
+    out/checksums.json (what later commands check the folder against); nothing is left behind
+    if anything fails. With overwrite, only a folder torch2mcu wrote is replaced.
     """
-    from torch2mcu.targets.cortex_m import get_target  # noqa: PLC0415
+    from torch2mcu.targets.cortex_m import fit_warnings, get_target  # noqa: PLC0415
 
-    _check_name(name)
+    check_name(name)
     try:
         dsp = get_target(target).dsp
     except Exception:  # noqa: BLE001
         from torch2mcu.targets.cortex_m import TARGETS  # noqa: PLC0415
         raise Torch2MCUError(f"unknown target {target!r}",
                              fix=f"choose one of {', '.join(TARGETS)}") from None
+    out = Path(out)
+    check_replaceable(out, overwrite)  # before minutes of work, not after
     ep = capture(model, example_inputs)
     graph = to_ir(ep, name)
     if isinstance(calibration, torch.Tensor):
         calibration = calibration.detach().cpu().numpy()
+    warnings = []
+    if np.ndim(calibration) and np.shape(calibration)[0] == 1:
+        warnings.append("the calibration set is a single sample: activation ranges from one input "
+                        "rarely fit real data; pass a few hundred representative inputs")
     with progress_task("calibrating", int(np.asarray(calibration).shape[0]) if
                        np.asarray(calibration).ndim else 0) as adv:
         float_graph, int8_graph = run_passes(graph, calibration, progress=adv, objective=objective,
                                              dsp=dsp, formats=tuple(formats))
-    out = Path(out)
-    tmp = _prepare_out(out, overwrite)
-    try:
+    with writing(out, overwrite, "convert") as tmp:
         provenance = {"model_sha256": _program_hash(ep),
                       "options": {"name": name, "target": target, "objective": objective,
                                   "formats": list(formats),
                                   "calibration_samples": int8_graph.meta["calibration_samples"]}}
         m8 = write_model_folder(int8_graph, "int8", name, tmp / "int8", provenance)
+        warnings += int8_graph.meta.get("warnings", [])
+        warnings += fit_warnings(target, m8["const_bytes"], m8["arena_bytes"])
+        for w in warnings:
+            warn(w)
         m32 = write_model_folder(float_graph, "float32", name, tmp / "float32", provenance)
         torch.export.save(ep, str(tmp / "model.pt2"))
         # a fixed, representative input for measurements: the first calibration sample
         np.save(tmp / "sample-input.npy", np.asarray(calibration[:1], dtype=np.float32))
         (tmp / "graph.int8.json").write_text(graph_to_json(int8_graph))
         (tmp / "graph.float32.json").write_text(graph_to_json(float_graph))
+        record_checksums(tmp, [f"{d}/{f}" for d in ("int8", "float32")
+                               for f in (m8 if d == "int8" else m32)["files"] + ["manifest.json"]]
+                         + list(RECORDED))
         manifest = {"tool": "torch2mcu", "version": __version__, "name": name,
                     "provenance": provenance,
                     "int8": {"dir": "int8", "const_bytes": m8["const_bytes"],
@@ -168,24 +166,68 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
                     "float32": {"dir": "float32", "const_bytes": m32["const_bytes"],
                                 "arena_bytes": m32["arena_bytes"],
                                 "arena_lower_bound_bytes": m32["arena_lower_bound_bytes"]},
-                    "layers": m8["layers"], **(extra_manifest or {})}
+                    "layers": m8["layers"], "warnings": warnings, **(extra_manifest or {})}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         write_folder_readme(tmp, manifest)
-        _commit(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Converted(out, name, float_graph, int8_graph, manifest)
+        if finish is not None:
+            finish(tmp)
+    return Converted(out, name, float_graph, int8_graph, manifest, exported=ep)
+
+
+RECORDED = ("model.pt2", "sample-input.npy", "graph.int8.json", "graph.float32.json")
+_NEEDED = ("manifest.json", "graph.int8.json", "graph.float32.json", "int8/manifest.json",
+           "float32/manifest.json")
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise Torch2MCUError(f"{path} cannot be read: {type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:200] if str(e) else ''}",
+                             fix="the folder was edited or damaged; convert the model again") from None
 
 
 def load_converted(path: str | os.PathLike) -> Converted:
+    """A folder written by convert, checked against the checksums convert recorded.
+
+    Changed or missing graphs, manifests or model files are refused (they are the reference the C
+    is checked against); changed C sources are allowed and listed in `Converted.edited`, so
+    verify and measure can say plainly that they ran edited code.
+    """
     path = Path(path)
-    if not (path / "manifest.json").exists() or not (path / "graph.int8.json").exists():
+    if not path.is_dir() or not (path / "manifest.json").is_file():
         raise Torch2MCUError(f"{path} is not a folder written by torch2mcu convert",
                              fix="pass the --out folder of `torch2mcu convert`")
-    manifest = json.loads((path / "manifest.json").read_text())
-    return Converted(path, manifest["name"], graph_from_json((path / "graph.float32.json").read_text()),
-                     graph_from_json((path / "graph.int8.json").read_text()), manifest)
+    missing = [f for f in _NEEDED if not (path / f).is_file()]
+    changed, gone = changed_files(path)
+    missing = sorted(set(missing) | set(gone))
+    if missing:
+        raise Torch2MCUError(f"{path} is incomplete: {', '.join(missing)} "
+                             f"{'is' if len(missing) == 1 else 'are'} missing",
+                             fix="convert the model again into a new folder (or restore the files)")
+    not_code = [f for f in changed if not f.endswith((".c", ".h"))]
+    if not_code:
+        raise Torch2MCUError(f"{path}: {', '.join(not_code)} changed since convert wrote "
+                             f"{'it' if len(not_code) == 1 else 'them'}; the reference and the "
+                             "buffer sizes cannot be trusted",
+                             fix="convert the model again (or restore the files)")
+    manifest = _read_json(path / "manifest.json")
+    sub = _read_json(path / "int8" / "manifest.json")
+    name = sub.get("name") if isinstance(sub, dict) else None
+    check_name(name)
+    try:
+        fg = graph_from_json((path / "graph.float32.json").read_text())
+        ig = graph_from_json((path / "graph.int8.json").read_text())
+    except Exception as e:  # noqa: BLE001 - any damage is the same message
+        raise Torch2MCUError(f"the graphs in {path} cannot be read: {type(e).__name__}",
+                             fix="convert the model again into a new folder") from None
+    conv = Converted(path, name, fg, ig, manifest if isinstance(manifest, dict) else {})
+    conv.edited = changed
+    if changed:
+        warn(f"{', '.join(changed)} in {path} changed since convert wrote "
+             f"{'it' if len(changed) == 1 else 'them'}: the results below are of the edited code")
+    return conv
 
 
 def measure(converted, target: str = "cortex-m4", save: bool = True) -> dict:
@@ -214,13 +256,14 @@ def measure(converted, target: str = "cortex-m4", save: bool = True) -> dict:
                                  fix="check that arm-none-eabi-gcc is installed (make setup); "
                                      "otherwise please report this") from None
         adv()
+    if conv.edited:  # measured, but never passed off as what convert generated
+        result["edited_files"] = list(conv.edited)
     if save:
         path = conv.path / "manifest.json"
         manifest = json.loads(path.read_text())
         manifest.setdefault("measurements", {})[target] = result
-        tmp = path.with_name(f".manifest.{os.getpid()}.json")
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True,
+                                           default=_json_default) + "\n")
         conv.manifest = manifest
         write_folder_readme(conv.path, manifest)  # the README quotes the measured figures
     return result
@@ -255,12 +298,37 @@ def torch_outputs(ep: torch.export.ExportedProgram, x: np.ndarray, batch: int) -
     return np.concatenate(outs)
 
 
-def verify(converted, inputs, *, emulator: str | None = None, torch_check: bool = True) -> dict:
+def agreement(ref_float: np.ndarray, int8_float: np.ndarray) -> dict:
+    """How well the int8 model's dequantized outputs agree with the float model's: top-1
+    agreement (for outputs that are one score per class), max and mean absolute error."""
+    n = ref_float.shape[0]
+    a, b = ref_float.reshape(n, -1), int8_float.reshape(n, -1)
+    err = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    out = {"max_abs_error": float(err.max()), "mean_abs_error": float(err.mean()),
+           "output_range": float(a.max() - a.min())}
+    if a.shape[1] > 1:
+        out["top1_agreement"] = float((a.argmax(1) == b.argmax(1)).mean())
+    return out
+
+
+def _accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    return float((scores.reshape(scores.shape[0], -1).argmax(1) == labels).mean())
+
+
+def verify(converted, inputs, *, emulator: str | None = None, torch_check: bool = True,
+           labels=None) -> dict:
     """Run the integer reference and the host-built C on every input and compare them bit for bit.
 
     inputs: float32 (quantized with the model's input parameters) or int8 (used as is).
-    Also runs the float32 baseline C against PyTorch and reports its largest absolute error.
+    labels: optional class indices (N,): accuracy of PyTorch float32, the int8 reference and C.
+    Also runs the float32 baseline C against PyTorch, and says how well the int8 model agrees
+    with the float model ("agreement"): bit-exact C of a useless model is still useless.
     """
+    from torch2mcu.targets.cortex_m import TARGETS  # noqa: PLC0415
+
+    if emulator is not None and emulator not in TARGETS:  # before minutes of host work
+        raise Torch2MCUError(f"unknown emulator target {emulator!r}",
+                             fix=f"choose one of {', '.join(TARGETS)}")
     conv = converted if isinstance(converted, Converted) else load_converted(converted)
     x = np.asarray(inputs)
     if tuple(x.shape[1:]) != tuple(conv.input_shape) or x.ndim != len(conv.input_shape) + 1:
@@ -268,6 +336,12 @@ def verify(converted, inputs, *, emulator: str | None = None, torch_check: bool 
                              fix=f"pass an array of shape (N, {', '.join(map(str, conv.input_shape))})")
     if x.shape[0] == 0:
         raise Torch2MCUError("no inputs to verify", fix="pass at least one input")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (x.shape[0],) or labels.dtype.kind not in "iu":
+            raise Torch2MCUError(f"labels have shape {labels.shape} and dtype {labels.dtype}; "
+                                 f"expected {x.shape[0]} integer class indices, one per input",
+                                 fix="pass an integer array of shape (N,)")
     if x.dtype == np.int8:
         q_in = conv.int8_graph.tensors[conv.int8_graph.inputs[0]].quant
         xq, xf = x, dequantize_array(x, q_in.scale, q_in.zero_point)
@@ -287,13 +361,29 @@ def verify(converted, inputs, *, emulator: str | None = None, torch_check: bool 
     bad = np.any((ref != c_out).reshape(n, -1), axis=1)
     result = {"inputs": int(n), "mismatches": int(bad.sum()),
               "mismatched_values": int((ref != c_out).sum()),
-              "first_mismatch": int(np.argmax(bad)) if bad.any() else None}
+              "first_mismatch": int(np.argmax(bad)) if bad.any() else None,
+              "edited_files": list(conv.edited)}
     f_out = conv.host("float32").run(xf)
+    float_scores = f_out
+    t_out = None
     if torch_check:
-        t_out = torch_outputs(conv.program(), xf, conv.float_graph.meta.get("batch") or 1)
-        result["float_max_abs_error"] = float(np.abs(t_out.reshape(f_out.shape) - f_out).max())
+        try:
+            t_out = torch_outputs(conv.program(), xf, conv.float_graph.meta.get("batch") or 1)
+        except Torch2MCUError:
+            raise
+        except Exception as e:  # noqa: BLE001 - torch's own failure to rebuild the module
+            warn(f"PyTorch could not run the exported program ({type(e).__name__}); int8 is "
+                 "compared with the float32 C baseline instead")
+    if t_out is not None:
+        float_scores = t_out.reshape(f_out.shape)
+        result["float_max_abs_error"] = float(np.abs(float_scores - f_out).max())
         result["int8_vs_float_max_abs_error"] = float(
             np.abs(conv.dequantize_output(ref) - t_out.reshape(ref.shape)).max())
+    result["agreement"] = agreement(float_scores, conv.dequantize_output(ref))
+    if labels is not None:
+        result["accuracy"] = {"float32": _accuracy(float_scores, labels),
+                              "int8_reference": _accuracy(ref, labels),
+                              "int8_c": _accuracy(c_out, labels), "labels": int(n)}
     if emulator:
         from torch2mcu.targets.cortex_m import run_outputs  # noqa: PLC0415
         with progress_task(f"emulated {emulator}", 1) as adv:

@@ -2,18 +2,29 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from torch2mcu import __version__
-from torch2mcu.errors import Torch2MCUError
+from torch2mcu.errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK,
+                              Torch2MCUError)
 from torch2mcu.ui import console, set_quiet
 
+EXIT_CODES = f"""exit status:
+  {EXIT_OK}    success
+  {EXIT_MISMATCH}    verification mismatch: the C disagrees with the Python integer reference
+       (or the generated code crashed)
+  2    bad input: model, data, options or output folder (the message says what to do)
+  {EXIT_ENVIRONMENT}    environment: a missing tool (gcc, arm-none-eabi-gcc), a full disk, no permission
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); nothing half-written is left behind"""
 
-def _load_npy(path: str, what: str) -> np.ndarray:
+
+def _load_npy(path: str, what: str):
+    import numpy as np  # noqa: PLC0415
+
     p = Path(path)
     if not p.exists():
         raise Torch2MCUError(f"{what} file not found: {path}", fix="check the path")
@@ -36,19 +47,24 @@ def cmd_convert(args) -> int:
     from torch2mcu.compress.cli import apply_sparsity
 
     cal = _load_npy(args.calibration, "calibration")
-    model = apply_sparsity(args, args.model)  # one-shot magnitude pruning with --sparsity
-    conv = convert(model, calibration=cal, out=args.out, name=args.name, overwrite=args.force,
-                   target=args.target, objective=args.objective,
-                   formats=tuple(f.strip() for f in args.formats.split(",")))
-    m = conv.manifest
-    summary = {"out": str(conv.path), "int8_dir": str(conv.int8_dir),
-               "float32_dir": str(conv.float_dir), "int8": m["int8"], "float32": m["float32"],
-               "layers": len(m["layers"])}
     from torch2mcu.report.build import build_report
     from torch2mcu.report.cli import print_report
 
-    report = build_report(conv.path)
-    summary["report"] = report["files"]["html"]
+    model = apply_sparsity(args, args.model)  # one-shot magnitude pruning with --sparsity
+    built = {}
+
+    def finish(staged):  # the report is part of the folder: a failure leaves neither
+        built.update(build_report(staged))
+
+    conv = convert(model, calibration=cal, out=args.out, name=args.name, overwrite=args.force,
+                   target=args.target, objective=args.objective,
+                   formats=tuple(f.strip() for f in args.formats.split(",")), finish=finish)
+    report = dict(built, files={"html": str(conv.path / "report.html")})
+    m = conv.manifest
+    summary = {"out": str(conv.path), "int8_dir": str(conv.int8_dir),
+               "float32_dir": str(conv.float_dir), "int8": m["int8"], "float32": m["float32"],
+               "layers": len(m["layers"]), "warnings": m.get("warnings", [])}
+    summary["report"] = str(conv.path / "report.html")
     if args.json:
         _print_json(summary)
     else:
@@ -65,7 +81,8 @@ def cmd_verify(args) -> int:
     from torch2mcu.api import verify
 
     x = _load_npy(args.inputs, "inputs")
-    r = verify(args.dir, x, emulator=args.emulator)
+    labels = _load_npy(args.labels, "labels") if args.labels else None
+    r = verify(args.dir, x, emulator=args.emulator, labels=labels)
     r.pop("reference_outputs", None)
     r.pop("c_outputs", None)
     from torch2mcu.report.build import build_report
@@ -80,8 +97,24 @@ def cmd_verify(args) -> int:
         if "emulator" in r:
             console.print(f"  emulated {r['emulator']['target']}: {r['emulator']['mismatches']} "
                           "mismatching")
-        console.print(f"  float32 baseline C vs PyTorch: max abs error {r['float_max_abs_error']:.3g}")
-    return 0 if r["ok"] else 1
+        if "float_max_abs_error" in r:
+            console.print(f"  float32 baseline C vs PyTorch: max abs error "
+                          f"{r['float_max_abs_error']:.3g}")
+        a = r["agreement"]
+        top1 = (f"top-1 agreement {100 * a['top1_agreement']:.2f}%, "
+                if "top1_agreement" in a else "")
+        console.print(f"  int8 vs float model: {top1}max abs error {a['max_abs_error']:.3g}, "
+                      f"mean abs error {a['mean_abs_error']:.3g} (float outputs span "
+                      f"{a['output_range']:.3g})")
+        if "accuracy" in r:
+            acc = r["accuracy"]
+            console.print(f"  accuracy on {acc['labels']} labels: float32 (PyTorch) "
+                          f"{100 * acc['float32']:.2f}%, int8 reference "
+                          f"{100 * acc['int8_reference']:.2f}%, int8 C {100 * acc['int8_c']:.2f}%")
+        if r["edited_files"]:
+            console.print(f"  [yellow]edited since convert:[/yellow] {', '.join(r['edited_files'])}",
+                          markup=True, highlight=False)
+    return EXIT_OK if r["ok"] else EXIT_MISMATCH
 
 
 def cmd_measure(args) -> int:
@@ -114,7 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     from torch2mcu.report.cli import add_report_parser
 
     p = argparse.ArgumentParser(prog="torch2mcu", description="PyTorch models to bit-exact int8 C "
-                                "for Cortex-M microcontrollers.")
+                                "for Cortex-M microcontrollers. An output folder is code: "
+                                "verify and measure compile and run it, so trust it like any "
+                                "source file.", epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"torch2mcu {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -142,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--inputs", required=True, help=".npy of float32 or int8 inputs")
     v.add_argument("--emulator", metavar="TARGET", default=None,
                    help="also run on an emulated Cortex-M target (e.g. cortex-m4)")
+    v.add_argument("--labels", default=None, help=".npy of integer class labels, one per input: "
+                   "also print the accuracy of float32, the int8 reference and the C")
     v.add_argument("--json", action="store_true", help="print one JSON object")
     v.set_defaults(func=cmd_verify)
 
@@ -166,18 +204,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "json", False):
-        set_quiet(True)
+def _environment_message(e: OSError) -> str:
+    if e.errno == errno.ENOSPC:
+        return f"the disk is full{f' (writing {e.filename})' if e.filename else ''}"
+    if isinstance(e, FileNotFoundError) and e.filename and os.sep not in str(e.filename):
+        return f"the program {e.filename!r} was not found"
+    return f"{e.strerror or e}{f': {e.filename}' if e.filename else ''}"
+
+
+def _error(message: str) -> None:
+    from rich.markup import escape  # noqa: PLC0415
+
     try:
+        console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
+    except BrokenPipeError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit status listed in EXIT_CODES."""
+    try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "json", False):
+            set_quiet(True)
         return args.func(args)
     except Torch2MCUError as e:
-        console.print(f"[bold red]error:[/bold red] {e}")
-        return 2
+        _error(str(e))
+        return e.exit_code
     except KeyboardInterrupt:
-        console.print("interrupted")
-        return 130
+        _error("interrupted; nothing half-written was left behind")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `torch2mcu ... | head`: the reader went away, which is fine
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return EXIT_OK
+    except OSError as e:
+        _error(_environment_message(e) + "\n  what to do: free disk space, install the missing "
+               "tool (`make setup` installs gcc and arm-none-eabi-gcc), or check permissions")
+        return EXIT_ENVIRONMENT
 
 
 if __name__ == "__main__":

@@ -1,8 +1,17 @@
-"""The one exception type users see, with what went wrong, where, and what to do."""
+"""The exceptions users see, with what went wrong, where, and what to do, and the exit codes
+the command line returns for them."""
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1     # the C disagrees with the Python integer reference, or crashed
+EXIT_BAD_INPUT = 2    # a problem with the user's model, data, options or output folder
+EXIT_ENVIRONMENT = 3  # a missing tool (gcc, arm-none-eabi-gcc), a full disk, no permission
+EXIT_INTERRUPTED = 130
 
 
 class Torch2MCUError(Exception):
     """A problem with the user's model, data or options, explained for the user."""
+
+    exit_code = EXIT_BAD_INPUT
 
     def __init__(self, what: str, where: str | None = None, fix: str | None = None):
         self.what, self.where, self.fix = what, where, fix
@@ -12,3 +21,15 @@ class Torch2MCUError(Exception):
         if fix:
             parts.append(f"  what to do: {fix}")
         super().__init__("\n".join(parts))
+
+
+class EnvironmentProblem(Torch2MCUError):
+    """Not the user's input: a tool is missing, the disk is full, a path is not writable."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class GeneratedCodeFailure(Torch2MCUError):
+    """The folder's C crashed or returned an error status while running."""
+
+    exit_code = EXIT_MISMATCH

@@ -5,6 +5,7 @@ import contextlib
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
@@ -32,3 +33,8 @@ def progress_task(description: str, total: int):
             p.update(tid, advance=n, info=" ".join(f"{k} {v}" for k, v in fields.items()))
 
         yield advance
+
+
+def warn(message: str) -> None:
+    """A warning on stderr (shown even when quiet: JSON output goes to stdout)."""
+    console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)

@@ -11,6 +11,7 @@ import numpy as np
 
 from torch2mcu import __version__
 from torch2mcu.codegen.cliterals import c_array_body, c_float, c_int
+from torch2mcu.codegen.inert import block_comment, comment_text, is_c_identifier
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
 from torch2mcu.ops import get_op
@@ -19,6 +20,13 @@ from torch2mcu.ops import get_op
 U16_STRUCTS = {"t2m_conv_shape", "t2m_pool_shape", "t2m_pad_shape", "t2m_fc_shape"}
 
 CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "uint16_t": 2, "int32_t": 4, "float": 4}
+
+
+def _check_symbol(name: str) -> None:
+    """Every symbol is built from IR names that went through inert.c_identifier; a name that
+    is not a plain identifier here means a pass broke that rule."""
+    if not is_c_identifier(name):
+        raise AssertionError(f"internal error: {name!r} is not a safe C identifier")
 
 
 class EmitContext:
@@ -43,6 +51,7 @@ class EmitContext:
     def const_array(self, name: str, ctype: str, values: np.ndarray) -> str:
         """A static const array. An empty array is stored as one unused element (C has no
         zero-length arrays); its length is not counted."""
+        _check_symbol(name)
         values = np.asarray(values)
         nbytes = values.size * CTYPE_BYTES[ctype]
         self.const_bytes += nbytes
@@ -62,6 +71,7 @@ class EmitContext:
         return f"(arena + {off // self.mem['elem_bytes']})"
 
     def const_struct(self, name: str, ctype: str, fields: dict) -> str:
+        _check_symbol(name)
         if ctype in U16_STRUCTS:
             for k, v in fields.items():
                 if not isinstance(v, str) and not 0 <= int(v) <= 0xFFFF:
@@ -100,11 +110,12 @@ class EmitContext:
 
 def short_source(source: str) -> str:
     """'file.py:12 (code)' without the folder, so generated files do not depend on where the
-    model was written; the code is cut to keep the comment short."""
+    model was written; the code is cut to keep the comment short (escaped later, in the
+    comment)."""
     loc, _, code = source.partition(" ")
     path, _, line = loc.rpartition(":")
     code = code if len(code) <= 72 else code[:69] + "...)"
-    return f"{os.path.basename(path)}:{line} {code}".replace("*/", "* /")
+    return f"{os.path.basename(path)}:{line} {code}"
 
 
 def layer_comment(graph: Graph, node, index: int) -> str:
@@ -140,7 +151,7 @@ def layer_comment(graph: Graph, node, index: int) -> str:
         if "pad" in node.attrs:
             lines.append(f"input padded into a {node.attrs['prepared'][0]}x"
                          f"{node.attrs['prepared'][1]} scratch buffer; zero point folded into bias")
-    return "/*\n" + "\n".join(f" * {ln}" for ln in lines) + "\n */"
+    return block_comment(lines)
 
 
 def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[str, str, dict]:
@@ -167,7 +178,7 @@ def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[s
         f"arena: {arena_bytes} bytes (lower bound {mem['lower_bound_bytes']}); "
         f"constant data: {ctx.const_bytes} bytes",
     ]
-    prov = "/*\n" + "\n".join(f" * {ln}" for ln in header_lines) + "\n */"
+    prov = block_comment(header_lines)
 
     run = [f"t2m_status {name}_run(const {ctype} *input, {ctype} *output)", "{"]
     if arena_bytes:
@@ -182,7 +193,8 @@ def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[s
     for layer, stmt in ctx.calls:
         if layer not in marked:  # one mark per layer, before its first call
             node = graph.nodes[names[layer]]
-            run.append(f"    /* {layer}: {node.op} -> {graph.tensors[node.output].shape} */")
+            run.append("    /* " + comment_text(f"{layer}: {node.op} -> "
+                                            f"{graph.tensors[node.output].shape}") + " */")
             run.append(f"    T2M_LAYER_MARK({names[layer]});")
             marked.add(layer)
         run.append(f"    {stmt}")
@@ -204,6 +216,9 @@ def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[s
         "#ifndef T2M_LAYER_MARK\n#define T2M_LAYER_MARK(i) ((void)0)\n#endif",
         *body, arena_decl, "\n".join(run), helpers]).replace("\n\n\n", "\n\n") + "\n"
     h_text = _header(graph, name, dtype, up, arena_bytes, prov)
+    for text in (c_text, h_text):  # everything from the model went through the encoder
+        if not text.isascii():
+            raise AssertionError("internal error: non-ASCII text reached the generated C")
     return c_text, h_text, {n.name: ctx.layer_bytes(n.name) for n in graph.nodes}
 
 

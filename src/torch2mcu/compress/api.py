@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -279,15 +278,13 @@ def compress_to_folder(out, *, model: str = "lenet5", dataset: str = "fashion-mn
     data: an already loaded torch2mcu.data.Dataset (else `dataset` / `data_dir` are loaded).
     options: passed on to compress(). The test split is read only after compress() returns.
     """
-    from torch2mcu.api import _commit, _prepare_out
+    from torch2mcu.outfolder import check_replaceable, writing
     from torch2mcu.data import load_idx_dataset
     from torch2mcu.models.train import trained
 
     t0 = time.time()
     out = Path(out)
-    if out.exists() and not overwrite:  # fail before minutes of training, not after
-        raise Torch2MCUError(f"output folder {out} already exists",
-                             fix="choose another --out, or pass --force to replace it")
+    check_replaceable(out, overwrite)  # fail before minutes of training, not after
     if data is None:
         data = load_idx_dataset(dataset, data_dir)
     float_model = trained(model, data, epochs=float_epochs)
@@ -310,15 +307,10 @@ def compress_to_folder(out, *, model: str = "lenet5", dataset: str = "fashion-mn
             "calibration_samples": int(cal.shape[0]), "test_samples": int(test_x.shape[0]),
             **result.to_json()}
     report["seconds"]["total_with_reporting"] = round(time.time() - t0, 1)
-    tmp = _prepare_out(out, overwrite)
-    try:
+    with writing(out, overwrite, "compress") as tmp:
         torch.export.save(ep, str(tmp / "pruned.pt2"))
         np.save(tmp / "calibration.npy", cal)
         np.save(tmp / "test-inputs.npy", test_x)
         np.save(tmp / "test-labels.npy", test_y.astype(np.int64))
         (tmp / "compress.json").write_text(json.dumps(report, indent=2) + "\n")
-        _commit(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import math
 import operator
-import re
 
 import numpy as np
 import torch
 
+from torch2mcu.codegen.inert import c_identifier
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.frontend.source import module_path, user_source_line
 from torch2mcu.ir import Graph, Node, Tensor
@@ -18,11 +18,6 @@ SUPPORTED = ("Conv2d (dilation 1, any groups), Linear, BatchNorm1d/2d (folded), 
              "Hardtanh/clamp, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, mean over H and W, "
              "flatten/view/reshape, residual add of two tensors, Dropout/Identity (dropped)")
 
-C_KEYWORDS = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
-    "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict",
-    "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union",
-    "unsigned", "void", "volatile", "while", "_Bool", "_Complex", "_Imaginary"}
 
 
 class _Act:
@@ -108,11 +103,7 @@ class _Ctx:
 
     # ---- building ----------------------------------------------------------------------------
     def unique(self, base: str) -> str:
-        base = re.sub(r"[^0-9A-Za-z_]", "_", base).strip("_") or "layer"
-        if base[0].isdigit():
-            base = "l" + base
-        if base in C_KEYWORDS:
-            base += "_"
+        base = c_identifier(base)  # IR names become C symbols: the one encoder makes them safe
         name, i = base, 1
         while name in self.used_names:
             i += 1

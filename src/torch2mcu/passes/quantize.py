@@ -15,6 +15,9 @@ from torch2mcu.ops import get_op
 from torch2mcu.quant.params import activation_params
 from torch2mcu.reference import run_float
 
+# Activations beyond this magnitude mean badly scaled calibration data, not a real model.
+MAX_ABS_ACTIVATION = 1e6
+
 
 def check_calibration(graph: Graph, calibration: np.ndarray) -> np.ndarray:
     shape = graph.tensors[graph.inputs[0]].shape
@@ -36,6 +39,30 @@ def check_calibration(graph: Graph, calibration: np.ndarray) -> np.ndarray:
     return cal.astype(np.float32)
 
 
+def check_ranges(g: Graph, lo: dict, hi: dict) -> None:
+    """Refuse calibration that gives a useless int8 model: a constant input (all zeros, say) or
+    magnitudes beyond MAX_ABS_ACTIVATION (x1e30 data). A layer whose output never varies (a
+    layer pruned away, say) is legal but suspicious: a warning in graph.meta["warnings"]."""
+    inp = g.inputs[0]
+    if lo[inp] == hi[inp]:
+        raise Torch2MCUError(f"the calibration data is constant: every value is {lo[inp]:g}",
+                             fix="calibrate on real, representative inputs (a few hundred "
+                                 "training samples, preprocessed as the model sees them)")
+    for name in g.tensors:
+        where = g.producer(name).where() if g.producer(name) else f"model input '{name}'"
+        peak = max(abs(lo[name]), abs(hi[name]))
+        if peak > MAX_ABS_ACTIVATION:
+            raise Torch2MCUError(f"activations of {where} reach {peak:.3g} on the calibration "
+                                 f"data, beyond {MAX_ABS_ACTIVATION:g}: an int8 scale of "
+                                 f"{peak / 127:.3g} per step would make the model useless",
+                                 fix="check the calibration data's scaling (normalize as in "
+                                     "training) and the model's weights")
+        if lo[name] == hi[name] and g.producer(name) is not None:  # e.g. a layer pruned away
+            g.meta.setdefault("warnings", []).append(
+                f"activations of {where} are {lo[name]:g} for every calibration sample (a "
+                "zero-width range): check that the calibration data is representative")
+
+
 def quantize(graph: Graph, calibration: np.ndarray, progress=None) -> Graph:
     g = graph.copy()
     cal = check_calibration(g, calibration)
@@ -54,6 +81,7 @@ def quantize(graph: Graph, calibration: np.ndarray, progress=None) -> Graph:
             raise Torch2MCUError(f"activations of {producer.where() if producer else name} "
                                  "overflow to Inf/NaN on the calibration data",
                                  fix="check the model's weights and the input scaling")
+    check_ranges(g, lo, hi)
     inp = g.inputs[0]
     g.tensors[inp].quant = QuantParams(*activation_params(lo[inp], hi[inp]))
     for node in g.nodes:
