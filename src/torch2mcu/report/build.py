@@ -25,11 +25,15 @@ def _json_default(o):
 
 def _write_atomic(path: Path, text: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        if isinstance(text, bytes):
+            tmp.write_bytes(text)
+        else:
+            tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:  # a full disk leaves the old file and no stray temporary one
+        if tmp.exists():
+            tmp.unlink()
 
 
 def build_report(dir, compress=None, accuracy: dict | None = None, verified: dict | None = None, *,

@@ -9,6 +9,9 @@ under "report", so that a later `torch2mcu report DIR` shows them again.
 
 Every number that comes straight from the manifest carries its path there ("source"), so the HTML
 can say where each figure comes from and the tests can check that they are equal.
+
+A float32 baseline that does not fit the measured target (measurements[target].float32.fits is
+false) has no measured figures: its cells say so, and no float32 / int8 ratio is given.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from pathlib import Path
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
 from torch2mcu.ir.serialize import graph_from_json
+from torch2mcu.report import fmt
 
 # Footprint kinds, in plot order: (key, label, memory)
 KINDS = (
@@ -36,6 +40,20 @@ WEIGHTED_OPS = ("conv2d", "linear")
 CYCLES_NOTE = ("cycles and milliseconds are estimates from the executed instruction mix and the "
                "core's published instruction timings (zero-wait-state memory); instruction counts "
                "and bytes are measured")
+
+
+def baseline_fits(measured: dict | None) -> bool:
+    """Whether the float32 baseline of a measurement was built and measured (measurements made
+    before the "fits" flag existed always were)."""
+    return not measured or measured["float32"].get("fits", True)
+
+
+def baseline_note(measured: dict | None) -> str | None:
+    """"float32 baseline does not fit <target> (by N bytes of flash)", or None when it fits."""
+    if baseline_fits(measured):
+        return None
+    f = measured["float32"]
+    return f"float32 baseline {f.get('message') or 'does not fit ' + measured['target']}"
 
 
 def load_compress(compress) -> dict | None:
@@ -180,9 +198,11 @@ def footprint_kinds(folder: Path, manifest: dict, rows: list[dict], measured: di
         else:
             f32["quant"] += r.get("const_bytes", 0)
     f32["arena"] = manifest["float32"]["arena_bytes"]
-    out = {"measured": bool(measured), "int8": int8, "float32": f32}
+    f32_measured = bool(measured) and baseline_fits(measured)
+    out = {"measured": bool(measured), "float32_measured": f32_measured, "int8": int8, "float32": f32}
     if measured:
-        for kinds, m in ((int8, measured["int8"]), (f32, measured["float32"])):
+        pairs = [(int8, measured["int8"])] + ([(f32, measured["float32"])] if f32_measured else [])
+        for kinds, m in pairs:
             consts = kinds["values"] + kinds["indices"] + kinds["quant"]
             kinds["descriptors"] = m["weights_bytes"] - consts
             kinds["code"] = m["code_bytes"]
@@ -230,9 +250,28 @@ def _compression(compress: dict | None) -> dict | None:
     return {k: compress[k] for k in keep if k in compress}
 
 
-def _row(key, label, unit, f32=None, int8=None, ratio=None, ratio_label="", sources=None):
+def _row(key, label, unit, f32=None, int8=None, ratio=None, ratio_label="", sources=None,
+         text=None):
+    """One summary row; text: {column: what to print instead of the value} (a baseline that
+    does not fit has no value to print)."""
     return {"key": key, "label": label, "unit": unit, "float32": f32, "int8": int8,
-            "ratio": ratio, "ratio_label": ratio_label, "sources": sources or {}}
+            "ratio": ratio, "ratio_label": ratio_label, "sources": sources or {},
+            "text": text or {}}
+
+
+def _unmeasured_baseline(rows: list[dict], measured: dict) -> list[dict]:
+    """The measured rows for a float32 baseline that does not fit: no float32 value, no ratio;
+    the row of the region that overflows says by how much (the exact bytes are in the caption,
+    data["baseline_note"]), the footprint row "does not fit", the others are a dash."""
+    f = measured["float32"]
+    for row in rows:
+        row["float32"] = row["ratio"] = None
+        row["sources"] = {k: v for k, v in row["sources"].items() if k == "int8"}
+        if row["key"] == f.get("region") and f.get("over_bytes") is not None:
+            row["text"] = {"float32": f"over by {fmt.kib(f['over_bytes'])}"}
+        else:
+            row["text"] = {"float32": "does not fit" if row["key"] == "footprint" else fmt.DASH}
+    return rows
 
 
 def summary_rows(manifest: dict, measured: dict | None, accuracy: dict | None,
@@ -263,7 +302,15 @@ def summary_rows(manifest: dict, measured: dict | None, accuracy: dict | None,
             _row("ms", f"ms at {mhz:g} MHz (estimate)", "ms", f["ms_estimate"],
                  q["ms_estimate"], ratio["cycles"], "x speed-up",
                  {**src("ms_estimate"), "ratio": f"measurements.{t}.ratios.cycles"}),
-        ]
+        ] if baseline_fits(measured) else _unmeasured_baseline([
+            _row(key, label, unit, None, q[field], sources=src(field))
+            for key, label, unit, field in (
+                ("flash", "flash", "bytes", "flash_bytes"),
+                ("ram", "RAM (static + stack)", "bytes", "ram_bytes"),
+                ("footprint", "flash + RAM", "bytes", "footprint_bytes"),
+                ("instructions", "instructions", "count", "instructions"),
+                ("cycles", "cycles (estimate)", "count", "cycles_estimate"),
+                ("ms", f"ms at {mhz:g} MHz (estimate)", "ms", "ms_estimate"))], measured)
     else:
         f, q = manifest["float32"], manifest["int8"]
         rows += [
@@ -344,6 +391,7 @@ def collect(folder, *, target: str | None = None, compress=None, accuracy: dict 
         "clock_hz": measured["clock_hz"] if measured else None,
         "cycle_model": measured.get("cycle_model") if measured else None,
         "measured": bool(measured), "cycles_note": CYCLES_NOTE,
+        "baseline_fits": baseline_fits(measured), "baseline_note": baseline_note(measured),
         "layers": rows, "totals": layer_totals(rows, manifest, measured),
         "summary": summary_rows(manifest, measured, acc, verification),
         "footprint": footprint_kinds(folder, manifest, rows, measured),

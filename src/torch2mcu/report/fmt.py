@@ -70,3 +70,9 @@ def ratio(r: float | None, label: str) -> str:
     if label == "points":
         return f"{r:+.2f} points"
     return f"{r:.2f}{label}" if label.startswith("x") else f"{r:.2f} {label}"
+
+
+def cell(row: dict, col: str) -> str:
+    """A summary row's cell: its text override (a baseline that does not fit), else its value."""
+    text = (row.get("text") or {}).get(col)
+    return text if text is not None else value(row[col], row["unit"])

@@ -49,7 +49,7 @@ def summary_html(data: dict) -> str:
         cells = [_td(row["label"], left=True)]
         for col in ("float32", "int8"):
             v = row[col]
-            cells.append(_td(fmt.value(v, row["unit"]), src.get(col) if v is not None else None, v))
+            cells.append(_td(fmt.cell(row, col), src.get(col) if v is not None else None, v))
         cells.append(_td(fmt.ratio(row["ratio"], row["ratio_label"]),
                          src.get("ratio") if row["ratio"] is not None else None, row["ratio"]))
         out.append(f'<tr data-row="{escape(row["key"])}">' + "".join(cells) + "</tr>")
@@ -92,6 +92,8 @@ def render(data: dict, pngs: dict[str, bytes]) -> str:
     if data["measured"]:
         meta.append(f"measured on emulated {escape(data['target'])} ({escape(data['board'])}, "
                     f"{data['clock_hz'] / 1e6:g} MHz)")
+        if data.get("baseline_note"):
+            meta.append(escape(data["baseline_note"]))
     missing = []
     if "cycles" not in pngs:
         missing.append("estimated cycles per layer: run <code>torch2mcu measure DIR</code>")

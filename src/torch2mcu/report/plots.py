@@ -112,7 +112,10 @@ def footprint_kinds(data: dict) -> Figure:
             ax_all.barh(y, v, left=left, color=COLORS[k], label=label if y == 1 else None)
             left += v
         ax_all.text(left, y, f" {fmt.kib(left * 1024)}", va="center", fontsize=9)
-    ax_all.set_yticks([0, 1], ["compressed int8", "float32 baseline"])
+    baseline = "float32 baseline"
+    if fp["measured"] and not fp.get("float32_measured", True):
+        baseline += "\n(does not fit: constants\n+ arena, not measured)"
+    ax_all.set_yticks([0, 1], ["compressed int8", baseline])
     ax_all.set_xlim(0, (fp["float32"]["flash_total"] + fp["float32"]["ram_total"]) / 1024 * 1.18)
     ax_all.set_xlabel("KiB")
     what = "measured flash + RAM" if fp["measured"] else "constants + arena (not measured yet)"
@@ -143,7 +146,9 @@ def cycles(data: dict) -> Figure | None:
     h = 0.38
     f32 = [r.get("float32_cycles_estimate") or 0 for r in rows]
     q = [r["cycles_estimate"] or 0 for r in rows]
-    ax.barh([y + h / 2 for y in ys], f32, h, color=FLOAT_COLOR, label="float32 baseline")
+    ax.barh([y + h / 2 for y in ys], f32, h, color=FLOAT_COLOR,
+            label="float32 baseline" if data.get("baseline_fits", True)
+            else "float32 baseline (does not fit: not measured)")
     ax.barh([y - h / 2 for y in ys], q, h, color=INT8_COLOR, label="compressed int8")
     for y, a, b in zip(ys, f32, q):
         ax.text(a, y + h / 2, f" {fmt.short(a)}", va="center", fontsize=8)
@@ -195,7 +200,7 @@ def summary(data: dict) -> Figure:
     fig = _figure(10, 0.5 + 0.3 * len(rows))
     ax = fig.add_subplot()
     ax.axis("off")
-    cells = [[r["label"], fmt.value(r["float32"], r["unit"]), fmt.value(r["int8"], r["unit"]),
+    cells = [[r["label"], fmt.cell(r, "float32"), fmt.cell(r, "int8"),
               fmt.ratio(r["ratio"], r["ratio_label"])] for r in rows]
     table = ax.table(cellText=cells, colLabels=["", "float32 baseline", "compressed int8",
                                                 "float32 / int8"],

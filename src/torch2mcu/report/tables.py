@@ -14,25 +14,40 @@ def _kb(n: float) -> str:
 
 
 def measure_table(r: dict) -> Table:
-    """float32 baseline vs int8 on one target: flash, RAM, instructions, estimated cycles."""
+    """float32 baseline vs int8 on one target: flash, RAM, instructions, estimated cycles.
+
+    A float32 baseline that does not fit the target (r["float32"]["fits"] false) is not
+    measured: its column says "does not fit" and no ratio is printed."""
     q, f, ratio = r["int8"], r["float32"], r["ratios"]
-    t = Table(title=f"{r['target']} ({r['board']}, {r['clock_hz'] / 1e6:.0f} MHz)",
-              caption="cycles and milliseconds are estimates from the executed instruction mix "
-                      "(zero-wait-state memory); instructions and bytes are measured")
+    fits = f.get("fits", True)
+    caption = ("cycles and milliseconds are estimates from the executed instruction mix "
+               "(zero-wait-state memory); instructions and bytes are measured")
+    if not fits:
+        caption = (f"the float32 baseline {f['message']}: it is not measured and no ratios are "
+                   f"given; the int8 model fits. {caption}")
+    t = Table(title=f"{r['target']} ({r['board']}, {r['clock_hz'] / 1e6:.0f} MHz)", caption=caption)
     t.add_column("")
-    t.add_column("float32 baseline", justify="right")
-    t.add_column("int8", justify="right")
-    t.add_column("float32 / int8", justify="right")
-    rows = [("flash", _kb(f["flash_bytes"]), _kb(q["flash_bytes"]), ratio["flash"]),
-            ("RAM (incl. stack)", _kb(f["ram_bytes"]), _kb(q["ram_bytes"]), ratio["ram"]),
-            ("flash + RAM", _kb(f["flash_bytes"] + f["ram_bytes"]),
-             _kb(q["flash_bytes"] + q["ram_bytes"]), ratio["footprint"]),
-            ("instructions", f"{f['instructions']:,}", f"{q['instructions']:,}", ratio["instructions"]),
-            ("cycles (estimate)", f"{f['cycles_estimate']:,}", f"{q['cycles_estimate']:,}",
-             ratio["cycles"]),
-            ("ms at board clock (estimate)", f"{f['ms_estimate']:.2f}", f"{q['ms_estimate']:.2f}",
-             ratio["cycles"])]
-    for name, a, b, x in rows:
+    t.add_column("float32 baseline", justify="right", no_wrap=True)
+    t.add_column("int8", justify="right", no_wrap=True)
+    t.add_column("float32 / int8", justify="right", no_wrap=True)
+    qrows = [("flash", _kb(q["flash_bytes"])),
+             ("RAM (incl. stack)", _kb(q["ram_bytes"])),
+             ("flash + RAM", _kb(q["flash_bytes"] + q["ram_bytes"])),
+             ("instructions", f"{q['instructions']:,}"),
+             ("cycles (estimate)", f"{q['cycles_estimate']:,}"),
+             ("ms at board clock (estimate)", f"{q['ms_estimate']:.2f}")]
+    ratios = [ratio.get(k) for k in ("flash", "ram", "footprint", "instructions", "cycles", "cycles")]
+    if fits:
+        fcells = [_kb(f["flash_bytes"]), _kb(f["ram_bytes"]), _kb(f["flash_bytes"] + f["ram_bytes"]),
+                  f"{f['instructions']:,}", f"{f['cycles_estimate']:,}", f"{f['ms_estimate']:.2f}"]
+    else:
+        region = {"flash": 0, "ram": 1}.get(f.get("region"))
+        fcells = [fmt.DASH] * 6
+        fcells[2] = "does not fit"
+        if region is not None:
+            fcells[region] = f"does not fit (by {f['over_bytes']:,} B)"
+        ratios = [None] * 6
+    for (name, b), a, x in zip(qrows, fcells, ratios):
         t.add_row(name, a, b, f"{x:.2f}x" if x else "")
     return t
 
@@ -154,7 +169,10 @@ def summary_caption(data: dict) -> str:
     if ver:
         parts.append(f"bit-exact: int8 outputs equal to the Python integer reference on "
                      f"{ver['inputs']:,} inputs")
-    if data["measured"]:
+    if data["measured"] and not data.get("baseline_fits", True):
+        parts.append(f"the {data['baseline_note']}: it is not measured and no ratios are given")
+        parts.append(data["cycles_note"])
+    elif data["measured"]:
         parts.append(data["cycles_note"])
         parts.append("ratios are float32 / int8")
     else:
@@ -173,6 +191,6 @@ def summary_table(data: dict) -> Table:
     t.add_column("int8", justify="right", no_wrap=True)
     t.add_column("float32 / int8", justify="right", no_wrap=True)
     for row in data["summary"]:
-        t.add_row(row["label"], fmt.value(row["float32"], row["unit"]),
-                  fmt.value(row["int8"], row["unit"]), fmt.ratio(row["ratio"], row["ratio_label"]))
+        t.add_row(row["label"], fmt.cell(row, "float32"), fmt.cell(row, "int8"),
+                  fmt.ratio(row["ratio"], row["ratio_label"]))
     return t

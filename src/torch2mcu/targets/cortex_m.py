@@ -7,7 +7,8 @@ compiler flags and the memory of a real board built around it. Besides the model
 every measurement links an *empty harness* (the same program without the model call), so that
 the model's flash and RAM are the difference of the two images.
 
-Entry points: :func:`build`, :func:`run_outputs`, :func:`measure`.
+Entry points: :func:`build`, :func:`run_outputs`, :func:`measure`, and :func:`fit_warnings`
+(does a planned model fit at all, before anything is built).
 """
 
 from __future__ import annotations
@@ -121,12 +122,19 @@ class BuildError(RuntimeError):
 
 
 class FitError(BuildError):
-    """The image does not fit the target's flash or RAM."""
+    """The image does not fit the target's flash or RAM.
 
-    def __init__(self, message: str, region: str, overflow_bytes: int):
+    ``region`` ("flash" or "ram") is the region that overflows most, ``overflow_bytes`` by how
+    much; ``overflows`` holds every region that overflows, ``{"flash": n, "ram": m}``.
+    """
+
+    def __init__(self, message: str, region: str, overflow_bytes: int,
+                 overflows: dict[str, int] | None = None, details: str = ""):
         super().__init__(message)
         self.region = region
         self.overflow_bytes = overflow_bytes
+        self.overflows = dict(overflows) if overflows else {region: overflow_bytes}
+        self.details = details or message  # the overflows alone, without advice
 
 
 def get_target(target: str | Target) -> Target:
@@ -224,6 +232,8 @@ def _link(t: Target, objects: list[Path], script: Path, elf: Path, name: str, st
             "Prune or quantize further, or pick a target with more memory.",
             region="flash" if region == "FLASH" else "ram",
             overflow_bytes=nbytes,
+            overflows={("flash" if r == "FLASH" else "ram"): n for r, n in overflows.items()},
+            details=f"{name} does not fit {t.name} ({t.board}): {'; '.join(parts)}",
         )
     raise BuildError(f"linking {elf.name} failed:\n$ {' '.join(cmd)}\n{proc.stderr.strip()}")
 
@@ -433,6 +443,44 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
+RATIO_KEYS = ("flash", "ram", "footprint", "instructions", "cycles")
+REGION_NAMES = {"flash": "flash", "ram": "RAM"}
+
+
+def _bytes(n: int) -> str:
+    return f"{n:,} byte{'' if n == 1 else 's'}"
+
+
+def _not_fitting(manifest: dict, t: Target, err: FitError) -> dict:
+    """The result entry of a folder that does not fit ``t``: which region, by how many bytes."""
+    region, over = err.region, err.overflow_bytes
+    others = [f"{REGION_NAMES[r]} by {_bytes(n)}" for r, n in err.overflows.items() if r != region]
+    return {
+        "name": manifest["name"],
+        "dtype": manifest["dtype"],
+        "fits": False,
+        "region": region,
+        "over_bytes": over,
+        "overflows": dict(err.overflows),
+        "message": (f"does not fit {t.name} (by {_bytes(over)} of {REGION_NAMES[region]}"
+                    + "".join(f", and {o}" for o in others) + ")"),
+        "detail": err.details,
+    }
+
+
+def _ratios(f: dict, q: dict) -> dict:
+    """float32 / int8 for each of RATIO_KEYS; all None when the baseline was not measured."""
+    if not f.get("fits", True):
+        return dict.fromkeys(RATIO_KEYS)
+    return {
+        "flash": _ratio(f["flash_bytes"], q["flash_bytes"]),
+        "ram": _ratio(f["ram_bytes"], q["ram_bytes"]),
+        "footprint": _ratio(f["flash_bytes"] + f["ram_bytes"], q["flash_bytes"] + q["ram_bytes"]),
+        "instructions": _ratio(f["instructions"], q["instructions"]),
+        "cycles": _ratio(f["cycles_estimate"], q["cycles_estimate"]),
+    }
+
+
 def measure(
     folder_int8: str | Path,
     folder_float32: str | Path,
@@ -448,14 +496,24 @@ def measure(
     Ratios are float32 / int8: above 1 means the int8 model is smaller or faster by that factor.
     Cycle figures are estimates (see :mod:`torch2mcu.targets.cycles`); instruction counts and
     bytes are measured.
+
+    Raises :class:`FitError` only when the int8 model does not fit the target. A float32
+    baseline that does not fit is reported, not raised: ``result["float32"]`` is then
+    ``{"fits": False, "region": "flash" | "ram", "over_bytes": n, "overflows": {...},
+    "message": "does not fit <target> (by n bytes of flash)", "detail": <linker summary>,
+    "name", "dtype"}`` with no measured figures, ``result["baseline_fits"]`` is False and every
+    ratio is None. Measured entries carry ``"fits": True``.
     """
     t = get_target(target)
     if inputs is None:
         inputs = {}
     elif not isinstance(inputs, dict):
         inputs = {"float32": inputs, "int8": _quantize_input(read_manifest(folder_int8), inputs)}
-    q = measure_folder(folder_int8, t, inputs.get("int8"), opt)
-    f = measure_folder(folder_float32, t, inputs.get("float32"), opt)
+    q = {**measure_folder(folder_int8, t, inputs.get("int8"), opt), "fits": True}
+    try:
+        f = {**measure_folder(folder_float32, t, inputs.get("float32"), opt), "fits": True}
+    except FitError as e:  # the baseline is context, not the product: say so and go on
+        f = _not_fitting(read_manifest(folder_float32), t, e)
     return {
         "target": t.name,
         "board": t.board,
@@ -463,14 +521,32 @@ def measure(
         "cycle_model": q["cycle_model"],
         "int8": q,
         "float32": f,
-        "ratios": {
-            "flash": _ratio(f["flash_bytes"], q["flash_bytes"]),
-            "ram": _ratio(f["ram_bytes"], q["ram_bytes"]),
-            "footprint": _ratio(f["flash_bytes"] + f["ram_bytes"], q["flash_bytes"] + q["ram_bytes"]),
-            "instructions": _ratio(f["instructions"], q["instructions"]),
-            "cycles": _ratio(f["cycles_estimate"], q["cycles_estimate"]),
-        },
+        "baseline_fits": f["fits"],
+        "ratios": _ratios(f, q),
     }
+
+
+def fit_warnings(target: str | Target, const_bytes: int, arena_bytes: int) -> list[str]:
+    """Warnings, without building anything, when a planned int8 model cannot fit ``target``:
+    its constant data (weights, quantization data) alone exceed the board's flash, or its
+    activation arena alone exceeds the board's RAM. Code, I/O buffers and the stack come on top,
+    so an empty list does not promise a fit; ``measure`` links the image to find out.
+
+    Each message names the target and board, the region, both sizes and the excess in bytes.
+    Raises ValueError for an unknown target.
+    """
+    t = get_target(target)
+    warnings = []
+    for what, need, region, have in (
+        ("constant data (weights and quantization data)", const_bytes, "flash", t.flash_bytes),
+        ("activation arena", arena_bytes, "RAM", t.ram_bytes),
+    ):
+        if need > have:
+            warnings.append(
+                f"the int8 model's {what} alone is {_bytes(need)}, more than the {_bytes(have)} of "
+                f"{region} of {t.name} ({t.board}), by {_bytes(need - have)}: it cannot fit there; "
+                f"prune or shrink the model, or choose a target with more {region}")
+    return warnings
 
 
 def _quantize_input(manifest: dict, x) -> np.ndarray:

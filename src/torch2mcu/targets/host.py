@@ -135,22 +135,25 @@ class HostModel:
         cmd = [sys.executable, "-I", str(CHILD), str(self.lib_path), str(elem), str(n),
                str(n_in), str(n_out)]
         r = subprocess.run(cmd, input=x.tobytes(), capture_output=True)
-        where = f"{self.folder}{edited_note(self.folder)}"
+
+        def where() -> str:  # only on failure: it hashes the folder's files
+            return f"{self.folder}{edited_note(self.folder)}"
+
         if r.returncode < 0:
             sig = signal.Signals(-r.returncode).name
             raise GeneratedCodeFailure(f"the generated C crashed ({sig}) while running",
-                                       where=where, fix="convert the model again; if the folder "
+                                       where=where(), fix="convert the model again; if the folder "
                                        "was not edited, please report this")
         if r.returncode != 0:
             raise Torch2MCUError(f"the host-built model could not run: "
                                  f"{r.stderr.decode(errors='replace').strip()[-600:]}",
-                                 where=where, fix="the folder was edited or damaged; convert the "
+                                 where=where(), fix="the folder was edited or damaged; convert the "
                                  "model again")
         want = 4 + n * n_out * elem
         if len(r.stdout) != want:
             raise GeneratedCodeFailure(f"the host-built model returned {len(r.stdout)} bytes, "
-                                       f"expected {want}", where=where)
+                                       f"expected {want}", where=where())
         status = struct.unpack("<i", r.stdout[:4])[0]
         if status != 0:
-            raise GeneratedCodeFailure(f"the generated model returned status {status}", where=where)
+            raise GeneratedCodeFailure(f"the generated model returned status {status}", where=where())
         return np.frombuffer(r.stdout[4:], dtype=self.dtype).reshape((n,) + self.output_shape).copy()
