@@ -19,6 +19,7 @@ from torch2mcu.codegen.inert import comment_text, is_c_identifier
 from torch2mcu.ir import Graph
 from torch2mcu.ir.serialize import graph_from_json, graph_to_json
 from torch2mcu.passes.driver import run_passes
+from torch2mcu.passes.quantize import check_ranges
 from torch2mcu.quant.params import dequantize_array, quantize_array
 from torch2mcu.reference import run_int8
 from torch2mcu.outfolder import atomic_write_text, changed_files, check_replaceable, record_checksums, writing
@@ -139,13 +140,13 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
                        np.asarray(calibration).ndim else 0) as adv:
         float_graph, int8_graph = run_passes(graph, calibration, progress=adv, objective=objective,
                                              dsp=dsp, formats=tuple(formats))
+    warnings += check_ranges(int8_graph)
     with writing(out, overwrite, "convert") as tmp:
         provenance = {"model_sha256": _program_hash(ep),
                       "options": {"name": name, "target": target, "objective": objective,
                                   "formats": list(formats),
                                   "calibration_samples": int8_graph.meta["calibration_samples"]}}
         m8 = write_model_folder(int8_graph, "int8", name, tmp / "int8", provenance)
-        warnings += int8_graph.meta.get("warnings", [])
         warnings += fit_warnings(target, m8["const_bytes"], m8["arena_bytes"])
         for w in warnings:
             warn(w)

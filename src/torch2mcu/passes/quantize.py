@@ -39,16 +39,22 @@ def check_calibration(graph: Graph, calibration: np.ndarray) -> np.ndarray:
     return cal.astype(np.float32)
 
 
-def check_ranges(g: Graph, lo: dict, hi: dict) -> None:
-    """Refuse calibration that gives a useless int8 model: a constant input (all zeros, say) or
-    magnitudes beyond MAX_ABS_ACTIVATION (x1e30 data). A layer whose output never varies (a
-    layer pruned away, say) is legal but suspicious: a warning in graph.meta["warnings"]."""
+def check_ranges(g: Graph) -> list[str]:
+    """For convert, after the passes: refuse calibration that gives a useless int8 model, a
+    constant input (all zeros, say) or magnitudes beyond MAX_ABS_ACTIVATION (x1e30 data).
+    A layer whose output never varies (a layer pruned away, say) is legal but suspicious:
+    returns warnings for those. (The passes themselves accept any finite range: the fuzzer
+    drives them with degenerate data on purpose.)"""
+    ranges = g.meta["calibrated_ranges"]
+    lo = {t: r[0] for t, r in ranges.items()}
+    hi = {t: r[1] for t, r in ranges.items()}
+    warnings = []
     inp = g.inputs[0]
     if lo[inp] == hi[inp]:
         raise Torch2MCUError(f"the calibration data is constant: every value is {lo[inp]:g}",
                              fix="calibrate on real, representative inputs (a few hundred "
                                  "training samples, preprocessed as the model sees them)")
-    for name in g.tensors:
+    for name in (t for t in g.tensors if t in ranges):  # later passes may fuse tensors away
         where = g.producer(name).where() if g.producer(name) else f"model input '{name}'"
         peak = max(abs(lo[name]), abs(hi[name]))
         if peak > MAX_ABS_ACTIVATION:
@@ -58,9 +64,10 @@ def check_ranges(g: Graph, lo: dict, hi: dict) -> None:
                                  fix="check the calibration data's scaling (normalize as in "
                                      "training) and the model's weights")
         if lo[name] == hi[name] and g.producer(name) is not None:  # e.g. a layer pruned away
-            g.meta.setdefault("warnings", []).append(
-                f"activations of {where} are {lo[name]:g} for every calibration sample (a "
-                "zero-width range): check that the calibration data is representative")
+            warnings.append(f"activations of {where} are {lo[name]:g} for every calibration "
+                            "sample (a zero-width range): check that the calibration data is "
+                            "representative")
+    return warnings
 
 
 def quantize(graph: Graph, calibration: np.ndarray, progress=None) -> Graph:
@@ -81,7 +88,7 @@ def quantize(graph: Graph, calibration: np.ndarray, progress=None) -> Graph:
             raise Torch2MCUError(f"activations of {producer.where() if producer else name} "
                                  "overflow to Inf/NaN on the calibration data",
                                  fix="check the model's weights and the input scaling")
-    check_ranges(g, lo, hi)
+    g.meta["calibrated_ranges"] = {t: (lo[t], hi[t]) for t in g.tensors}
     inp = g.inputs[0]
     g.tensors[inp].quant = QuantParams(*activation_params(lo[inp], hi[inp]))
     for node in g.nodes:
