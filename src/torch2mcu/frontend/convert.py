@@ -1,7 +1,6 @@
 """ExportedProgram -> ir.Graph: walk the captured graph and map each aten op through the table."""
 from __future__ import annotations
 
-import math
 import operator
 
 import numpy as np
@@ -11,12 +10,9 @@ from torch2mcu.codegen.inert import c_identifier
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.frontend.source import module_path, user_source_line
 from torch2mcu.ir import Graph, Node, Tensor
+from torch2mcu.ops import all_ops
 
 aten = torch.ops.aten
-
-SUPPORTED = ("Conv2d (dilation 1, any groups), Linear, BatchNorm1d/2d (folded), ReLU, ReLU6, "
-             "Hardtanh/clamp, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, mean over H and W, "
-             "flatten/view/reshape, residual add of two tensors, Dropout/Identity (dropped)")
 
 
 
@@ -111,12 +107,32 @@ class _Ctx:
         self.used_names.add(name)
         return name
 
-    def emit(self, op: str, inputs: list[str], attrs=None, params=None) -> _Act:
+    def layer(self) -> str:
+        """The layer's name for messages: its module path, else the captured node's name."""
+        return module_path(self.fx) or self.fx.name
+
+    @staticmethod
+    def supported_hint() -> str:
+        return f"supported operators: {SUPPORTED}"
+
+    @staticmethod
+    def is_act(v) -> bool:
+        return isinstance(v, _Act)
+
+    @staticmethod
+    def alias(tensor: str) -> _Act:
+        """The value of an op that changes nothing: its input tensor itself."""
+        return _Act(tensor)
+
+    def emit(self, op: str, inputs: list[str], attrs=None, params=None, *,
+             shape: tuple | None = None, suffix: str = "") -> _Act:
+        """Add an IR node for the fx node being lowered; `shape` (per sample) defaults to the fx
+        node's, `suffix` names a helper node when one fx node lowers to several."""
         fx = self.fx
         path = module_path(fx)
-        name = self.unique(path.replace(".", "_") if path else fx.name)
+        name = self.unique((path.replace(".", "_") if path else fx.name) + suffix)
         out = self.unique(f"t_{name}")
-        self.tensors[out] = Tensor(out, self.sample_shape(fx))
+        self.tensors[out] = Tensor(out, self.sample_shape(fx) if shape is None else tuple(shape))
         self.nodes.append(Node(name, op, inputs, [out], dict(attrs or {}), dict(params or {}),
                                source=user_source_line(fx)))
         self.nodes[-1].attrs["torch_module"] = path
@@ -138,230 +154,37 @@ def bind(target, args, kwargs) -> dict:
     return out
 
 
-def _pair(v, name: str, ctx: _Ctx) -> tuple[int, int]:
-    if isinstance(v, int):
-        return (v, v)
-    v = list(v)
-    if len(v) == 1:
-        return (int(v[0]), int(v[0]))
-    if len(v) != 2:
-        ctx.fail(f"{name} {v} is not 2-D", "use 2-D convolution and pooling")
-    return (int(v[0]), int(v[1]))
-
-
-# ---- handlers: one per aten op family ----------------------------------------------------------
-
-def _conv(ctx: _Ctx, a: dict):
-    layer = module_path(ctx.fx) or ctx.fx.name
-    x = ctx.act(a["input"])
-    w = ctx.const(a["weight"], "weight", layer)
-    b = ctx.const(a.get("bias"), "bias", layer, required=False)
-    if w.ndim != 4:
-        ctx.fail(f"convolution with {w.ndim - 2}-D kernels is not supported",
-                 "use Conv2d (Conv1d/Conv3d are not supported yet)")
-    if a.get("transposed"):
-        ctx.fail("transposed convolution is not supported", f"supported operators: {SUPPORTED}")
-    if any(d != 1 for d in _pair(a.get("dilation", 1), "dilation", ctx)):
-        ctx.fail(f"dilation {a['dilation']} is not supported", "use dilation=1")
-    stride = _pair(a["stride"], "stride", ctx)
-    padding = a["padding"]
-    if isinstance(padding, str):
-        if padding == "valid":
-            padding = (0, 0)
-        else:  # "same" (stride 1): total padding k - 1 per axis, split evenly
-            kh, kw = w.shape[2:]
-            if (kh - 1) % 2 or (kw - 1) % 2:
-                ctx.fail("padding='same' with an even kernel pads asymmetrically",
-                         "use an odd kernel or explicit padding")
-            padding = ((kh - 1) // 2, (kw - 1) // 2)
-    padding = _pair(padding, "padding", ctx)
-    groups = int(a.get("groups") or 1)
-    params = {"weight": w}
-    if b is not None:
-        params["bias"] = b
-    return ctx.emit("conv2d", [x], {"stride": stride, "padding": padding, "groups": groups}, params)
-
-
-def _linear_common(ctx: _Ctx, x_arg, w: np.ndarray, b):
-    x = ctx.act(x_arg)
-    if len(ctx.tensors[x].shape) != 1:
-        ctx.fail(f"Linear on a per-sample input of shape {ctx.tensors[x].shape} is not supported",
-                 "flatten the input first (x.flatten(1))")
-    params = {"weight": w}
-    if b is not None:
-        params["bias"] = b
-    return ctx.emit("linear", [x], {}, params)
-
-
-def _linear(ctx, a):
-    layer = module_path(ctx.fx) or ctx.fx.name
-    return _linear_common(ctx, a["input"], ctx.const(a["weight"], "weight", layer),
-                          ctx.const(a.get("bias"), "bias", layer, required=False))
-
-
-def _addmm(ctx, a):
-    layer = module_path(ctx.fx) or ctx.fx.name
-    if a.get("beta", 1) != 1 or a.get("alpha", 1) != 1:
-        ctx.fail("addmm with alpha or beta other than 1", f"supported operators: {SUPPORTED}")
-    wt = ctx.const(a["mat2"], "weight", layer)
-    return _linear_common(ctx, a["mat1"], np.ascontiguousarray(wt.T),
-                          ctx.const(a["self"], "bias", layer))
-
-
-def _mm(ctx, a):
-    layer = module_path(ctx.fx) or ctx.fx.name
-    wt = ctx.const(a["mat2"], "weight", layer)
-    return _linear_common(ctx, a["self"], np.ascontiguousarray(wt.T), None)
-
-
-def _batchnorm(ctx, a):
-    layer = module_path(ctx.fx) or ctx.fx.name
-    if a.get("training"):
-        ctx.fail("BatchNorm in training mode", "call model.eval() before exporting")
-    x = ctx.act(a["input"])
-    mean = ctx.const(a["running_mean"], "running_mean", layer, required=False)
-    var = ctx.const(a["running_var"], "running_var", layer, required=False)
-    if mean is None or var is None:
-        ctx.fail("BatchNorm without running statistics", "use track_running_stats=True")
-    c = mean.shape[0]
-    gamma = ctx.const(a.get("weight"), "weight", layer, required=False)
-    beta = ctx.const(a.get("bias"), "bias", layer, required=False)
-    params = {"gamma": np.ones(c, np.float32) if gamma is None else gamma,
-              "beta": np.zeros(c, np.float32) if beta is None else beta, "mean": mean, "var": var}
-    if (var < 0).any():
-        ctx.fail(f"BatchNorm '{layer}' has negative running_var", "the statistics are damaged")
-    result = ctx.emit("batchnorm", [x], {"eps": float(a["eps"])}, params)
-    return result if ctx.fx.target is aten.batch_norm.default else (result, None, None)
-
-
-def _clamp(lo: float, hi: float):
-    def handler(ctx, a):
-        return ctx.emit("clamp", [ctx.act(a["self"])], {"act": (lo, hi)})
-    return handler
-
-
-def _hardtanh(ctx, a):
-    return ctx.emit("clamp", [ctx.act(a["self"])],
-                    {"act": (float(a["min_val"]), float(a["max_val"]))})
-
-
-def _clamp_op(ctx, a):
-    lo = -math.inf if a.get("min") is None else float(a["min"])
-    hi = math.inf if a.get("max") is None else float(a["max"])
-    return ctx.emit("clamp", [ctx.act(a["self"])], {"act": (lo, hi)})
-
-
-def _pool_attrs(ctx, a) -> dict:
-    kernel = _pair(a["kernel_size"], "kernel_size", ctx)
-    stride = _pair(a["stride"], "stride", ctx) if a.get("stride") else kernel
-    padding = _pair(a.get("padding", 0), "padding", ctx)
-    if "dilation" in a and any(d != 1 for d in _pair(a["dilation"], "dilation", ctx)):
-        ctx.fail(f"pooling dilation {a['dilation']} is not supported", "use dilation=1")
-    return {"kernel": kernel, "stride": stride, "padding": padding,
-            "ceil_mode": bool(a.get("ceil_mode", False))}
-
-
-def _check_4d(ctx, x: str) -> tuple[int, int, int]:
-    shape = ctx.tensors[x].shape
-    if len(shape) != 3:
-        ctx.fail(f"2-D pooling on a per-sample shape {shape}", "pool (N, C, H, W) tensors")
-    return shape
-
-
-def _maxpool(ctx, a):
-    x = ctx.act(a["self"])
-    _check_4d(ctx, x)
-    r = ctx.emit("maxpool2d", [x], _pool_attrs(ctx, a))
-    return r if ctx.fx.target is aten.max_pool2d.default else (r, "indices")
-
-
-def _avgpool(ctx, a):
-    x = ctx.act(a["self"])
-    _check_4d(ctx, x)
-    attrs = _pool_attrs(ctx, a)
-    attrs["count_include_pad"] = bool(a.get("count_include_pad", True))
-    attrs["divisor_override"] = int(a.get("divisor_override") or 0)
-    return ctx.emit("avgpool2d", [x], attrs)
-
-
-def _adaptive_avgpool(ctx, a):
-    x = ctx.act(a["self"])
-    _, h, w = _check_4d(ctx, x)
-    oh, ow = _pair(a["output_size"], "output_size", ctx)
-    if h % oh or w % ow:
-        ctx.fail(f"AdaptiveAvgPool2d from {h}x{w} to {oh}x{ow} has unequal windows",
-                 "use an output size that divides the input size (1x1 always works)")
-    k = (h // oh, w // ow)
-    return ctx.emit("avgpool2d", [x], {"kernel": k, "stride": k, "padding": (0, 0),
-                                       "ceil_mode": False, "count_include_pad": True,
-                                       "divisor_override": 0})
-
-
-def _mean(ctx, a):
-    x = ctx.act(a["self"])
-    _, h, w = _check_4d(ctx, x)
-    dims = sorted(d % 4 for d in (a["dim"] or []))
-    if dims != [2, 3]:
-        ctx.fail(f"mean over dims {a['dim']} is not supported",
-                 "only the mean over H and W (global average pooling) is supported")
-    attrs = {"kernel": (h, w), "stride": (h, w), "padding": (0, 0), "ceil_mode": False,
-             "count_include_pad": True, "divisor_override": 0}
-    if a.get("keepdim"):
-        return ctx.emit("avgpool2d", [x], attrs)
-    # mean without keepdim: pool to (C, 1, 1) then drop the two unit dims
-    name = ctx.unique(f"t_{ctx.fx.name}_pooled")
-    ctx.tensors[name] = Tensor(name, (ctx.tensors[x].shape[0], 1, 1))
-    ctx.nodes.append(Node(ctx.unique(ctx.fx.name + "_pool"), "avgpool2d", [x], [name], attrs,
-                          source=user_source_line(ctx.fx)))
-    return ctx.emit("reshape", [name], {"shape": (ctx.tensors[x].shape[0],)})
-
-
-def _reshape(ctx, a):
-    x = ctx.act(next(iter(a.values())))
-    shape = ctx.sample_shape(ctx.fx)
-    if shape == ctx.tensors[x].shape:
-        return _Act(x)
-    return ctx.emit("reshape", [x], {"shape": shape})
-
-
-def _add(ctx, a):
-    if a.get("alpha", 1) != 1:
-        ctx.fail("add with alpha other than 1", f"supported operators: {SUPPORTED}")
-    vals = [ctx.value(a["self"]), ctx.value(a["other"])]
-    if not all(isinstance(v, _Act) for v in vals):
-        ctx.fail("adding a constant to an activation is not supported",
-                 "only residual adds of two tensors computed by the model are supported")
-    return ctx.emit("add", [vals[0].name, vals[1].name])
-
-
 def _identity(ctx, a):
     if a.get("train"):
         ctx.fail("dropout in training mode", "call model.eval() before exporting")
     return ctx.value(next(iter(a.values())))
 
 
-HANDLERS = {
-    aten.conv2d.default: _conv, aten.conv2d.padding: _conv, aten.convolution.default: _conv,
-    aten.linear.default: _linear, aten.addmm.default: _addmm, aten.mm.default: _mm,
-    aten.batch_norm.default: _batchnorm,
-    aten._native_batch_norm_legit_no_training.default: _batchnorm,
-    aten.relu.default: _clamp(0.0, math.inf), aten.relu_.default: _clamp(0.0, math.inf),
-    aten.hardtanh.default: _hardtanh, aten.hardtanh_.default: _hardtanh,
-    aten.clamp.default: _clamp_op, aten.clamp_.default: _clamp_op,
-    aten.max_pool2d.default: _maxpool, aten.max_pool2d_with_indices.default: _maxpool,
-    aten.avg_pool2d.default: _avgpool,
-    aten.adaptive_avg_pool2d.default: _adaptive_avgpool,
-    aten._adaptive_avg_pool2d.default: _adaptive_avgpool,
-    aten.mean.dim: _mean,
-    aten.flatten.using_ints: _reshape, aten.view.default: _reshape, aten.reshape.default: _reshape,
-    aten._unsafe_view.default: _reshape, aten.squeeze.dim: _reshape, aten.squeeze.dims: _reshape,
-    aten.unsqueeze.default: _reshape,
-    aten.add.Tensor: _add, aten.add_.Tensor: _add,
-    aten.dropout.default: _identity, aten.dropout_.default: _identity,
-    aten.feature_dropout.default: _identity, aten.alpha_dropout.default: _identity,
-    aten.clone.default: _identity, aten.contiguous.default: _identity, aten.alias.default: _identity,
-    aten.detach.default: _identity, aten.detach_.default: _identity,
-}
+# Ops that compute nothing at inference: the value passes through.
+PASSTHROUGH = {t: _identity for t in (
+    aten.dropout.default, aten.dropout_.default, aten.feature_dropout.default,
+    aten.alpha_dropout.default, aten.clone.default, aten.contiguous.default, aten.alias.default,
+    aten.detach.default, aten.detach_.default)}
+PASSTHROUGH_SUMMARY = "Dropout / Identity / clone / contiguous (dropped)"
+
+
+def lowering_table() -> dict:
+    """Every aten overload the frontend accepts, from the op registry (each op module lists its
+    own) plus the pass-through ops."""
+    table = dict(PASSTHROUGH)
+    for op in all_ops().values():
+        table.update(op.lowerings)
+    return table
+
+
+def supported_summary() -> str:
+    """The supported-operator list, derived from the registry (errors, README)."""
+    return "; ".join([op.summary for op in all_ops().values() if op.summary]
+                     + [PASSTHROUGH_SUMMARY])
+
+
+HANDLERS = lowering_table()
+SUPPORTED = supported_summary()
 
 # Assertions torch.export records about the input; they compute nothing.
 IGNORED = {aten._assert_tensor_metadata.default, aten._assert_scalar.default,
@@ -378,6 +201,28 @@ def _program_constants(ep) -> dict[str, torch.Tensor]:
     return consts
 
 
+def _refuse_unsupported(ctx: _Ctx, consts: dict) -> None:
+    """Name every unsupported operator of the model in one error, not only the first. Nodes
+    computed from constants alone (a transposed weight, say) are evaluated, not lowered."""
+    constant = {n for n in ctx.ep.graph.nodes if n.op == "placeholder" and n.name in consts}
+    bad = []
+    for n in ctx.ep.graph.nodes:
+        if n.op != "call_function":
+            continue
+        if all(x in constant for x in n.all_input_nodes):
+            constant.add(n)
+        elif n.target not in HANDLERS and n.target not in IGNORED and n.target is not operator.getitem:
+            bad.append(n)
+    if bad:
+        kinds = sorted({str(n.target) for n in bad})
+        where = "\n    ".join(ctx.where(n) for n in bad[:12])
+        more = f"\n    ... and {len(bad) - 12} more" if len(bad) > 12 else ""
+        raise Torch2MCUError(
+            f"unsupported operator{'s' if len(kinds) > 1 else ''} {', '.join(kinds)}"
+            + (f" ({len(bad)} nodes)" if len(bad) > 1 else ""), where=where + more,
+            fix=f"replace or remove them; supported operators: {SUPPORTED}")
+
+
 def to_ir(ep: torch.export.ExportedProgram, name: str = "model") -> Graph:
     """Map a captured program to a float ir.Graph; raise Torch2MCUError for anything unsupported."""
     ctx = _Ctx(ep, name)
@@ -386,6 +231,7 @@ def to_ir(ep: torch.export.ExportedProgram, name: str = "model") -> Graph:
     if len(user_inputs) != 1:
         raise Torch2MCUError(f"the model takes {len(user_inputs)} inputs; torch2mcu supports one",
                              fix="wrap the model so forward() takes a single tensor")
+    _refuse_unsupported(ctx, consts)
     graph_inputs, graph_outputs = [], []
     for n in ep.graph.nodes:
         ctx.fx = n

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from torch2mcu.ops.base import Op
+from torch2mcu.ops.base import Op, pair
 
 
 def pool_out(size: int, k: int, stride: int, pad: int, ceil_mode: bool) -> int:
@@ -79,3 +79,23 @@ class PoolOp(Op):
             ctx.call(f"t2m_{self.name}_s8(&{shape}, -128, 127, {x}, {y});")
         else:
             ctx.call(f"t2m_{self.name}_f32(&{shape}, {x}, {y});")
+
+
+# ---- lowering helpers -------------------------------------------------------------------------
+
+def pool_attrs(ctx, a) -> dict:
+    """Window attributes of an aten pooling call (max or average)."""
+    kernel = pair(a["kernel_size"], "kernel_size", ctx)
+    stride = pair(a["stride"], "stride", ctx) if a.get("stride") else kernel
+    padding = pair(a.get("padding", 0), "padding", ctx)
+    if "dilation" in a and any(d != 1 for d in pair(a["dilation"], "dilation", ctx)):
+        ctx.fail(f"pooling dilation {a['dilation']} is not supported", "use dilation=1")
+    return {"kernel": kernel, "stride": stride, "padding": padding,
+            "ceil_mode": bool(a.get("ceil_mode", False))}
+
+
+def check_chw(ctx, x: str) -> tuple[int, int, int]:
+    shape = ctx.tensors[x].shape
+    if len(shape) != 3:
+        ctx.fail(f"2-D pooling on a per-sample shape {shape}", "pool (N, C, H, W) tensors")
+    return shape

@@ -1,8 +1,10 @@
-"""Shared by conv2d and linear: per-channel weight/bias quantization and requantization."""
+"""Shared by conv2d and linear: per-channel weight/bias quantization, requantization, and the
+int32 accumulator proof."""
 from __future__ import annotations
 
 import numpy as np
 
+from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ops.base import act_of
 from torch2mcu.quant import fixedpoint as fp
 from torch2mcu.quant.params import (activation_bounds, quantize_bias, quantize_weights,
@@ -71,3 +73,26 @@ def emit_weights_s8(node, ctx) -> tuple[str | None, str, str]:
     enc = ctx.const_struct(f"{node.name}_sparse", "t2m_sparse_s8", {
         "values": values, "index": index, "row_len": row_len})
     return f"{fmt}{8 * node.params['enc_index'].dtype.itemsize}", f"&{enc}", bias
+
+
+MAX_ABS_INPUT = 128  # |x| for an int8 x
+
+
+def accumulator_bound(weight_q: np.ndarray, bias_folded: np.ndarray) -> np.ndarray:
+    """Per output channel: the largest |partial sum| of bias + sum(w * x) over int8 inputs.
+    The kernels (dense, DSP dual-MAC, sparse, in any summation order) start from the folded bias
+    and add w * x, so every partial sum lies within this bound."""
+    w = np.abs(weight_q.astype(np.int64).reshape(weight_q.shape[0], -1))
+    return np.abs(bias_folded.astype(np.int64)) + MAX_ABS_INPUT * w.sum(axis=1)
+
+
+def check_accumulator(node) -> None:
+    """conv2d / linear: the accumulator bound must fit int32 for every output channel."""
+    bound = accumulator_bound(node.params["weight_q"], node.params["bias_folded"])
+    if bound.max(initial=0) > fp.INT32_MAX:
+        c = int(np.argmax(bound))
+        raise Torch2MCUError(
+            f"the int32 accumulator of output channel {c} can overflow: |bias| + 128 * sum|w| = "
+            f"{int(bound[c]):,} > {fp.INT32_MAX:,}", where=node.where(),
+            fix="the layer has too many large weights (or too large a bias) for int32 sums; "
+                "prune or split the layer, or scale its weights down")

@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ops import register
 from torch2mcu.ops.base import Op, act_name, act_of, float_act, require
 from torch2mcu.quant import fixedpoint as fp
 from torch2mcu.quant.params import activation_bounds
 
 LEFT_SHIFT = 20  # TFLM's headroom for int8 add
+INT8_MIN, INT8_MAX = -128, 127
+aten = torch.ops.aten
 
 
 class Add(Op):
     name = "add"
+    summary = "residual add of two tensors (`+`, `+=`, `torch.add`, `add_`)"
 
     def infer_shape(self, node, in_shapes):
         require(tuple(in_shapes[0]) == tuple(in_shapes[1]), node,
@@ -51,6 +56,31 @@ class Add(Op):
         require("output_multiplier" in node.attrs, node, "missing add parameters",
                 "run the quantize pass")
 
+    def check_overflow(self, node):
+        """Each input becomes (x - z) * 2^left_shift, then is rescaled; both, and the sum of the
+        two rescaled inputs, must fit int32 (requantization is monotone, so the extreme inputs
+        bound it)."""
+        a = node.attrs
+        left = int(a["left_shift"])
+        if not 0 <= left <= 30:
+            raise Torch2MCUError(f"add left shift {left} is outside 0..30", where=node.where(),
+                                 fix="please report this with the model that triggered it")
+        extremes = []
+        for k in (1, 2):
+            offset = int(a[f"input{k}_offset"])
+            shifted = [(x + offset) << left for x in (INT8_MIN, INT8_MAX)]
+            if max(abs(v) for v in shifted) > fp.INT32_MAX:
+                raise Torch2MCUError(f"add input {k} overflows int32 when shifted left by {left}",
+                                     where=node.where(), fix="please report this with the model")
+            extremes.append([int(fp.requantize(v, a[f"input{k}_multiplier"],
+                                               a[f"input{k}_shift"])) for v in shifted])
+        lo = min(extremes[0]) + min(extremes[1])
+        hi = max(extremes[0]) + max(extremes[1])
+        if lo < fp.INT32_MIN or hi > fp.INT32_MAX:
+            raise Torch2MCUError(f"the sum of the rescaled add inputs ([{lo:,}, {hi:,}]) "
+                                 "overflows int32", where=node.where(),
+                                 fix="the two inputs' scales are too far apart; please report this")
+
     def macs(self, node, graph):
         return graph.tensors[node.output].size
 
@@ -73,4 +103,15 @@ class Add(Op):
             ctx.call(f"t2m_add_f32({n}u, {lo}, {hi}, {a}, {b}, {y});")
 
 
+def lower_add(ctx, a):
+    if a.get("alpha", 1) != 1:
+        ctx.fail("add with alpha other than 1", ctx.supported_hint())
+    vals = [ctx.value(a["self"]), ctx.value(a["other"])]
+    if not all(ctx.is_act(v) for v in vals):
+        ctx.fail("adding a constant to an activation is not supported",
+                 "only residual adds of two tensors computed by the model are supported")
+    return ctx.emit("add", [vals[0].name, vals[1].name])
+
+
+Add.lowerings = {aten.add.Tensor: lower_add, aten.add_.Tensor: lower_add}
 register(Add())

@@ -14,6 +14,12 @@ class Op:
     """An operator: one instance per op kind, stateless; the node carries the data."""
 
     name: str = ""
+    # What users write, for the supported-operator list (errors, README): e.g. "Conv2d (...)".
+    summary: str = ""
+    # The aten overloads this op accepts, each with its lowering: f(ctx, args) -> value, where
+    # args are the overload's bound arguments and ctx is the frontend's lowering context
+    # (frontend/convert.py: act, const, pair, emit, fail, layer, ...).
+    lowerings: dict = {}
     # The output shares the input's quantization (pools, reshape, clamp): no requantization.
     same_quant: bool = False
     # The output shares the input's storage (reshape): no code, no arena buffer.
@@ -40,11 +46,27 @@ class Op:
         """Write constant data and the kernel call for this node through the codegen context."""
         raise NotImplementedError
 
+    def check_overflow(self, node) -> None:
+        """Raise if an int32 intermediate of the kernel can overflow for some int8 input
+        (passes/check_overflow.py runs this for every node)."""
+
     def macs(self, node, graph) -> int:
         return 0
 
     def describe(self, node) -> str:
         return ""
+
+
+def pair(v, what: str, ctx) -> tuple[int, int]:
+    """An int or a 1- or 2-sequence as (h, w), for lowerings; anything else is an error."""
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(x) for x in v)
+    if len(v) == 1:
+        return (v[0], v[0])
+    if len(v) != 2:
+        ctx.fail(f"{what} {v} is not 2-D", "use 2-D convolution and pooling")
+    return v
 
 
 def require(cond: bool, node, what: str, fix: str) -> None:

@@ -1,15 +1,22 @@
 """Clamp (ReLU, ReLU6, hardtanh) that could not be fused into the layer before it."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
 
 from torch2mcu.ops import register
 from torch2mcu.ops.base import Op, act_name, act_of, float_act
 from torch2mcu.quant.params import activation_bounds
 
+aten = torch.ops.aten
+
 
 class Clamp(Op):
     name = "clamp"
+    summary = ("ReLU, ReLU6, Hardtanh, clamp / clamp_min / clamp_max, in module, functional, "
+               "tensor-method and in-place spellings (fused into conv, linear and add)")
     same_quant = True
 
     def infer_shape(self, node, in_shapes):
@@ -39,4 +46,46 @@ class Clamp(Op):
             ctx.call(f"t2m_clamp_f32({n}u, {lo}, {hi}, {x}, {y});")
 
 
+# ---- lowering from aten ------------------------------------------------------------------------
+
+def _fixed(lo: float, hi: float):
+    def lower(ctx, a):
+        return ctx.emit("clamp", [ctx.act(a["self"])], {"act": (lo, hi)})
+    return lower
+
+
+def _bound(v, default: float) -> float:
+    return default if v is None else float(v)
+
+
+def lower_hardtanh(ctx, a):
+    return ctx.emit("clamp", [ctx.act(a["self"])],
+                    {"act": (float(a["min_val"]), float(a["max_val"]))})
+
+
+def lower_clamp(ctx, a):
+    for k in ("min", "max"):
+        if ctx.is_act(a.get(k)):
+            ctx.fail(f"clamp with a tensor {k} computed by the model", "clamp to constants")
+    lo, hi = _bound(a.get("min"), -math.inf), _bound(a.get("max"), math.inf)
+    return ctx.emit("clamp", [ctx.act(a["self"])], {"act": (lo, hi)})
+
+
+def lower_clamp_min(ctx, a):
+    return ctx.emit("clamp", [ctx.act(a["self"])], {"act": (float(a["min"]), math.inf)})
+
+
+def lower_clamp_max(ctx, a):
+    return ctx.emit("clamp", [ctx.act(a["self"])], {"act": (-math.inf, float(a["max"]))})
+
+
+_relu, _relu6 = _fixed(0.0, math.inf), _fixed(0.0, 6.0)
+Clamp.lowerings = {
+    aten.relu.default: _relu, aten.relu_.default: _relu,
+    aten.relu6.default: _relu6, aten.relu6_.default: _relu6,
+    aten.hardtanh.default: lower_hardtanh, aten.hardtanh_.default: lower_hardtanh,
+    aten.clamp.default: lower_clamp, aten.clamp_.default: lower_clamp,
+    aten.clamp_min.default: lower_clamp_min, aten.clamp_min_.default: lower_clamp_min,
+    aten.clamp_max.default: lower_clamp_max, aten.clamp_max_.default: lower_clamp_max,
+}
 register(Clamp())

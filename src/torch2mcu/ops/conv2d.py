@@ -6,9 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from torch2mcu.ops import register
-from torch2mcu.ops._requant import (emit_requant, emit_weights_s8, quantize_weighted,
-                                    requantize_output)
-from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, require
+from torch2mcu.ops._requant import (check_accumulator, emit_requant, emit_weights_s8,
+                                    quantize_weighted, requantize_output)
+from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, pair, require
+
+aten = torch.ops.aten
 
 
 def conv_out(size: int, k: int, stride: int, pad: int) -> int:
@@ -17,6 +19,8 @@ def conv_out(size: int, k: int, stride: int, pad: int) -> int:
 
 class Conv2d(Op):
     name = "conv2d"
+    summary = ("Conv2d (any kernel, stride and padding, dilation 1, groups including depthwise "
+               "and channel multipliers, bias or none)")
 
     def infer_shape(self, node, in_shapes):
         c, h, w = in_shapes[0]
@@ -130,4 +134,40 @@ class Conv2d(Op):
             ctx.call(f"t2m_conv2d_rows_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
 
 
+# ---- lowering from aten ------------------------------------------------------------------------
+
+def lower_conv(ctx, a: dict):
+    layer = ctx.layer()
+    x = ctx.act(a["input"])
+    w = ctx.const(a["weight"], "weight", layer)
+    b = ctx.const(a.get("bias"), "bias", layer, required=False)
+    if w.ndim != 4:
+        ctx.fail(f"convolution with {w.ndim - 2}-D kernels is not supported",
+                 "use Conv2d (Conv1d/Conv3d are not supported yet)")
+    if a.get("transposed"):
+        ctx.fail("transposed convolution is not supported", ctx.supported_hint())
+    if any(d != 1 for d in pair(a.get("dilation", 1), "dilation", ctx)):
+        ctx.fail(f"dilation {a['dilation']} is not supported", "use dilation=1")
+    stride = pair(a["stride"], "stride", ctx)
+    padding = a["padding"]
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        else:  # "same" (stride 1): total padding k - 1 per axis, split evenly
+            kh, kw = w.shape[2:]
+            if (kh - 1) % 2 or (kw - 1) % 2:
+                ctx.fail("padding='same' with an even kernel pads asymmetrically",
+                         "use an odd kernel or explicit padding")
+            padding = ((kh - 1) // 2, (kw - 1) // 2)
+    padding = pair(padding, "padding", ctx)
+    groups = int(a.get("groups") or 1)
+    params = {"weight": w}
+    if b is not None:
+        params["bias"] = b
+    return ctx.emit("conv2d", [x], {"stride": stride, "padding": padding, "groups": groups}, params)
+
+
+Conv2d.check_overflow = staticmethod(check_accumulator)
+Conv2d.lowerings = {aten.conv2d.default: lower_conv, aten.conv2d.padding: lower_conv,
+                    aten.convolution.default: lower_conv}
 register(Conv2d())

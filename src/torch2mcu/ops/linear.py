@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from torch2mcu.ops import register
-from torch2mcu.ops._requant import (emit_requant, emit_weights_s8, quantize_weighted,
-                                    requantize_output)
+from torch2mcu.ops._requant import (check_accumulator, emit_requant, emit_weights_s8,
+                                    quantize_weighted, requantize_output)
 from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, require
+
+aten = torch.ops.aten
 
 
 class Linear(Op):
     name = "linear"
+    summary = "Linear (bias or none)"
 
     def infer_shape(self, node, in_shapes):
         return (node.params["weight"].shape[0],)
@@ -64,4 +68,39 @@ class Linear(Op):
             ctx.call(f"t2m_fc_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
 
 
+# ---- lowering from aten ------------------------------------------------------------------------
+
+def _lower(ctx, x_arg, w: np.ndarray, b):
+    x = ctx.act(x_arg)
+    if len(ctx.tensors[x].shape) != 1:
+        ctx.fail(f"Linear on a per-sample input of shape {ctx.tensors[x].shape} is not supported",
+                 "flatten the input first (x.flatten(1))")
+    params = {"weight": w}
+    if b is not None:
+        params["bias"] = b
+    return ctx.emit("linear", [x], {}, params)
+
+
+def lower_linear(ctx, a):
+    layer = ctx.layer()
+    return _lower(ctx, a["input"], ctx.const(a["weight"], "weight", layer),
+                  ctx.const(a.get("bias"), "bias", layer, required=False))
+
+
+def lower_addmm(ctx, a):
+    layer = ctx.layer()
+    if a.get("beta", 1) != 1 or a.get("alpha", 1) != 1:
+        ctx.fail("addmm with alpha or beta other than 1", ctx.supported_hint())
+    wt = ctx.const(a["mat2"], "weight", layer)
+    return _lower(ctx, a["mat1"], np.ascontiguousarray(wt.T), ctx.const(a["self"], "bias", layer))
+
+
+def lower_mm(ctx, a):
+    wt = ctx.const(a["mat2"], "weight", ctx.layer())
+    return _lower(ctx, a["self"], np.ascontiguousarray(wt.T), None)
+
+
+Linear.check_overflow = staticmethod(check_accumulator)
+Linear.lowerings = {aten.linear.default: lower_linear, aten.addmm.default: lower_addmm,
+                    aten.mm.default: lower_mm}
 register(Linear())

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from torch2mcu.ops import register
 from torch2mcu.ops.base import Op, require
+
+aten = torch.ops.aten
 
 
 class Reshape(Op):
     name = "reshape"
+    summary = "flatten / view / reshape / squeeze / unsqueeze (free: no copy)"
     same_quant = True
     alias = True
 
@@ -31,4 +36,16 @@ class Reshape(Op):
         pass  # storage is shared; the memory plan gives the output the input's address
 
 
+def lower_reshape(ctx, a):
+    x = ctx.act(next(iter(a.values())))
+    shape = ctx.sample_shape(ctx.fx)
+    if shape == ctx.tensors[x].shape:
+        return ctx.alias(x)
+    return ctx.emit("reshape", [x], {"shape": shape})
+
+
+Reshape.lowerings = {t: lower_reshape for t in (
+    aten.flatten.using_ints, aten.view.default, aten.reshape.default, aten._unsafe_view.default,
+    aten.squeeze.default, aten.squeeze.dim, aten.squeeze.dims, aten.squeeze_.default,
+    aten.squeeze_.dim, aten.squeeze_.dims, aten.unsqueeze.default, aten.unsqueeze_.default)}
 register(Reshape())

@@ -1,0 +1,108 @@
+"""Every spelling of a supported operator converts (module, functional, tensor method, in place),
+and the frontend's accepted list comes from the op registry (issue 11, first step)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import torch2mcu
+from conftest import randomize
+from torch2mcu.frontend.convert import HANDLERS, SUPPORTED
+from torch2mcu.ops import all_ops
+
+
+class Spelled(nn.Module):
+    """conv -> <activation spelled one way> -> conv -> add with a skip -> global mean -> fc."""
+
+    def __init__(self, act, add, pool):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+        self.act, self.add, self.pool = act, add, pool
+
+    def forward(self, x):
+        y = self.act(self.c1(x))
+        y = self.add(self.c2(y), y)
+        return self.fc(self.pool(y))
+
+
+def _iadd(a, b):
+    a += b
+    return a
+
+
+ACTS = {
+    "F.relu6": F.relu6, "nn.ReLU6": nn.ReLU6(), "relu_": lambda t: t.relu_(),
+    "F.relu(inplace)": lambda t: F.relu(t, inplace=True), "hardtanh_": lambda t: F.hardtanh_(t),
+    "clamp_min": lambda t: t.clamp_min(0.1), "clamp_max": lambda t: t.clamp_max(0.5),
+    "clamp_": lambda t: t.clamp_(-0.5, 0.5), "clamp(min=)": lambda t: torch.clamp(t, min=0.0),
+}
+ADDS = {"+": lambda a, b: a + b, "+=": _iadd, "add_": lambda a, b: a.add_(b),
+        "torch.add": torch.add}
+POOLS = {"mean(keepdim)+flatten": lambda t: t.mean((2, 3), keepdim=True).flatten(1),
+         "mean": lambda t: t.mean((-1, -2)),
+         "adaptive+squeeze": lambda t: F.adaptive_avg_pool2d(t, 1).squeeze(-1).squeeze(-1),
+         "unsqueeze+view": lambda t: t.mean((2, 3)).unsqueeze(1).view(1, 4)}
+
+
+def _check(model, tmp_path, seed):
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    randomize(model, seed)
+    x = rng.standard_normal((24, 1, 6, 6)).astype(np.float32)
+    conv = torch2mcu.convert(model, torch.from_numpy(x[:1]), calibration=x, out=tmp_path / "out")
+    r = torch2mcu.verify(conv, x)
+    assert r["mismatches"] == 0
+    return conv
+
+
+@pytest.mark.parametrize("act", ACTS, ids=list(ACTS))
+def test_activation_spellings(act, tmp_path):
+    _check(Spelled(ACTS[act], ADDS["+"], POOLS["mean"]), tmp_path, 3)
+
+
+@pytest.mark.parametrize("add", ADDS, ids=list(ADDS))
+def test_add_spellings(add, tmp_path):
+    _check(Spelled(nn.ReLU(), ADDS[add], POOLS["mean"]), tmp_path, 4)
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=list(POOLS))
+def test_pool_and_reshape_spellings(pool, tmp_path):
+    _check(Spelled(nn.ReLU(), ADDS["+"], POOLS[pool]), tmp_path, 5)
+
+
+def test_every_unsupported_op_is_named_in_one_error(tmp_path):
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x):
+            return torch.sigmoid(torch.tanh(self.fc(x)))
+
+    x = torch.randn(4, 8)
+    with pytest.raises(torch2mcu.Torch2MCUError) as e:
+        torch2mcu.convert(Two(), x[:1], calibration=x.numpy(), out=tmp_path / "out")
+    text = str(e.value)
+    assert "aten.sigmoid.default" in text and "aten.tanh.default" in text, text
+    assert "test_spellings.py" in text  # the user's source line
+
+
+def test_accepted_list_comes_from_the_registry():
+    for op in all_ops().values():
+        for target in op.lowerings:
+            assert HANDLERS[target] is op.lowerings[target]
+        if op.lowerings:
+            assert op.summary and op.summary in SUPPORTED, op.name
+
+
+def test_readme_lists_what_the_registry_supports():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for item in SUPPORTED.split("; "):
+        assert f"- {item}\n" in readme, f"README's operator list lacks: {item}"
