@@ -106,3 +106,18 @@ def test_readme_lists_what_the_registry_supports():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for item in SUPPORTED.split("; "):
         assert f"- {item}\n" in readme, f"README's operator list lacks: {item}"
+
+
+@pytest.mark.parametrize("torch_path", [
+    "/opt/conda/lib/python3.10/site-packages/torch/nn/modules/activation.py",
+    "C:\\Users\\me\\venv\\Lib\\site-packages\\torch\\nn\\modules\\activation.py",
+    "/home/me/src/pytorch/torch/nn/modules/conv.py"])
+def test_source_line_skips_torch_files_of_other_environments(torch_path):
+    from types import SimpleNamespace
+
+    from torch2mcu.frontend.source import user_source_line
+
+    trace = (f'File "/home/me/project/model.py", line 12, in forward\n    x = self.act(x)\n'
+             f'File "{torch_path}", line 101, in forward\n    return F.relu6(input)\n')
+    node = SimpleNamespace(meta={"stack_trace": trace})
+    assert user_source_line(node) == "/home/me/project/model.py:12 (x = self.act(x))"

@@ -10,10 +10,20 @@ _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>\S+)
 _TORCH_DIR = os.path.dirname(torch.__file__)
 
 
+# torch's own files in any environment (the .pt2 may come from another machine or OS)
+_TORCH_FILE = re.compile(r"(^|/)(site|dist)-packages/torch/|(^|/)torch/(nn|fx|_dynamo|export|"
+                         r"_export|_higher_order_ops|utils|overrides|_tensor|functional)[/.]")
+
+
+def is_torch_file(path: str) -> bool:
+    norm = path.replace("\\", "/")
+    return path.startswith(_TORCH_DIR) or bool(_TORCH_FILE.search(norm))
+
+
 def user_source_line(fx_node) -> str:
     """The innermost stack frame outside torch itself, as 'file:line (code)'."""
     trace = fx_node.meta.get("stack_trace") or ""
-    frames = [m for m in _FRAME.finditer(trace) if not m.group("file").startswith(_TORCH_DIR)]
+    frames = [m for m in _FRAME.finditer(trace) if not is_torch_file(m.group("file"))]
     if not frames:
         return ""
     f = frames[-1]
