@@ -2,13 +2,19 @@
 VENV := .venv
 STAMP := $(VENV)/.torch2mcu-setup
 
-.PHONY: demo test setup fuzz clean
+.PHONY: demo test test-fast setup fuzz clean
 
 demo: $(STAMP)
 	$(VENV)/bin/torch2mcu demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+# The edit loop: everything but the whole-model, emulator-heavy and CLI-subprocess files (~1.5 min).
+SLOW := test_lenet_fashion.py test_cli.py test_measure_fit.py test_targets_models.py \
+        test_sanitizers.py test_compress.py test_cortex_m.py
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q $(addprefix --ignore=tests/,$(SLOW))
 
 setup: $(STAMP)
 

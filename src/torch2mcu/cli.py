@@ -216,7 +216,8 @@ def _error(message: str) -> None:
     from rich.markup import escape  # noqa: PLC0415
 
     try:
-        console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
+        console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False,
+                      soft_wrap=True)  # paths stay whole: no hard wrapping at 80 columns
     except BrokenPipeError:
         pass
 

@@ -37,4 +37,4 @@ def progress_task(description: str, total: int):
 
 def warn(message: str) -> None:
     """A warning on stderr (shown even when quiet: JSON output goes to stdout)."""
-    console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
+    console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
