@@ -121,3 +121,19 @@ def test_source_line_skips_torch_files_of_other_environments(torch_path):
              f'File "{torch_path}", line 101, in forward\n    return F.relu6(input)\n')
     node = SimpleNamespace(meta={"stack_trace": trace})
     assert user_source_line(node) == "/home/me/project/model.py:12 (x = self.act(x))"
+
+
+def test_recurrent_layers_are_refused_with_an_alternative(tmp_path):
+    class Rnn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(4, 8, batch_first=True)
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x)[0][:, -1])
+
+    x = torch.randn(3, 5, 4)
+    with pytest.raises(torch2mcu.Torch2MCUError) as e:
+        torch2mcu.convert(Rnn(), x[:1], calibration=x.numpy(), out=tmp_path / "out")
+    assert "Recurrent layers" in str(e.value) and "Conv2d" in str(e.value), str(e.value)

@@ -441,3 +441,13 @@ def test_unusable_names_are_refused(name, files, tmp_path, capsys):
     code, text = _convert(capsys, files, out, "--name", name)
     assert code == 2 and "model name" in text, text
     _no_leftovers(out)
+
+
+def test_measure_of_edited_c_is_allowed_but_labelled(converted, tmp_path):
+    folder = _copy(converted, tmp_path)
+    p = folder / "int8" / "model.c"
+    p.write_text(p.read_text() + "\n/* tuned by hand */\n")
+    r = _run("measure", folder, "--target", "cortex-m4", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["edited_files"] == ["int8/model.c"]
+    assert "changed since convert" in r.stderr

@@ -201,6 +201,17 @@ def _program_constants(ep) -> dict[str, torch.Tensor]:
     return consts
 
 
+# What to do instead, for unsupported operators users often meet.
+_RECURRENT = ("Recurrent layers (LSTM, GRU, RNN) are not supported: a 1-D convolution over time "
+              "usually does as well on MCU-sized data; reshape to (N, C, 1, T) and use Conv2d "
+              "with (1, k) kernels.")
+_HEAD = ("A softmax, log_softmax or sigmoid head is not supported yet: export the model without "
+         "it and apply it to the dequantized output (argmax is unchanged).")
+HINTS = {"lstm": _RECURRENT, "gru": _RECURRENT, "rnn_tanh": _RECURRENT, "rnn_relu": _RECURRENT,
+         "_softmax": _HEAD, "softmax": _HEAD, "_log_softmax": _HEAD, "log_softmax": _HEAD,
+         "sigmoid": _HEAD}
+
+
 def _refuse_unsupported(ctx: _Ctx, consts: dict) -> None:
     """Name every unsupported operator of the model in one error, not only the first. Nodes
     computed from constants alone (a transposed weight, say) are evaluated, not lowered."""
@@ -215,12 +226,14 @@ def _refuse_unsupported(ctx: _Ctx, consts: dict) -> None:
             bad.append(n)
     if bad:
         kinds = sorted({str(n.target) for n in bad})
+        hints = sorted({h for k in kinds for key, h in HINTS.items() if f"aten.{key}." in k})
         where = "\n    ".join(ctx.where(n) for n in bad[:12])
         more = f"\n    ... and {len(bad) - 12} more" if len(bad) > 12 else ""
         raise Torch2MCUError(
             f"unsupported operator{'s' if len(kinds) > 1 else ''} {', '.join(kinds)}"
             + (f" ({len(bad)} nodes)" if len(bad) > 1 else ""), where=where + more,
-            fix=f"replace or remove them; supported operators: {SUPPORTED}")
+            fix=" ".join(hints + [f"Otherwise replace or remove them; supported operators: "
+                                  f"{SUPPORTED}"]))
 
 
 def to_ir(ep: torch.export.ExportedProgram, name: str = "model") -> Graph:
