@@ -12,17 +12,18 @@ import torch
 
 from torch2mcu import __version__
 from torch2mcu.codegen.folder import write_model_folder
+from torch2mcu.codegen.inert import comment_text, is_c_identifier
 from torch2mcu.codegen.readme import write_folder_readme
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.frontend import capture, load_program, to_ir
-from torch2mcu.codegen.inert import comment_text, is_c_identifier
 from torch2mcu.ir import Graph
 from torch2mcu.ir.serialize import graph_from_json, graph_to_json
+from torch2mcu.outfolder import (atomic_write_text, changed_files, check_replaceable,
+                                 record_checksums, writing)
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.passes.quantize import check_ranges
 from torch2mcu.quant.params import dequantize_array, quantize_array
 from torch2mcu.reference import run_int8
-from torch2mcu.outfolder import atomic_write_text, changed_files, check_replaceable, record_checksums, writing
 from torch2mcu.ui import progress_task, warn
 
 

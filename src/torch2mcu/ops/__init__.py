@@ -19,4 +19,16 @@ def all_ops() -> dict[str, Op]:
     return dict(_REGISTRY)
 
 
-from torch2mcu.ops import add, avgpool2d, batchnorm, clamp, conv2d, linear, maxpool2d, reshape  # noqa: E402,F401
+def _load_all() -> None:
+    """Import every operator module of this package (each registers itself): adding an op is
+    adding its module, with nothing to list here. Modules starting with `_`, `base` and
+    `TEMPLATE` are helpers, not operators."""
+    import importlib  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
+
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not m.name.startswith("_") and m.name not in ("base", "TEMPLATE"):
+            importlib.import_module(f"{__name__}.{m.name}")
+
+
+_load_all()
