@@ -42,6 +42,7 @@ from torch2mcu.encodings import Encoding, conv_offsets, decode
 from torch2mcu.ir import Graph, Node, Tensor
 from torch2mcu.ops.conv2d import conv_out
 from torch2mcu.ops._pool import pool_out
+from torch2mcu.ops.pointwise import FUNCTIONS
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.reference import run_int8
 from torch2mcu.targets.host import STRICT_FLAGS
@@ -94,6 +95,12 @@ class Pool:
 class Clamp:
     lo: float         # in units of the data range; -inf / inf for one-sided
     hi: float
+
+
+@dataclass(frozen=True)
+class Pointwise:
+    fn: str           # a key of ops.pointwise.FUNCTIONS
+    alpha: float      # LeakyReLU's slope / ELU's alpha (ignored by the others)
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,10 @@ CLAMP = st.builds(Clamp, st.sampled_from([-math.inf, -1.0, -0.25, 0.0, 0.1, 2.0]
                   st.sampled_from([math.inf, 0.2, 0.5, 1.0, -0.5, -2.0]))
 
 
+POINTWISE = st.builds(Pointwise, st.sampled_from(sorted(FUNCTIONS)),
+                      st.sampled_from([0.01, 0.2, 1.0, 1.5]))
+
+
 def out_shape(layer, shape: tuple) -> tuple:
     if isinstance(layer, Conv):
         _, h, w = shape
@@ -193,8 +204,8 @@ def out_shape(layer, shape: tuple) -> tuple:
 @st.composite
 def layer_for(draw, shape):
     if len(shape) == 1:
-        return draw(st.one_of(linear_layer(), CLAMP))
-    kinds = ["conv", "pool", "linear", "clamp", "residual"]
+        return draw(st.one_of(linear_layer(), CLAMP, POINTWISE))
+    kinds = ["conv", "pool", "linear", "clamp", "pointwise", "residual"]
     kind = draw(st.sampled_from(kinds))
     if kind == "conv":
         return draw(conv_layer(shape))
@@ -204,6 +215,8 @@ def layer_for(draw, shape):
         return draw(linear_layer())
     if kind == "clamp":
         return draw(CLAMP)
+    if kind == "pointwise":
+        return draw(POINTWISE)
     form = draw(st.sampled_from(["x+f(x)", "f(x)+g(x)", "x+x"]))
     f = draw(conv_layer(shape, same_shape=True)) if form != "x+x" else None
     g = draw(conv_layer(shape, same_shape=True)) if form == "f(x)+g(x)" else None
@@ -330,6 +343,9 @@ class _Builder:
             return self.linear(x, layer)
         if isinstance(layer, Pool):
             return self.pool(x, layer)
+        if isinstance(layer, Pointwise):
+            return self.node("pointwise", [x], self.tensors[x].shape,
+                             {"fn": layer.fn, "alpha": layer.alpha})
         if isinstance(layer, Clamp):
             return self.node("clamp", [x], self.tensors[x].shape,
                              {"act": (layer.lo * self.span, layer.hi * self.span)})
@@ -553,7 +569,7 @@ def build_program(folder: Path, units: list[tuple[str, str]], progs: list[Progra
               src, "-o", str(obj)], cwd=folder)
         objs.append(str(obj))
     exe = folder / "harness"
-    _run(["gcc", *flags, "-o", str(exe), *objs, *map(str, objects)], cwd=folder)
+    _run(["gcc", *flags, "-o", str(exe), *objs, *map(str, objects), "-lm"], cwd=folder)
     return exe
 
 

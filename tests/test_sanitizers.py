@@ -221,7 +221,7 @@ def test_quantize_input_helper_is_defined_for_every_float(converted, tmp_path):
     exe = tmp_path / "quantize"
     _run(["gcc", *flags, "-I", str(tmp_path), "-I", str(runtime_dir()), "-o", str(exe),
           str(tmp_path / "main.c"), str(tmp_path / f"{conv.name}.c"),
-          *map(str, runtime_objects(flags))])
+          *map(str, runtime_objects(flags)), "-lm"])
     (tmp_path / "x.bin").write_bytes(x.tobytes())
     r = subprocess.run([str(exe), str(tmp_path / "x.bin"), str(tmp_path / "q.bin")],
                        capture_output=True, text=True, env=ENV)

@@ -41,6 +41,15 @@ ACTS = {
     "clamp_min": lambda t: t.clamp_min(0.1), "clamp_max": lambda t: t.clamp_max(0.5),
     "clamp_": lambda t: t.clamp_(-0.5, 0.5), "clamp(min=)": lambda t: torch.clamp(t, min=0.0),
 }
+POINTWISE = {
+    "sigmoid": torch.sigmoid, "nn.Sigmoid": nn.Sigmoid(), "sigmoid_": lambda t: t.sigmoid_(),
+    "tanh": torch.tanh, "F.tanh": F.tanh, "hardsigmoid": F.hardsigmoid,
+    "nn.Hardswish": nn.Hardswish(), "hardswish(inplace)": lambda t: F.hardswish(t, inplace=True),
+    "leaky_relu": lambda t: F.leaky_relu(t, 0.2), "nn.LeakyReLU_": nn.LeakyReLU(0.1, inplace=True),
+    "elu": lambda t: F.elu(t, 0.7), "gelu": F.gelu, "gelu(tanh)": nn.GELU(approximate="tanh"),
+    "silu": F.silu, "nn.SiLU": nn.SiLU(),
+}
+ACTS.update({f"pointwise {k}": v for k, v in POINTWISE.items()})
 ADDS = {"+": lambda a, b: a + b, "+=": _iadd, "add_": lambda a, b: a.add_(b),
         "torch.add": torch.add}
 POOLS = {"mean(keepdim)+flatten": lambda t: t.mean((2, 3), keepdim=True).flatten(1),
@@ -82,13 +91,13 @@ def test_every_unsupported_op_is_named_in_one_error(tmp_path):
             self.fc = nn.Linear(8, 4)
 
         def forward(self, x):
-            return torch.sigmoid(torch.tanh(self.fc(x)))
+            return torch.softmax(torch.sin(self.fc(x)), dim=1)
 
     x = torch.randn(4, 8)
     with pytest.raises(torch2mcu.Torch2MCUError) as e:
         torch2mcu.convert(Two(), x[:1], calibration=x.numpy(), out=tmp_path / "out")
     text = str(e.value)
-    assert "aten.sigmoid.default" in text and "aten.tanh.default" in text, text
+    assert "aten.sin.default" in text and "softmax" in text, text
     assert "test_spellings.py" in text  # the user's source line
 
 
@@ -137,3 +146,45 @@ def test_recurrent_layers_are_refused_with_an_alternative(tmp_path):
     with pytest.raises(torch2mcu.Torch2MCUError) as e:
         torch2mcu.convert(Rnn(), x[:1], calibration=x.numpy(), out=tmp_path / "out")
     assert "Recurrent layers" in str(e.value) and "Conv2d" in str(e.value), str(e.value)
+
+
+class PointwiseNet(nn.Module):
+    """Every pointwise function in one model, ending in a sigmoid head."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(1, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.c(x)
+        for f in (F.hardswish, F.silu, F.gelu, torch.tanh, lambda t: F.leaky_relu(t, 0.1),
+                  lambda t: F.elu(t, 0.5), F.hardsigmoid):
+            y = f(y) + y
+        return torch.sigmoid(self.fc(y.mean((2, 3))))
+
+
+def test_pointwise_model_is_bit_exact_on_the_emulated_m4(tmp_path):
+    conv = _check(PointwiseNet(), tmp_path, 11)
+    rng = np.random.default_rng(12)
+    print("seed=12")
+    x = rng.standard_normal((6, 1, 6, 6)).astype(np.float32)
+    r = torch2mcu.verify(conv, x, emulator="cortex-m4")
+    assert r["mismatches"] == 0 and r["emulator"]["mismatches"] == 0
+    assert r["float_max_abs_error"] < 1e-4  # the float32 C against PyTorch
+
+
+def test_pointwise_table_is_the_rounded_float_function():
+    from torch2mcu.ir import QuantParams
+    from torch2mcu.ops.pointwise import apply
+
+    class G:  # the two tensors quantize() reads
+        tensors = {"x": type("T", (), {"quant": QuantParams(0.05, 3)})(),
+                   "y": type("T", (), {"quant": QuantParams(1 / 256, -128)})()}
+
+    node = type("N", (), {"inputs": ["x"], "output": "y", "attrs": {"fn": "sigmoid"},
+                          "params": {}})()
+    all_ops()["pointwise"].quantize(node, G)
+    q = np.arange(-128, 128)
+    want = np.clip(np.floor(apply("sigmoid", 0, 0.05 * (q - 3.0)) * 256 + 0.5) - 128, -128, 127)
+    assert np.array_equal(node.params["table"], want.astype(np.int8))

@@ -95,6 +95,10 @@ class EmitContext:
     def float_bounds(self, lo: float, hi: float) -> tuple[str, str]:
         return c_float(lo), c_float(hi)
 
+    @staticmethod
+    def float_literal(v: float) -> str:
+        return c_float(v)
+
     def ptr(self, tensor: str) -> str:
         b = self.mem["base"][tensor]
         if b in self.graph.inputs:

@@ -236,6 +236,10 @@ void t2m_add_s8(const t2m_add_params_s8 *p, size_t size,
 void t2m_clamp_s8(size_t size, int32_t act_min, int32_t act_max,
                   const int8_t *input, int8_t *output);
 
+/* output[i] = table[input[i] + 128]: a pointwise function of one int8 input, tabulated offline
+ * from the input and output quantization (sigmoid, tanh, hardswish, ...). table: 256 entries. */
+void t2m_lut_s8(size_t size, const int8_t *table, const int8_t *input, int8_t *output);
+
 /* ---- float32 kernels (the dense float baseline) ---- */
 
 void t2m_conv2d_f32(const t2m_conv_shape *shape, float act_min, float act_max,
@@ -255,6 +259,15 @@ void t2m_add_f32(size_t size, float act_min, float act_max,
 
 void t2m_clamp_f32(size_t size, float act_min, float act_max,
                    const float *input, float *output);
+
+/* The pointwise functions of t2m_pointwise_f32; alpha is LeakyReLU's slope or ELU's alpha. */
+typedef enum {
+    T2M_FN_SIGMOID, T2M_FN_TANH, T2M_FN_HARDSIGMOID, T2M_FN_HARDSWISH, T2M_FN_LEAKY_RELU,
+    T2M_FN_ELU, T2M_FN_GELU, T2M_FN_GELU_TANH, T2M_FN_SILU
+} t2m_fn;
+
+/* output[i] = fn(input[i]), in float math.h functions (expf, tanhf, erff). */
+void t2m_pointwise_f32(t2m_fn fn, float alpha, size_t size, const float *input, float *output);
 
 #ifdef __cplusplus
 }

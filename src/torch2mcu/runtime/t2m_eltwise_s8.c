@@ -25,3 +25,11 @@ void t2m_clamp_s8(size_t size, int32_t act_min, int32_t act_max,
         output[i] = (int8_t)t2m_clamp_i32(input[i], act_min, act_max);
     }
 }
+
+void t2m_lut_s8(size_t size, const int8_t *table, const int8_t *input, int8_t *output)
+{
+    size_t i;
+    for (i = 0; i < size; ++i) {
+        output[i] = table[(int32_t)input[i] + 128];
+    }
+}

@@ -210,7 +210,7 @@ def _link(t: Target, objects: list[Path], script: Path, elf: Path, name: str, st
     cmd = [
         CC, *t.cpu_flags, "-nostartfiles", "--specs=nano.specs",
         "-Wl,--gc-sections", f"-Wl,-T,{script}", f"-Wl,-Map,{elf.with_suffix('.map')}",
-        "-o", str(elf), *map(str, objects), "-lc", "-lgcc",
+        "-o", str(elf), *map(str, objects), "-lm", "-lc", "-lgcc",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode == 0:

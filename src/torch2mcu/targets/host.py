@@ -94,7 +94,7 @@ def compile_folder(folder: Path, extra_flags: list[str] | None = None, opt: str 
     shim = out_dir / "t2m_host_shim.c"
     shim.write_text(_shim(name, ctype))
     tmp = out_dir / f".lib{name}.{os.getpid()}.so"
-    cmd = ["gcc", *flags, "-I", str(folder), "-o", str(tmp), *map(str, sources), str(shim)]
+    cmd = ["gcc", *flags, "-I", str(folder), "-o", str(tmp), *map(str, sources), str(shim), "-lm"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         note = edited_note(folder)

@@ -1,0 +1,126 @@
+"""Pointwise activations (sigmoid, tanh, hardsigmoid, hardswish, leaky ReLU, ELU, GELU, SiLU).
+
+int8: an int8 input has only 256 values, so the kernel is a 256-entry table computed offline
+from the input and output quantization: table[q + 128] = quantize(f(dequantize(q))), with f in
+float64 and rounding half away from zero. Exact by construction (it is the float function
+rounded once), not TFLM's fixed-point approximations of LOGISTIC / TANH / HARD_SWISH, so it can
+differ from TFLM by one step where TFLM approximates. The output is quantized from calibration.
+float32: the same functions in C99 float math (expf, tanhf, erff).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from torch2mcu.ops import register
+from torch2mcu.ops.base import Op, require
+from torch2mcu.quant.fixedpoint import round_half_away
+
+aten = torch.ops.aten
+
+# fn -> (the runtime's enum constant, f(x, alpha) on torch tensors)
+FUNCTIONS = {
+    "sigmoid": ("T2M_FN_SIGMOID", lambda x, a: torch.sigmoid(x)),
+    "tanh": ("T2M_FN_TANH", lambda x, a: torch.tanh(x)),
+    "hardsigmoid": ("T2M_FN_HARDSIGMOID", lambda x, a: F.hardsigmoid(x)),
+    "hardswish": ("T2M_FN_HARDSWISH", lambda x, a: F.hardswish(x)),
+    "leaky_relu": ("T2M_FN_LEAKY_RELU", lambda x, a: F.leaky_relu(x, a)),
+    "elu": ("T2M_FN_ELU", lambda x, a: F.elu(x, a)),
+    "gelu": ("T2M_FN_GELU", lambda x, a: F.gelu(x)),
+    "gelu_tanh": ("T2M_FN_GELU_TANH", lambda x, a: F.gelu(x, approximate="tanh")),
+    "silu": ("T2M_FN_SILU", lambda x, a: F.silu(x)),
+}
+
+
+def apply(fn: str, alpha: float, x: np.ndarray) -> np.ndarray:
+    """f(x) in x's float precision (float32 for the reference, float64 for the table)."""
+    return FUNCTIONS[fn][1](torch.from_numpy(np.ascontiguousarray(x)), alpha).numpy()
+
+
+class Pointwise(Op):
+    name = "pointwise"
+    summary = ("Sigmoid, Tanh, Hardsigmoid, Hardswish, LeakyReLU, ELU, GELU (exact and tanh), "
+               "SiLU, in module, functional and in-place spellings (int8: a 256-entry table)")
+
+    def infer_shape(self, node, in_shapes):
+        require(node.attrs["fn"] in FUNCTIONS, node, f"unknown pointwise function "
+                f"{node.attrs['fn']!r}", "please report this")
+        return tuple(in_shapes[0])
+
+    def run_float(self, node, xs):
+        return apply(node.attrs["fn"], node.attrs.get("alpha", 0.0),
+                     xs[0].astype(np.float32)).astype(np.float32)
+
+    def quantize(self, node, graph):
+        qi, qo = graph.tensors[node.inputs[0]].quant, graph.tensors[node.output].quant
+        q = np.arange(-128, 128, dtype=np.float64)
+        x = float(qi.scale) * (q - qi.zero_point)
+        y = apply(node.attrs["fn"], node.attrs.get("alpha", 0.0), x)
+        t = round_half_away(y / float(qo.scale)) + qo.zero_point
+        node.params["table"] = np.clip(t, -128, 127).astype(np.int8)
+
+    def check_quantized(self, node, graph):
+        require(node.params.get("table") is not None and node.params["table"].shape == (256,),
+                node, "missing pointwise table", "run the quantize pass")
+
+    def run_int8(self, node, xs, graph):
+        return node.params["table"][xs[0].astype(np.int64) + 128]
+
+    def describe(self, node):
+        alpha = node.attrs.get("alpha")
+        return node.attrs["fn"] + (f"(alpha={alpha:g})" if alpha else "")
+
+    def emit(self, node, ctx):
+        x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
+        n = ctx.graph.tensors[node.output].size
+        if ctx.dtype == "int8":
+            table = ctx.const_array(f"{node.name}_table", "int8_t", node.params["table"])
+            ctx.call(f"t2m_lut_s8({n}u, {table}, {x}, {y});")
+        else:
+            alpha = ctx.float_literal(node.attrs.get("alpha", 0.0))
+            ctx.call(f"t2m_pointwise_f32({FUNCTIONS[node.attrs['fn']][0]}, {alpha}, {n}u, "
+                     f"{x}, {y});")
+
+
+# ---- lowering from aten ------------------------------------------------------------------------
+
+def _fixed(fn: str):
+    def lower(ctx, a):
+        return ctx.emit("pointwise", [ctx.act(a["self"])], {"fn": fn, "alpha": 0.0})
+    return lower
+
+
+def lower_leaky_relu(ctx, a):
+    return ctx.emit("pointwise", [ctx.act(a["self"])],
+                    {"fn": "leaky_relu", "alpha": float(a.get("negative_slope", 0.01))})
+
+
+def lower_elu(ctx, a):
+    if float(a.get("scale", 1)) != 1 or float(a.get("input_scale", 1)) != 1:
+        ctx.fail("elu with scale or input_scale other than 1 (SELU/CELU)",
+                 ctx.supported_hint())
+    return ctx.emit("pointwise", [ctx.act(a["self"])], {"fn": "elu",
+                                                        "alpha": float(a.get("alpha", 1.0))})
+
+
+def lower_gelu(ctx, a):
+    approx = a.get("approximate", "none")
+    if approx not in ("none", "tanh"):
+        ctx.fail(f"gelu with approximate={approx!r}", "use approximate='none' or 'tanh'")
+    fn = "gelu" if approx == "none" else "gelu_tanh"
+    return ctx.emit("pointwise", [ctx.act(a["self"])], {"fn": fn, "alpha": 0.0})
+
+
+Pointwise.lowerings = {
+    aten.sigmoid.default: _fixed("sigmoid"), aten.sigmoid_.default: _fixed("sigmoid"),
+    aten.tanh.default: _fixed("tanh"), aten.tanh_.default: _fixed("tanh"),
+    aten.hardsigmoid.default: _fixed("hardsigmoid"),
+    aten.hardsigmoid_.default: _fixed("hardsigmoid"),
+    aten.hardswish.default: _fixed("hardswish"), aten.hardswish_.default: _fixed("hardswish"),
+    aten.silu.default: _fixed("silu"), aten.silu_.default: _fixed("silu"),
+    aten.leaky_relu.default: lower_leaky_relu, aten.leaky_relu_.default: lower_leaky_relu,
+    aten.elu.default: lower_elu, aten.elu_.default: lower_elu,
+    aten.gelu.default: lower_gelu, aten.gelu_.default: lower_gelu,
+}
+register(Pointwise())
