@@ -38,9 +38,9 @@ class Net(nn.Module):
         return self.fc(torch.relu(self.conv(x)).flatten(1))
 
 
-class WithSigmoid(Net):
+class WithSin(Net):
     def forward(self, x):
-        return torch.sigmoid(super().forward(x))
+        return torch.sin(super().forward(x))
 
 
 def _export(model: nn.Module, path: Path, shape=SHAPE) -> Path:
@@ -157,7 +157,7 @@ def _half_model(d: Path) -> Path:
 
 
 def _unsupported(d: Path) -> Path:
-    return _export(WithSigmoid(), d / "sigmoid.pt2")
+    return _export(WithSin(), d / "sin.pt2")
 
 
 # ---- data files ----------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ CONVERT_TABLE = [
     ("NaN weight", _nonfinite_weight(math.nan), None, [], ["contains NaN", "fc"]),
     ("Inf weight", _nonfinite_weight(math.inf), None, [], ["contains Inf", "fc"]),
     ("float16 model", _half_model, None, [], ["dtype torch.float16"]),
-    ("unsupported operator", _unsupported, None, [], ["unsupported operator aten.sigmoid",
+    ("unsupported operator", _unsupported, None, [], ["unsupported operator aten.sin",
                                                       "supported operators"]),
     ("calibration .npy holding a pickle", None, _pickled_npy, [],
      ["cannot read calibration file", "allow_pickle=False"]),
