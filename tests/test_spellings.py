@@ -188,3 +188,20 @@ def test_pointwise_table_is_the_rounded_float_function():
     q = np.arange(-128, 128)
     want = np.clip(np.floor(apply("sigmoid", 0, 0.05 * (q - 3.0)) * 256 + 0.5) - 128, -128, 127)
     assert np.array_equal(node.params["table"], want.astype(np.int8))
+
+
+ARITH = {"x + 3": lambda t: t + 3, "3 + x": lambda t: 3 + t, "x - 0.5": lambda t: t - 0.5,
+         "1 - x": lambda t: 1 - t, "2 * x": lambda t: 2 * t, "x * 0.25": lambda t: t * 0.25,
+         "x / 6": lambda t: t / 6, "x.div_(4)": lambda t: t.div_(4),
+         "torch.add(alpha)": lambda t: torch.add(t, 1.5, alpha=2),
+         "hardswish by hand": lambda t: t.clamp(-3, 3) / 6 + 0.5}
+
+
+@pytest.mark.parametrize("expr", ARITH, ids=list(ARITH))
+def test_arithmetic_with_a_constant(expr, tmp_path):
+    _check(Spelled(ARITH[expr], ADDS["+"], POOLS["mean"]), tmp_path, 6)
+
+
+def test_product_of_two_activations_is_refused_clearly(tmp_path):
+    with pytest.raises(torch2mcu.Torch2MCUError, match="mul of two tensors"):
+        _check(Spelled(lambda t: t * torch.relu(t), ADDS["+"], POOLS["mean"]), tmp_path, 7)

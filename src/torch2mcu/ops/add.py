@@ -104,12 +104,12 @@ class Add(Op):
 
 
 def lower_add(ctx, a):
-    if a.get("alpha", 1) != 1:
-        ctx.fail("add with alpha other than 1", ctx.supported_hint())
     vals = [ctx.value(a["self"]), ctx.value(a["other"])]
-    if not all(ctx.is_act(v) for v in vals):
-        ctx.fail("adding a constant to an activation is not supported",
-                 "only residual adds of two tensors computed by the model are supported")
+    if all(ctx.is_act(v) for v in vals) and a.get("alpha", 1) != 1:
+        ctx.fail("add with alpha other than 1", ctx.supported_hint())
+    if not all(ctx.is_act(v) for v in vals):  # x + 3: a pointwise function of x
+        from torch2mcu.ops.pointwise import lower_scalar_arith  # noqa: PLC0415
+        return lower_scalar_arith(ctx, a)
     return ctx.emit("add", [vals[0].name, vals[1].name])
 
 

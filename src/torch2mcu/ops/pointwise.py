@@ -1,4 +1,5 @@
-"""Pointwise activations (sigmoid, tanh, hardsigmoid, hardswish, leaky ReLU, ELU, GELU, SiLU).
+"""Pointwise functions of one tensor: activations (sigmoid, tanh, hardsigmoid, hardswish,
+leaky ReLU, ELU, GELU, SiLU) and arithmetic with a constant (x + 3, x - 1, x * 0.5, x / 6).
 
 int8: an int8 input has only 256 values, so the kernel is a 256-entry table computed offline
 from the input and output quantization: table[q + 128] = quantize(f(dequantize(q))), with f in
@@ -19,8 +20,9 @@ from torch2mcu.quant.fixedpoint import round_half_away
 
 aten = torch.ops.aten
 
-# fn -> (the runtime's enum constant, f(x, alpha) on torch tensors)
+# fn -> (the runtime's enum constant, f(x, alpha) on torch tensors); "affine" is x * alpha + beta
 FUNCTIONS = {
+    "affine": ("T2M_FN_AFFINE", None),
     "sigmoid": ("T2M_FN_SIGMOID", lambda x, a: torch.sigmoid(x)),
     "tanh": ("T2M_FN_TANH", lambda x, a: torch.tanh(x)),
     "hardsigmoid": ("T2M_FN_HARDSIGMOID", lambda x, a: F.hardsigmoid(x)),
@@ -33,15 +35,18 @@ FUNCTIONS = {
 }
 
 
-def apply(fn: str, alpha: float, x: np.ndarray) -> np.ndarray:
+def apply(fn: str, alpha: float, x: np.ndarray, beta: float = 0.0) -> np.ndarray:
     """f(x) in x's float precision (float32 for the reference, float64 for the table)."""
+    if fn == "affine":
+        return x * x.dtype.type(alpha) + x.dtype.type(beta)
     return FUNCTIONS[fn][1](torch.from_numpy(np.ascontiguousarray(x)), alpha).numpy()
 
 
 class Pointwise(Op):
     name = "pointwise"
     summary = ("Sigmoid, Tanh, Hardsigmoid, Hardswish, LeakyReLU, ELU, GELU (exact and tanh), "
-               "SiLU, in module, functional and in-place spellings (int8: a 256-entry table)")
+               "SiLU, in module, functional and in-place spellings, and arithmetic with a scalar "
+               "constant (`x + 3`, `x - 1`, `2 * x`, `x / 6`) (int8: a 256-entry table)")
 
     def infer_shape(self, node, in_shapes):
         require(node.attrs["fn"] in FUNCTIONS, node, f"unknown pointwise function "
@@ -49,14 +54,14 @@ class Pointwise(Op):
         return tuple(in_shapes[0])
 
     def run_float(self, node, xs):
-        return apply(node.attrs["fn"], node.attrs.get("alpha", 0.0),
-                     xs[0].astype(np.float32)).astype(np.float32)
+        return apply(node.attrs["fn"], node.attrs.get("alpha", 0.0), xs[0].astype(np.float32),
+                     node.attrs.get("beta", 0.0)).astype(np.float32)
 
     def quantize(self, node, graph):
         qi, qo = graph.tensors[node.inputs[0]].quant, graph.tensors[node.output].quant
         q = np.arange(-128, 128, dtype=np.float64)
         x = float(qi.scale) * (q - qi.zero_point)
-        y = apply(node.attrs["fn"], node.attrs.get("alpha", 0.0), x)
+        y = apply(node.attrs["fn"], node.attrs.get("alpha", 0.0), x, node.attrs.get("beta", 0.0))
         t = round_half_away(y / float(qo.scale)) + qo.zero_point
         node.params["table"] = np.clip(t, -128, 127).astype(np.int8)
 
@@ -68,7 +73,9 @@ class Pointwise(Op):
         return node.params["table"][xs[0].astype(np.int64) + 128]
 
     def describe(self, node):
-        alpha = node.attrs.get("alpha")
+        alpha, beta = node.attrs.get("alpha"), node.attrs.get("beta", 0.0)
+        if node.attrs["fn"] == "affine":
+            return f"x * {alpha:g} + {beta:g}"
         return node.attrs["fn"] + (f"(alpha={alpha:g})" if alpha else "")
 
     def emit(self, node, ctx):
@@ -79,8 +86,9 @@ class Pointwise(Op):
             ctx.call(f"t2m_lut_s8({n}u, {table}, {x}, {y});")
         else:
             alpha = ctx.float_literal(node.attrs.get("alpha", 0.0))
-            ctx.call(f"t2m_pointwise_f32({FUNCTIONS[node.attrs['fn']][0]}, {alpha}, {n}u, "
-                     f"{x}, {y});")
+            beta = ctx.float_literal(node.attrs.get("beta", 0.0))
+            ctx.call(f"t2m_pointwise_f32({FUNCTIONS[node.attrs['fn']][0]}, {alpha}, {beta}, "
+                     f"{n}u, {x}, {y});")
 
 
 # ---- lowering from aten ------------------------------------------------------------------------
@@ -112,7 +120,46 @@ def lower_gelu(ctx, a):
     return ctx.emit("pointwise", [ctx.act(a["self"])], {"fn": fn, "alpha": 0.0})
 
 
+def _scalar(ctx, v, what: str) -> float:
+    """A number, or a constant tensor holding one value."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and v.dtype.is_floating_point:
+        return float(v.reshape(()))
+    ctx.fail(f"{what} with a constant that is not a single number",
+             "only arithmetic with a scalar constant (x + 3, x / 6) is supported")
+
+
+def lower_scalar_arith(ctx, a):
+    """x + c, c + x, x - c, c - x, x * c, c * x, x / c (c a number): x * alpha + beta."""
+    op = ctx.fx.target.__name__.split(".")[0].rstrip("_")  # add, sub, rsub, mul, div
+    x_arg, c_arg = a["self"], a["other"]
+    if ctx.is_act(ctx.value(x_arg)) and ctx.is_act(ctx.value(c_arg)):
+        ctx.fail(f"{op} of two tensors computed by the model is not supported yet",
+                 "only add of two tensors, and arithmetic with a scalar constant, are supported")
+    if not ctx.is_act(ctx.value(x_arg)):
+        x_arg, c_arg = c_arg, x_arg
+        op = {"sub": "rsub", "rsub": "sub"}.get(op, op)
+        if op == "div":
+            ctx.fail("dividing a constant by an activation", "divide by constants only")
+    c = _scalar(ctx, ctx.value(c_arg), op)
+    k = float(a.get("alpha", 1))
+    if a.get("rounding_mode") is not None:
+        ctx.fail(f"div with rounding_mode={a['rounding_mode']!r}", "use true division")
+    alpha, beta = {"add": (1.0, k * c), "sub": (1.0, -k * c), "rsub": (-k, c),
+                   "mul": (c, 0.0), "div": (1.0 / c if c else float("inf"), 0.0)}[op]
+    if op == "div" and c == 0:
+        ctx.fail("division by zero", "check the model")
+    return ctx.emit("pointwise", [ctx.act(x_arg)], {"fn": "affine", "alpha": alpha, "beta": beta})
+
+
 Pointwise.lowerings = {
+    aten.add.Scalar: lower_scalar_arith, aten.sub.Scalar: lower_scalar_arith,
+    aten.sub.Tensor: lower_scalar_arith, aten.rsub.Scalar: lower_scalar_arith,
+    aten.mul.Tensor: lower_scalar_arith, aten.mul.Scalar: lower_scalar_arith,
+    aten.div.Tensor: lower_scalar_arith, aten.div.Scalar: lower_scalar_arith,
+    aten.mul_.Tensor: lower_scalar_arith, aten.div_.Tensor: lower_scalar_arith,
+    aten.sub_.Tensor: lower_scalar_arith, aten.div.Tensor_mode: lower_scalar_arith,
     aten.sigmoid.default: _fixed("sigmoid"), aten.sigmoid_.default: _fixed("sigmoid"),
     aten.tanh.default: _fixed("tanh"), aten.tanh_.default: _fixed("tanh"),
     aten.hardsigmoid.default: _fixed("hardsigmoid"),

@@ -263,11 +263,13 @@ void t2m_clamp_f32(size_t size, float act_min, float act_max,
 /* The pointwise functions of t2m_pointwise_f32; alpha is LeakyReLU's slope or ELU's alpha. */
 typedef enum {
     T2M_FN_SIGMOID, T2M_FN_TANH, T2M_FN_HARDSIGMOID, T2M_FN_HARDSWISH, T2M_FN_LEAKY_RELU,
-    T2M_FN_ELU, T2M_FN_GELU, T2M_FN_GELU_TANH, T2M_FN_SILU
+    T2M_FN_ELU, T2M_FN_GELU, T2M_FN_GELU_TANH, T2M_FN_SILU, T2M_FN_AFFINE
 } t2m_fn;
 
-/* output[i] = fn(input[i]), in float math.h functions (expf, tanhf, erff). */
-void t2m_pointwise_f32(t2m_fn fn, float alpha, size_t size, const float *input, float *output);
+/* output[i] = fn(input[i]), in float math.h functions (expf, tanhf, erff); T2M_FN_AFFINE is
+ * input[i] * alpha + beta (arithmetic with a constant). */
+void t2m_pointwise_f32(t2m_fn fn, float alpha, float beta, size_t size, const float *input,
+                       float *output);
 
 #ifdef __cplusplus
 }

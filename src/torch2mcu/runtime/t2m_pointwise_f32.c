@@ -8,7 +8,7 @@ static float t2m_clampf(float v, float lo, float hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
-static float t2m_fn_f32(t2m_fn fn, float alpha, float x)
+static float t2m_fn_f32(t2m_fn fn, float alpha, float beta, float x)
 {
     switch (fn) {
     case T2M_FN_SIGMOID:
@@ -29,15 +29,18 @@ static float t2m_fn_f32(t2m_fn fn, float alpha, float x)
         return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
     case T2M_FN_SILU:
         return x / (1.0f + expf(-x));
+    case T2M_FN_AFFINE:
+        return x * alpha + beta;
     default:
         return x;
     }
 }
 
-void t2m_pointwise_f32(t2m_fn fn, float alpha, size_t size, const float *input, float *output)
+void t2m_pointwise_f32(t2m_fn fn, float alpha, float beta, size_t size, const float *input,
+                       float *output)
 {
     size_t i;
     for (i = 0; i < size; ++i) {
-        output[i] = t2m_fn_f32(fn, alpha, input[i]);
+        output[i] = t2m_fn_f32(fn, alpha, beta, input[i]);
     }
 }
