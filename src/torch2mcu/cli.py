@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 
 from torch2mcu import __version__
-from torch2mcu.errors import (EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK,
-                              Torch2MCUError)
+from torch2mcu.errors import (EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_MISMATCH,
+                              EXIT_OK, Torch2MCUError)
 from torch2mcu.ui import console, set_quiet
 
 EXIT_CODES = f"""exit status:
   {EXIT_OK}    success
   {EXIT_MISMATCH}    verification mismatch: the C disagrees with the Python integer reference
        (or the generated code crashed)
-  2    bad input: model, data, options or output folder (the message says what to do)
+  {EXIT_BAD_INPUT}    bad input: model, data, options or output folder (the message says what to do)
   {EXIT_ENVIRONMENT}    environment: a missing tool (gcc, arm-none-eabi-gcc), a full disk, no permission
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); nothing half-written is left behind"""
 
@@ -112,8 +112,10 @@ def cmd_verify(args) -> int:
                           f"{100 * acc['float32']:.2f}%, int8 reference "
                           f"{100 * acc['int8_reference']:.2f}%, int8 C {100 * acc['int8_c']:.2f}%")
         if r["edited_files"]:
-            console.print(f"  [yellow]edited since convert:[/yellow] {', '.join(r['edited_files'])}",
-                          markup=True, highlight=False)
+            from rich.markup import escape  # noqa: PLC0415 - file names come from the folder
+
+            console.print(f"  [yellow]edited since convert:[/yellow] "
+                          f"{escape(', '.join(r['edited_files']))}", highlight=False)
     return EXIT_OK if r["ok"] else EXIT_MISMATCH
 
 
