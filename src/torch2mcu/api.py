@@ -12,13 +12,13 @@ import torch
 
 from torch2mcu import __version__
 from torch2mcu.codegen.folder import write_model_folder
-from torch2mcu.codegen.inert import comment_text, is_c_identifier
+from torch2mcu.codegen.inert import check_name
 from torch2mcu.codegen.readme import write_folder_readme
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.frontend import capture, load_program, to_ir
 from torch2mcu.ir import Graph
 from torch2mcu.ir.serialize import graph_from_json, graph_to_json
-from torch2mcu.outfolder import (atomic_write_text, changed_files, check_replaceable,
+from torch2mcu.outfolder import (atomic_write, changed_files, check_replaceable,
                                  record_checksums, writing)
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.passes.quantize import check_ranges
@@ -69,26 +69,6 @@ class Converted:
 
     def program(self) -> torch.export.ExportedProgram:
         return self.exported or load_program(self.path / "model.pt2")
-
-
-MAX_NAME = 32  # the name prefixes every public symbol: C99 promises 31 significant characters
-
-
-def check_name(name: str) -> None:
-    """The model name becomes file names, symbols and macros: a plain identifier, not a keyword,
-    outside the runtime's `t2m` namespace in any case (the header guard and file names would
-    collide, also on case-insensitive file systems)."""
-    shown = comment_text(repr(name), limit=60)
-    if not isinstance(name, str) or not is_c_identifier(name):
-        why = ("it starts with the runtime's prefix 't2m' (any case)"
-               if isinstance(name, str) and name.lower().startswith("t2m") else
-               "it must start with a letter, hold only ASCII letters, digits and underscores, "
-               "and not be a C or C++ keyword")
-        raise Torch2MCUError(f"model name {shown} is not usable as a C identifier prefix: {why}",
-                             fix="choose a name such as 'lenet5' (--name)")
-    if len(name) > MAX_NAME:
-        raise Torch2MCUError(f"model name {shown} is {len(name)} characters long",
-                             fix=f"choose a name of at most {MAX_NAME} characters (--name)")
 
 
 def _program_hash(ep: torch.export.ExportedProgram) -> str:
@@ -264,7 +244,7 @@ def measure(converted, target: str = "cortex-m4", save: bool = True) -> dict:
         path = conv.path / "manifest.json"
         manifest = json.loads(path.read_text())
         manifest.setdefault("measurements", {})[target] = result
-        atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True,
+        atomic_write(path, json.dumps(manifest, indent=2, sort_keys=True,
                                            default=_json_default) + "\n")
         conv.manifest = manifest
         write_folder_readme(conv.path, manifest)  # the README quotes the measured figures

@@ -114,13 +114,16 @@ def writing(out: Path, overwrite: bool, kind: str):
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write(path: Path, data: str | bytes) -> None:
     """Write a file through a temporary sibling so a full disk leaves the old file intact and no
     stray temporary file behind."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

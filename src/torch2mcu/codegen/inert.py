@@ -10,11 +10,15 @@ written by anyone. Nothing of them reaches a generated file except through this 
   comment (`*/`), open a nested one (`/*`), continue a line (backslash), form a trigraph (`??`),
   or carry a newline, NUL, control or non-ASCII character. Those are written as `%XX` (bytes of
   their UTF-8 form; lone surrogates from undecodable bytes as the byte they stand for), and `%`
-  itself as `%25`, so the escaping is reversible and a reader can still see the original.
+  itself as `%25`, so the escaping is reversible and a reader can still see the original;
+- `check_name` refuses a model name (the prefix of every public symbol and file) that is not
+  such an identifier already: it is the user's choice, so it is refused, never rewritten.
 """
 from __future__ import annotations
 
 import re
+
+from torch2mcu.errors import Torch2MCUError
 
 C_KEYWORDS = frozenset({
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
@@ -81,3 +85,23 @@ def comment_text(text: str, limit: int | None = None) -> str:
 def block_comment(lines: list[str]) -> str:
     """A C block comment with one escaped line per entry."""
     return "/*\n" + "\n".join(f" * {comment_text(ln)}".rstrip() for ln in lines) + "\n */"
+
+
+MAX_NAME = 32  # the name prefixes every public symbol: C99 promises 31 significant characters
+
+
+def check_name(name: str) -> None:
+    """The model name becomes file names, symbols and macros: a plain identifier, not a keyword,
+    outside the runtime's `t2m` namespace in any case (the header guard and file names would
+    collide, also on case-insensitive file systems)."""
+    shown = comment_text(repr(name), limit=60)
+    if not isinstance(name, str) or not is_c_identifier(name):
+        why = ("it starts with the runtime's prefix 't2m' (any case)"
+               if isinstance(name, str) and name.lower().startswith("t2m") else
+               "it must start with a letter, hold only ASCII letters, digits and underscores, "
+               "and not be a C or C++ keyword")
+        raise Torch2MCUError(f"model name {shown} is not usable as a C identifier prefix: {why}",
+                             fix="choose a name such as 'lenet5' (--name)")
+    if len(name) > MAX_NAME:
+        raise Torch2MCUError(f"model name {shown} is {len(name)} characters long",
+                             fix=f"choose a name of at most {MAX_NAME} characters (--name)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torch2mcu.outfolder import atomic_write_text
+from torch2mcu.outfolder import atomic_write
 from torch2mcu.targets.cortex_m import TARGETS, WARNINGS
 
 OPT = "-O2"
@@ -205,5 +205,5 @@ measure name any file changed since (an edited `.c`/`.h` runs but is labelled as
 {_figures(manifest, measurements)}
 {_build(name, files)}"""
     path = folder / "README.md"
-    atomic_write_text(path, text)
+    atomic_write(path, text)
     return path

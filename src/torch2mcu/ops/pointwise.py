@@ -142,14 +142,14 @@ def lower_scalar_arith(ctx, a):
         op = {"sub": "rsub", "rsub": "sub"}.get(op, op)
         if op == "div":
             ctx.fail("dividing a constant by an activation", "divide by constants only")
-    c = _scalar(ctx, ctx.value(c_arg), op)
-    k = float(a.get("alpha", 1))
     if a.get("rounding_mode") is not None:
         ctx.fail(f"div with rounding_mode={a['rounding_mode']!r}", "use true division")
-    alpha, beta = {"add": (1.0, k * c), "sub": (1.0, -k * c), "rsub": (-k, c),
-                   "mul": (c, 0.0), "div": (1.0 / c if c else float("inf"), 0.0)}[op]
+    c = _scalar(ctx, ctx.value(c_arg), op)
     if op == "div" and c == 0:
         ctx.fail("division by zero", "check the model")
+    k = float(a.get("alpha", 1))
+    alpha, beta = {"add": (1.0, k * c), "sub": (1.0, -k * c), "rsub": (-k, c), "mul": (c, 0.0),
+                   "div": (1.0 / c if op == "div" else 0.0, 0.0)}[op]
     return ctx.emit("pointwise", [ctx.act(x_arg)], {"fn": "affine", "alpha": alpha, "beta": beta})
 
 

@@ -7,9 +7,9 @@ given, so that a later `torch2mcu report DIR` shows them again). Returns the dat
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from torch2mcu.outfolder import atomic_write
 from torch2mcu.report import html
 from torch2mcu.report.data import collect
 from torch2mcu.report.plots import FIGURES, render_all
@@ -21,19 +21,6 @@ def _json_default(o):
     if isinstance(o, tuple):
         return list(o)
     return str(o)
-
-
-def _write_atomic(path: Path, text: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if isinstance(text, bytes):
-            tmp.write_bytes(text)
-        else:
-            tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:  # a full disk leaves the old file and no stray temporary one
-        if tmp.exists():
-            tmp.unlink()
 
 
 def build_report(dir, compress=None, accuracy: dict | None = None, verified: dict | None = None, *,
@@ -54,15 +41,15 @@ def build_report(dir, compress=None, accuracy: dict | None = None, verified: dic
     for name in FIGURES:
         path = folder / f"report-{name}.png"
         if name in pngs:
-            _write_atomic(path, pngs[name])
+            atomic_write(path, pngs[name])
             files["png"][name] = str(path)
         elif path.exists():  # a figure an earlier report had and this one has not
             path.unlink()
-    _write_atomic(folder / "report.html", html.render(data, pngs))
+    atomic_write(folder / "report.html", html.render(data, pngs))
     data["files"] = files
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["report"] = {k: v for k, v in data.items() if k not in ("provenance", "files")}
-    _write_atomic(manifest_path, json.dumps(manifest, indent=2, sort_keys=True,
+    atomic_write(manifest_path, json.dumps(manifest, indent=2, sort_keys=True,
                                             default=_json_default) + "\n")
     return data

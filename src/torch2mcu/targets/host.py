@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from torch2mcu.codegen.inert import check_name
 from torch2mcu.errors import EnvironmentProblem, GeneratedCodeFailure, Torch2MCUError
 
 CHILD = Path(__file__).with_name("host_child.py")
@@ -43,8 +44,6 @@ def _shim(name: str, ctype: str) -> str:
 
 def read_manifest(folder: Path) -> dict:
     """The model folder's manifest.json, checked for what the host build uses from it."""
-    from torch2mcu.api import check_name  # noqa: PLC0415
-
     path = Path(folder) / "manifest.json"
     try:
         m = json.loads(path.read_text())
