@@ -49,3 +49,20 @@ def convert_and_verify(model: nn.Module, input_shape: tuple, out, seed: int, n_i
 @pytest.fixture
 def out_dir(tmp_path):
     return tmp_path / "out"
+
+
+def cli_in_process(capsys, *args) -> tuple[int, str]:
+    """The CLI in process: its exit status and what it printed, on one line. An exception
+    escaping main() would be a traceback for the user: the test fails with it."""
+    from torch2mcu import cli
+
+    code = cli.main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return code, " ".join((cap.out + cap.err).split())
+
+
+def assert_no_leftovers(out) -> None:
+    """Nothing at `out`, and no temporary sibling left behind by a failed write."""
+    assert not out.exists(), f"{out} was written"
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")], \
+        "a temporary file or folder was left behind"

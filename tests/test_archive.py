@@ -22,23 +22,15 @@ import pytest
 import torch
 from torch import nn
 
-from torch2mcu import Torch2MCUError, cli
+from conftest import assert_no_leftovers, cli_in_process
+from test_hostile import Net
+from torch2mcu import Torch2MCUError
 from torch2mcu.frontend import archive
 from torch2mcu.frontend.archive import check_archive
 from torch2mcu.frontend.capture import load_program
 
 SHAPE = (1, 8, 8)
 MiB = 1 << 20
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3)
-        self.fc = nn.Linear(4 * 6 * 6, 3)
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).flatten(1))
 
 
 class Everything(nn.Module):
@@ -105,12 +97,6 @@ def torch_loads(monkeypatch):
     calls, real = [], torch.export.load
     monkeypatch.setattr(torch.export, "load", lambda f, **kw: calls.append(f) or real(f, **kw))
     return calls
-
-
-def _cli(capsys, *args) -> tuple[int, str]:
-    code = cli.main([str(a) for a in args])
-    err = capsys.readouterr()
-    return code, " ".join((err.out + err.err).split())
 
 
 # ---- rewriting a real export ---------------------------------------------------------------------
@@ -381,13 +367,13 @@ def test_bad_archive_is_refused_before_torch_reads_it(case, files, tmp_path, cap
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
     out = tmp_path / "out"
-    code, text = _cli(capsys, "convert", model, "--calibration", files / "cal.npy", "--out", out)
+    code, text = cli_in_process(capsys, "convert", model, "--calibration", files / "cal.npy", "--out", out)
     print(f"{name} -> exit {code}: {text}")
     assert code == 2, text
     for fragment in expected:
         assert fragment in text, text
     assert "what to do" in text and "Traceback" not in text
-    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    assert_no_leftovers(out)
     assert torch_loads == [], "torch.export.load was handed the archive"
     assert not [r for r in torch_log.records if r.name.startswith("torch")], torch_log.text
     assert not (tmp_path / "PWNED").exists(), "the archive ran code"
@@ -416,7 +402,7 @@ def test_load_torch_fails_is_one_line_with_the_real_reason_and_no_torch_log(
               for name, logger in logging.Logger.manager.loggerDict.items()
               if isinstance(logger, logging.Logger) and name.startswith("torch")}
     out = tmp_path / "out"
-    code, text = _cli(capsys, "convert", model, "--calibration", files / "cal.npy", "--out", out)
+    code, text = cli_in_process(capsys, "convert", model, "--calibration", files / "cal.npy", "--out", out)
     print(text)
     assert code == 2, text
     assert "cannot load" in text and "failed to resolve torch.ops.aten.no_such_op.default" in text
@@ -463,7 +449,7 @@ def test_normal_exports_pass_the_check_and_load(case, tmp_path, torch_log):
 
 def test_normal_export_still_converts(files, tmp_path, capsys, torch_loads):
     out = tmp_path / "out"
-    code, text = _cli(capsys, "convert", files / "good.pt2", "--calibration", files / "cal.npy",
+    code, text = cli_in_process(capsys, "convert", files / "good.pt2", "--calibration", files / "cal.npy",
                       "--out", out)
     assert code == 0, text
     assert out.is_dir()

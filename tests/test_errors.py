@@ -7,16 +7,12 @@ import torch
 from torch import nn
 
 import torch2mcu
+from conftest import assert_no_leftovers
 from torch2mcu import Torch2MCUError
 
 
 def _cal(shape=(1, 8, 8), n=8):
     return np.random.default_rng(0).standard_normal((n,) + shape).astype(np.float32)
-
-
-def _no_leftovers(out):
-    assert not out.exists()
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
 
 
 class WithSin(nn.Module):
@@ -36,7 +32,7 @@ def test_unsupported_operator_names_op_node_and_source_line(out_dir):
     assert "node 'sin'" in msg
     assert "test_errors.py" in msg and "the unsupported line" in msg
     assert "supported operators" in msg and "Conv2d" in msg
-    _no_leftovers(out_dir)
+    assert_no_leftovers(out_dir)
 
 
 def test_dynamic_shapes_are_refused(out_dir):
@@ -45,7 +41,7 @@ def test_dynamic_shapes_are_refused(out_dir):
                              (torch.randn(4, 1, 8, 8),), dynamic_shapes=({0: batch},))
     with pytest.raises(Torch2MCUError, match="dynamic shape"):
         torch2mcu.convert(ep, calibration=_cal(), out=out_dir)
-    _no_leftovers(out_dir)
+    assert_no_leftovers(out_dir)
 
 
 def test_missing_and_malformed_model_files(tmp_path, out_dir):
@@ -62,7 +58,7 @@ def test_missing_and_malformed_model_files(tmp_path, out_dir):
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(Torch2MCUError):
         torch2mcu.convert(truncated, calibration=_cal(), out=out_dir)
-    _no_leftovers(out_dir)
+    assert_no_leftovers(out_dir)
 
 
 @pytest.mark.parametrize("cal,match", [
@@ -76,7 +72,7 @@ def test_bad_calibration_arrays(cal, match, out_dir):
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 4)).eval()
     with pytest.raises(Torch2MCUError, match=match):
         torch2mcu.convert(model, torch.randn(1, 1, 8, 8), calibration=cal, out=out_dir)
-    _no_leftovers(out_dir)
+    assert_no_leftovers(out_dir)
 
 
 def test_nan_weights_name_the_layer(out_dir):
@@ -86,7 +82,7 @@ def test_nan_weights_name_the_layer(out_dir):
     with pytest.raises(Torch2MCUError) as e:
         torch2mcu.convert(model, torch.randn(1, 1, 8, 8), calibration=_cal(), out=out_dir)
     assert "NaN" in str(e.value) and "layer '2'" in str(e.value)
-    _no_leftovers(out_dir)
+    assert_no_leftovers(out_dir)
 
 
 def test_existing_output_folder_is_not_overwritten(out_dir):
@@ -108,7 +104,7 @@ def test_failure_while_writing_leaves_nothing(out_dir, monkeypatch):
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 4)).eval()
     with pytest.raises(OSError):
         torch2mcu.convert(model, torch.randn(1, 1, 8, 8), calibration=_cal(), out=out_dir)
-    _no_leftovers(out_dir)
+    assert_no_leftovers(out_dir)
 
 
 def test_unsupported_conv_variants(out_dir):
@@ -119,4 +115,4 @@ def test_unsupported_conv_variants(out_dir):
         cal = _cal(tuple(x.shape[1:]))
         with pytest.raises(Torch2MCUError, match=match):
             torch2mcu.convert(model.eval(), x, calibration=cal, out=out_dir)
-    _no_leftovers(out_dir)
+    assert_no_leftovers(out_dir)

@@ -19,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import assert_no_leftovers, cli_in_process
 from torch2mcu import Torch2MCUError, cli
 from torch2mcu.ir import Graph, Node, Tensor
 from torch2mcu.passes.check_overflow import accumulator_bound, check_overflow
@@ -66,20 +67,6 @@ def files(tmp_path_factory):
     np.save(d / "cal.npy", np.random.default_rng(0).standard_normal((16,) + SHAPE)
             .astype(np.float32))
     return d
-
-
-def _cli(capsys, *args) -> tuple[int, str]:
-    """The CLI in process: its exit status and what it printed, on one line. An exception
-    escaping main() would be a traceback for the user: the test fails with it."""
-    code = cli.main([str(a) for a in args])
-    err = capsys.readouterr()
-    return code, " ".join((err.out + err.err).split())
-
-
-def _no_leftovers(out: Path) -> None:
-    assert not out.exists(), f"{out} was written"
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")], \
-        "a temporary folder was left behind"
 
 
 # ---- model files ---------------------------------------------------------------------------------
@@ -231,13 +218,13 @@ def test_convert_refuses_bad_input(case, files, tmp_path, capsys):
     model = make_model(tmp_path) if make_model else files / "good.pt2"
     cal = make_cal(tmp_path) if make_cal else files / "cal.npy"
     out = tmp_path / "out"
-    code, text = _cli(capsys, "convert", model, "--calibration", cal, "--out", out, *options)
+    code, text = cli_in_process(capsys, "convert", model, "--calibration", cal, "--out", out, *options)
     print(f"{case[0]} -> exit {code}: {text}")
     assert code == 2, text
     for fragment in expected:
         assert fragment in text, text
     assert "what to do" in text or "error:" in text
-    _no_leftovers(out)
+    assert_no_leftovers(out)
     assert not (tmp_path / "PWNED").exists(), "the input file ran code"
 
 
@@ -245,11 +232,11 @@ def test_pt2_cannot_run_code_while_loading(tmp_path, files, capsys):
     shutil.copyfile(files / "good.pt2", tmp_path / "good.pt2")
     model = _code_in_weights(tmp_path)
     out = tmp_path / "out"
-    code, text = _cli(capsys, "convert", model, "--calibration", files / "cal.npy", "--out", out)
+    code, text = cli_in_process(capsys, "convert", model, "--calibration", files / "cal.npy", "--out", out)
     print(f"pt2 with a code-running pickle -> exit {code}: {text}")
     assert not (tmp_path / "PWNED").exists(), "loading the .pt2 ran code from it"
     assert code == 2 and "cannot load" in text
-    _no_leftovers(out)
+    assert_no_leftovers(out)
 
 
 # ---- output folders ------------------------------------------------------------------------------
@@ -258,7 +245,7 @@ def test_existing_output_folder_is_left_alone(files, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("keep")
-    code, text = _cli(capsys, "convert", files / "good.pt2", "--calibration", files / "cal.npy",
+    code, text = cli_in_process(capsys, "convert", files / "good.pt2", "--calibration", files / "cal.npy",
                       "--out", out)
     print(f"existing output folder -> exit {code}: {text}")
     assert code == 2 and "already exists" in text and "--force" in text
@@ -280,7 +267,7 @@ def test_output_folder_that_cannot_be_written(where, files, tmp_path, capsys):
         (tmp_path / "ro").mkdir()
         (tmp_path / "ro").chmod(0o555)
         out = tmp_path / "ro" / "out"
-    code, text = _cli(capsys, "convert", files / "good.pt2", "--calibration", files / "cal.npy",
+    code, text = cli_in_process(capsys, "convert", files / "good.pt2", "--calibration", files / "cal.npy",
                       "--out", out)
     print(f"output folder {where} -> exit {code}: {text}")
     assert code == 2 and "cannot write to" in text, text
@@ -291,7 +278,7 @@ def test_force_over_an_existing_file_leaves_nothing_behind(files, tmp_path, caps
     """Either a clear refusal that leaves the file alone, or a clean replacement."""
     out = tmp_path / "out"
     out.write_text("a file where the output folder goes")
-    code, text = _cli(capsys, "convert", files / "good.pt2", "--calibration", files / "cal.npy",
+    code, text = cli_in_process(capsys, "convert", files / "good.pt2", "--calibration", files / "cal.npy",
                       "--out", out, "--force")
     print(f"--force over an existing file -> exit {code}: {text}")
     left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")]
@@ -323,7 +310,7 @@ VERIFY_TABLE = [
 @pytest.mark.parametrize("case", VERIFY_TABLE, ids=[c[0] for c in VERIFY_TABLE])
 def test_verify_refuses_bad_inputs(case, converted, tmp_path, capsys):
     np.save(tmp_path / "x.npy", case[1])
-    code, text = _cli(capsys, "verify", converted, "--inputs", tmp_path / "x.npy")
+    code, text = cli_in_process(capsys, "verify", converted, "--inputs", tmp_path / "x.npy")
     print(f"verify: {case[0]} -> exit {code}: {text}")
     assert code == 2
     for fragment in case[2]:
@@ -332,7 +319,7 @@ def test_verify_refuses_bad_inputs(case, converted, tmp_path, capsys):
 
 def test_verify_refuses_a_folder_not_written_by_convert(files, tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((2,) + SHAPE, np.float32))
-    code, text = _cli(capsys, "verify", tmp_path, "--inputs", tmp_path / "x.npy")
+    code, text = cli_in_process(capsys, "verify", tmp_path, "--inputs", tmp_path / "x.npy")
     print(f"verify: not a converted folder -> exit {code}: {text}")
     assert code == 2 and "is not a folder written by torch2mcu convert" in text
 
@@ -377,7 +364,7 @@ def test_build_beyond_target_memory_raises_fit_error(too_big, tmp_path):
 def test_measure_beyond_target_memory(too_big, capsys):
     capsys.readouterr()
     before = (too_big / "manifest.json").read_bytes()
-    code, text = _cli(capsys, "measure", too_big, "--target", "cortex-m0plus")
+    code, text = cli_in_process(capsys, "measure", too_big, "--target", "cortex-m0plus")
     print(f"measure beyond cortex-m0plus memory -> exit {code}: {text}")
     assert code == 2 and "does not fit cortex-m0plus" in text and "RAM overflows" in text
     assert (too_big / "manifest.json").read_bytes() == before

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import torch2mcu
+from conftest import assert_no_leftovers, cli_in_process
 from torch2mcu import cli
 from torch2mcu.codegen.folder import write_model_folder
 from torch2mcu.codegen.inert import c_identifier, comment_text, is_c_identifier
@@ -58,18 +59,6 @@ def _export(model: nn.Module, path: Path) -> Path:
     torch.manual_seed(0)
     torch.export.save(torch.export.export(model.eval(), (torch.randn((1,) + SHAPE),)), path)
     return path
-
-
-def _cli(capsys, *args) -> tuple[int, str]:
-    code = cli.main([str(a) for a in args])
-    cap = capsys.readouterr()
-    return code, " ".join((cap.out + cap.err).split())
-
-
-def _no_leftovers(out: Path) -> None:
-    assert not out.exists(), f"{out} was written"
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")], \
-        "a temporary file or folder was left behind"
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +114,9 @@ def test_injected_module_name_does_not_run_and_appears_inert(files, tmp_path, ca
     cli_payload = PAYLOAD.replace(";", " ")
     model = _export(Named(cli_payload, "fc */ oops"), tmp_path / "evil.pt2")
     out = tmp_path / "out"
-    code, text = _cli(capsys, "convert", model, "--calibration", files / "cal.npy", "--out", out)
+    code, text = cli_in_process(capsys, "convert", model, "--calibration", files / "cal.npy", "--out", out)
     assert code == 0, text
-    code, text = _cli(capsys, "verify", out, "--inputs", files / "inputs.npy")
+    code, text = cli_in_process(capsys, "verify", out, "--inputs", files / "inputs.npy")
     assert code == 0, text
     _assert_inert((out / "int8" / "model.c").read_text(), "torch module: x %2A%2F int t2m_pwned")
     assert not (tmp_path / "INJECTED").exists(), "the payload ran"
@@ -193,7 +182,7 @@ def test_random_names_and_sources_still_compile_bit_exact(base_graph, tmp_path_f
 # ---- 2. --force replaces only what torch2mcu wrote --------------------------------------------
 
 def _convert(capsys, files, out, *extra):
-    return _cli(capsys, "convert", files / "good.pt2", "--calibration", files / "cal.npy",
+    return cli_in_process(capsys, "convert", files / "good.pt2", "--calibration", files / "cal.npy",
                 "--out", out, *extra)
 
 
@@ -249,7 +238,7 @@ def test_force_replaces_a_folder_torch2mcu_wrote(files, tmp_path, capsys):
 # ---- 4. hand-edited or corrupted output folders ------------------------------------------------
 
 def _verify(capsys, folder, files, *extra):
-    return _cli(capsys, "verify", folder, "--inputs", files / "inputs.npy", *extra)
+    return cli_in_process(capsys, "verify", folder, "--inputs", files / "inputs.npy", *extra)
 
 
 def test_edited_output_shape_is_refused_not_a_segfault(converted, files, tmp_path, capsys):
@@ -335,15 +324,15 @@ def test_degenerate_calibration_is_refused(kind, files, tmp_path, capsys):
            "x1e30": cal * np.float32(1e30)}[kind]
     np.save(tmp_path / "cal.npy", cal)
     out = tmp_path / "out"
-    code, text = _cli(capsys, "convert", files / "good.pt2", "--calibration", tmp_path / "cal.npy",
+    code, text = cli_in_process(capsys, "convert", files / "good.pt2", "--calibration", tmp_path / "cal.npy",
                       "--out", out)
     assert code == 2 and ("constant" in text or "beyond" in text), text
-    _no_leftovers(out)
+    assert_no_leftovers(out)
 
 
 def test_single_calibration_sample_warns(files, tmp_path, capsys):
     np.save(tmp_path / "one.npy", np.load(files / "cal.npy")[:1])
-    code, text = _cli(capsys, "convert", files / "good.pt2", "--calibration", tmp_path / "one.npy",
+    code, text = cli_in_process(capsys, "convert", files / "good.pt2", "--calibration", tmp_path / "one.npy",
                       "--out", tmp_path / "out")
     assert code == 0 and "warning" in text and "single sample" in text, text
 
@@ -397,7 +386,7 @@ def test_disk_full_leaves_nothing(files, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     code, text = _convert(capsys, files, out)
     assert code == 3 and "disk is full" in text, text
-    _no_leftovers(out)
+    assert_no_leftovers(out)
 
 
 def test_interrupt_during_start_up_is_quiet(files, tmp_path):
@@ -411,7 +400,7 @@ def test_interrupt_during_start_up_is_quiet(files, tmp_path):
         assert p.returncode in (130, 0), err  # 0 only if it finished first
         assert "Traceback" not in err, err
         if p.returncode == 130:
-            _no_leftovers(tmp_path / f"o{delay}")
+            assert_no_leftovers(tmp_path / f"o{delay}")
 
 
 def test_emulator_typo_is_refused_before_any_work(converted, files, capsys):
@@ -440,7 +429,7 @@ def test_unusable_names_are_refused(name, files, tmp_path, capsys):
     out = tmp_path / "out"
     code, text = _convert(capsys, files, out, "--name", name)
     assert code == 2 and "model name" in text, text
-    _no_leftovers(out)
+    assert_no_leftovers(out)
 
 
 def test_measure_of_edited_c_is_allowed_but_labelled(converted, tmp_path):
