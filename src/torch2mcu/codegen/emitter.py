@@ -216,7 +216,8 @@ def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[s
     helpers = _io_helpers(graph, name, dtype)
     c_text = "\n\n".join([
         prov,
-        f'#include <float.h>\n#include <stddef.h>\n#include <stdint.h>\n\n#include "{name}.h"',
+        f'#include <float.h>\n#include <stddef.h>\n#include <stdint.h>\n\n#include "{name}.h"'
+        + "".join(f'\n#include "{h}"' for h in _op_headers(graph)),
         "#ifndef T2M_LAYER_MARK\n#define T2M_LAYER_MARK(i) ((void)0)\n#endif",
         *body, arena_decl, "\n".join(run), helpers]).replace("\n\n\n", "\n\n") + "\n"
     h_text = _header(graph, name, dtype, up, arena_bytes, prov)
@@ -224,6 +225,11 @@ def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[s
         if not text.isascii():
             raise AssertionError("internal error: non-ASCII text reached the generated C")
     return c_text, h_text, {n.name: ctx.layer_bytes(n.name) for n in graph.nodes}
+
+
+def _op_headers(graph: Graph) -> list[str]:
+    """The runtime headers the graph's ops declare (Op.headers), beyond t2m.h."""
+    return sorted({h for n in graph.nodes for h in get_op(n.op).headers})
 
 
 def _io_helpers(graph: Graph, name: str, dtype: str) -> str:

@@ -19,6 +19,11 @@ class Template(Op):
     name = "template"  # the IR op name, lower case; also the stem of its runtime kernels
     summary = "Template (what users write, for the supported-operator list)"
     same_quant = False  # True: the output keeps the input's scale and zero point (no requantize)
+    headers = ()  # runtime headers beyond t2m.h that the generated C must include
+
+    def output_quant(self, node, graph):
+        """None: the output's QuantParams come from calibration; or a fixed QuantParams."""
+        return None
 
     def infer_shape(self, node, in_shapes):
         return tuple(in_shapes[0])  # per-sample shape, batch excluded

@@ -24,6 +24,20 @@ class Op:
     same_quant: bool = False
     # The output shares the input's storage (reshape): no code, no arena buffer.
     alias: bool = False
+    # Runtime headers the generated C includes when the model uses this op (beyond t2m.h),
+    # e.g. ("t2m_softmax.h",); the kernels themselves live in runtime/t2m_<op>_*.c.
+    headers: tuple[str, ...] = ()
+
+    def shared_quant(self, node) -> list[str]:
+        """Tensors that must carry one scale and zero point (the quantize pass merges their
+        calibrated ranges): by default input and output when same_quant, else none. A
+        concatenation that writes its inputs in place returns all its inputs and its output."""
+        return [node.inputs[0], node.output] if self.same_quant else []
+
+    def output_quant(self, node, graph):
+        """A fixed output QuantParams (softmax: scale 1/256, zero point -128), or None to take
+        the output's from calibration (or from shared_quant)."""
+        return None
 
     def infer_shape(self, node, in_shapes: list[tuple]) -> tuple:
         raise NotImplementedError

@@ -70,6 +70,49 @@ def check_ranges(g: Graph) -> list[str]:
     return warnings
 
 
+def _groups(g: Graph) -> dict[str, str]:
+    """tensor -> a representative of the tensors that must share one scale and zero point."""
+    parent = {t: t for t in g.tensors}
+
+    def find(t: str) -> str:
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for node in g.nodes:
+        shared = get_op(node.op).shared_quant(node)
+        for t in shared[1:]:
+            parent[find(t)] = find(shared[0])
+    return {t: find(t) for t in g.tensors}
+
+
+def assign_quant(g: Graph, lo: dict, hi: dict) -> None:
+    """Every tensor's QuantParams: from its calibrated range, merged over the tensors that must
+    share parameters (Op.shared_quant), unless an op fixes its output's (Op.output_quant)."""
+    root = _groups(g)
+    glo, ghi = {}, {}
+    for t, r in root.items():
+        glo[r] = min(glo.get(r, math.inf), lo[t])
+        ghi[r] = max(ghi.get(r, -math.inf), hi[t])
+    fixed: dict[str, tuple] = {}
+    for node in g.nodes:
+        q = get_op(node.op).output_quant(node, g)
+        if q is None:
+            continue
+        r = root[node.output]
+        if r in fixed and fixed[r][0] != (q.scale, q.zero_point):
+            raise Torch2MCUError(
+                f"the output of {node.where()} must be quantized with scale {q.scale:g} and "
+                f"zero point {q.zero_point}, and shares its parameters with the output of "
+                f"{fixed[r][1].where()}, which needs scale {fixed[r][0][0]:g} and zero point "
+                f"{fixed[r][0][1]}", fix="do not concatenate these two outputs directly")
+        fixed[r] = ((q.scale, q.zero_point), node)
+    for t, r in root.items():
+        q = fixed[r][0] if r in fixed else activation_params(glo[r], ghi[r])
+        g.tensors[t].quant = QuantParams(*q)
+
+
 def quantize(graph: Graph, calibration: np.ndarray, progress=None) -> Graph:
     g = graph.copy()
     cal = check_calibration(g, calibration)
@@ -89,16 +132,7 @@ def quantize(graph: Graph, calibration: np.ndarray, progress=None) -> Graph:
                                  "overflow to Inf/NaN on the calibration data",
                                  fix="check the model's weights and the input scaling")
     g.meta["calibrated_ranges"] = {t: (lo[t], hi[t]) for t in g.tensors}
-    inp = g.inputs[0]
-    g.tensors[inp].quant = QuantParams(*activation_params(lo[inp], hi[inp]))
-    for node in g.nodes:
-        op = get_op(node.op)
-        q_in = g.tensors[node.inputs[0]].quant
-        if op.same_quant:
-            g.tensors[node.output].quant = QuantParams(q_in.scale, q_in.zero_point)
-        else:
-            g.tensors[node.output].quant = QuantParams(*activation_params(lo[node.output],
-                                                                         hi[node.output]))
+    assign_quant(g, lo, hi)
     for node in g.nodes:
         get_op(node.op).quantize(node, g)
     g.meta["quantized"] = True
