@@ -25,7 +25,8 @@ def randomize(model: nn.Module, seed: int) -> nn.Module:
                 if m.affine:
                     m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
                     m.bias.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-            elif isinstance(m, (nn.Conv2d, nn.Linear)):
+            elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                                nn.Linear)):
                 fan_in = m.weight[0].numel()
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) / fan_in ** 0.5)
                 if m.bias is not None:
