@@ -25,8 +25,8 @@ from torch2mcu.compress.qat import qat
 from torch2mcu.compress.schedules import SCHEDULES, fine_tune, gradual, iterative
 from torch2mcu.compress.search import allocate, search
 from torch2mcu.compress.sensitivity import GRID, sensitivity
-from torch2mcu.errors import Torch2MCUError
-from torch2mcu.ui import console
+from torch2mcu.errors import Torch2MCUError, spell
+from torch2mcu.ui import warn
 
 
 @dataclass
@@ -168,8 +168,8 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
     result = CompressResult(model, masks.state(), overall, per_layer, base, pruned,
                             accuracy_budget, record, curves, trace, seconds)
     if not result.within_budget:
-        console.print(f"[yellow]warning:[/yellow] pruned validation accuracy {pruned:.4f} is more "
-                      f"than {accuracy_budget} points below the float model's {base:.4f}")
+        warn(f"pruned validation accuracy {pruned:.4f} is more than {accuracy_budget} points "
+             f"below the float model's {base:.4f}")
     return result
 
 
@@ -220,7 +220,8 @@ def one_shot_prune(model, sparsity: float, *, layers=None):
         weights = program_weights(ep)
         if not weights:
             raise Torch2MCUError("the program has no conv or linear weights to prune",
-                                 fix="nothing to prune: convert without --sparsity")
+                                 fix="nothing to prune: convert without "
+                                     + spell("--sparsity", "pruning"))
         missing = [n for n in (layers or []) if n not in weights]
         if missing:
             raise Torch2MCUError(f"no conv or linear layer named {', '.join(map(repr, missing))}",
