@@ -1,8 +1,10 @@
 """plan_memory: place every intermediate activation in one static arena, reusing space by lifetime.
 
-Algorithm (as TFLM's greedy planner): each buffer lives from the first node that writes it to the
-last node that reads it (or any reshape alias of it). Buffers are placed largest first, each at
-the lowest offset where it overlaps no placed buffer whose lifetime overlaps its own. A node's
+Algorithm (TFLM's greedy planner, in several orders): each buffer lives from the first node that
+writes it to the last node that reads it (or any reshape alias of it). Buffers are placed one by
+one, each at the lowest offset where it overlaps no placed buffer whose lifetime overlaps its
+own; largest first (TFLM's order), and in a few other orders (by first write, longest-lived,
+most byte-steps), keeping the smallest arena. A node's
 inputs and output are live together, so no kernel runs in place. The lower bound reported beside
 the arena size is the largest total of buffers live at one step; greedy placement can exceed it
 when fragmentation forces a gap.
@@ -67,6 +69,41 @@ def concat_placements(g: Graph) -> dict[str, tuple[str, int]]:
     return placed
 
 
+# Orders in which the greedy planner places buffers; the smallest arena wins (ties: the first).
+ORDERS = (
+    lambda b, size, start, end: (-size[b], start[b], b),                        # TFLM's
+    lambda b, size, start, end: (start[b], -size[b], b),                        # by first write
+    lambda b, size, start, end: (-(end[b] - start[b]), -size[b], b),            # longest-lived
+    lambda b, size, start, end: (-size[b] * (end[b] - start[b] + 1), b),        # most byte-steps
+)
+
+
+def _greedy(order: list[str], size: dict, start: dict, end: dict) -> dict[str, int]:
+    offsets: dict[str, int] = {}
+    for b in order:
+        busy = sorted((offsets[o], offsets[o] + size[o]) for o in offsets
+                      if start[o] <= end[b] and start[b] <= end[o])
+        at = 0
+        for lo, hi in busy:
+            if at + size[b] <= lo:
+                break
+            at = max(at, hi)
+        offsets[b] = at
+    return offsets
+
+
+def _best_placement(buffers, size, start, end) -> tuple[dict[str, int], int]:
+    """Each buffer at the lowest offset free over its lifetime, buffers taken in each of ORDERS;
+    the plan with the smallest arena."""
+    best, best_arena = {}, None
+    for key in ORDERS:
+        offsets = _greedy(sorted(buffers, key=lambda b: key(b, size, start, end)), size, start, end)
+        arena = max((offsets[b] + size[b] for b in buffers), default=0)
+        if best_arena is None or arena < best_arena:
+            best, best_arena = offsets, arena
+    return best, best_arena or 0
+
+
 def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
     g = graph.copy()
     producer = {n.output: n for n in g.nodes}
@@ -111,17 +148,7 @@ def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
             buffers.append(b)
             start[b] = end[b] = i
             size[b] = _aligned(int(node.attrs["scratch_bytes"]))
-    offsets: dict[str, int] = {}
-    for b in sorted(buffers, key=lambda b: (-size[b], start[b], b)):
-        busy = sorted((offsets[o], offsets[o] + size[o]) for o in offsets
-                      if start[o] <= end[b] and start[b] <= end[o])
-        at = 0
-        for lo, hi in busy:
-            if at + size[b] <= lo:
-                break
-            at = max(at, hi)
-        offsets[b] = at
-    arena = max((offsets[b] + size[b] for b in buffers), default=0)
+    offsets, arena = _best_placement(buffers, size, start, end)
     lower = max((sum(size[b] for b in buffers if start[b] <= i <= end[b])
                  for i in range(len(g.nodes))), default=0)
     g.meta["memory"] = {"elem_bytes": elem_bytes, "arena_bytes": arena,
