@@ -112,6 +112,33 @@ class Residual:
 
 
 @dataclass(frozen=True)
+class Merge:
+    """cat / mul / sub of branches of x, or PReLU. Forms: cat "f,g" | "x,f" (the model input:
+    copied) | "f,f" (one tensor twice: copied) | "f,g,x"; mul "f*g" | "x*se" | "se*x" (se: global
+    mean of f(x), sigmoid: broadcast (C, 1, 1)) | "x*x"; sub "f-g" | "x-f"; prelu "1" | "c"
+    (slopes)."""
+    kind: str
+    form: str
+    f: Conv | None
+    g: Conv | None
+
+
+MERGE_FORMS = {"cat": ["f,g", "x,f", "f,f", "f,g,x"], "mul": ["f*g", "x*se", "se*x", "x*x"],
+               "sub": ["f-g", "x-f"], "prelu": ["1", "c"]}
+
+
+@st.composite
+def merge_layer(draw, shape):
+    kind = draw(st.sampled_from(sorted(MERGE_FORMS) if len(shape) == 3 else ["prelu"]))
+    form = draw(st.sampled_from(MERGE_FORMS[kind]))
+    if kind == "prelu":
+        return Merge(kind, form, None, None)
+    return Merge(kind, form, draw(conv_layer(shape, same_shape=True)) if "f" in form or
+                 "se" in form else None, draw(conv_layer(shape, same_shape=True))
+                 if "g" in form else None)
+
+
+@dataclass(frozen=True)
 class Case:
     in_shape: tuple[int, ...]
     layers: tuple
@@ -198,15 +225,19 @@ def out_shape(layer, shape: tuple) -> tuple:
                                    zip((h, w), layer.kernel, layer.stride, layer.padding))
     if isinstance(layer, Linear):
         return (layer.out,)
+    if isinstance(layer, Merge) and layer.kind == "cat":
+        return (shape[0] * len(layer.form.split(",")),) + tuple(shape[1:])
     return shape
 
 
 @st.composite
 def layer_for(draw, shape):
     if len(shape) == 1:
-        return draw(st.one_of(linear_layer(), CLAMP, POINTWISE))
-    kinds = ["conv", "pool", "linear", "clamp", "pointwise", "residual"]
+        return draw(st.one_of(linear_layer(), CLAMP, POINTWISE, merge_layer(shape)))
+    kinds = ["conv", "pool", "linear", "clamp", "pointwise", "residual", "merge"]
     kind = draw(st.sampled_from(kinds))
+    if kind == "merge":
+        return draw(merge_layer(shape))
     if kind == "conv":
         return draw(conv_layer(shape))
     if kind == "pool":
@@ -349,9 +380,34 @@ class _Builder:
         if isinstance(layer, Clamp):
             return self.node("clamp", [x], self.tensors[x].shape,
                              {"act": (layer.lo * self.span, layer.hi * self.span)})
+        if isinstance(layer, Merge):
+            return self.merge(x, layer)
         a = self.conv(x, layer.f) if layer.f else x
         b = self.conv(x, layer.g) if layer.g else x
         return self.act(self.node("add", [a, b], self.tensors[x].shape), layer.act)
+
+    def merge(self, x: str, layer: Merge) -> str:
+        shape = self.tensors[x].shape
+        if layer.kind == "prelu":
+            n = 1 if layer.form == "1" else shape[0]
+            alpha = self.rng.uniform(-0.5, 1.5, n).astype(np.float32)
+            return self.node("prelu", [x], shape, {}, {"alpha": alpha})
+        f = self.conv(x, layer.f) if layer.f else x
+        g = self.conv(x, layer.g) if layer.g else x
+        if layer.kind == "cat":
+            parts = {"f": f, "g": g, "x": x}
+            ins = [parts[p] for p in layer.form.split(",")]
+            return self.node("cat", ins, out_shape(layer, shape))
+        if layer.kind == "sub":
+            return self.node("sub", [f, g] if layer.form == "f-g" else [x, f], shape)
+        if "se" in layer.form:
+            c, h, w = shape
+            pooled = self.node("avgpool2d", [f], (c, 1, 1), {
+                "kernel": (h, w), "stride": (h, w), "padding": (0, 0), "ceil_mode": False,
+                "count_include_pad": True, "divisor_override": 0})
+            se = self.node("pointwise", [pooled], (c, 1, 1), {"fn": "sigmoid", "alpha": 0.0})
+            return self.node("mul", [x, se] if layer.form == "x*se" else [se, x], shape)
+        return self.node("mul", [f, g] if layer.form == "f*g" else [x, x], shape)
 
     def graph(self, name: str) -> Graph:
         x = "x"
@@ -752,3 +808,19 @@ def test_saturated_requantization_plus_offset_does_not_overflow():
              0.0, 0),
         Case((1, 2, 3), (Residual("x+x", None, None, "relu"),), "dense", "balanced", True,
              ("neg", 8.5), 0.0, 0.0, 0)], True, "regression")
+
+
+def test_concatenation_inputs_are_written_in_place():
+    """Fixed merge cases: conv branches of a concatenation are placed in its output (no copy),
+    the model input and a tensor concatenated twice are copied; all bit-exact, host and M4."""
+    conv = Conv(3, (3, 3), (1, 1), (1, 1), 1, True, "relu", 0.5, "random")
+    dw = Conv(3, (1, 1), (1, 1), (0, 0), 3, False, "none", 0.0, "random")
+    cases = [Case((3, 5, 6), (Merge("cat", form, conv, dw),), "any", "balanced", True,
+                  ("sym", 0.0), 0.0, -1.0, k) for k, form in enumerate(MERGE_FORMS["cat"])]
+    cases += [Case((3, 5, 6), (Merge(kind, form, conv, dw),), "dense", "balanced", True,
+                   ("skew", 0.5), 0.0, -1.0, 7) for kind in ("mul", "sub", "prelu")
+              for form in MERGE_FORMS[kind]]
+    check_batch(cases, True, "regression")
+    placed = [set(build_case(c).graph.meta["memory"]["in_place"]) for c in cases[:4]]
+    copies = [build_case(c).c_text.count("t2m_cat_s8(") for c in cases[:4]]
+    assert [len(p) for p in placed] == [2, 1, 0, 2] and copies == [0, 1, 2, 1], (placed, copies)

@@ -202,6 +202,7 @@ def test_arithmetic_with_a_constant(expr, tmp_path):
     _check(Spelled(ARITH[expr], ADDS["+"], POOLS["mean"]), tmp_path, 6)
 
 
-def test_product_of_two_activations_is_refused_clearly(tmp_path):
-    with pytest.raises(torch2mcu.Torch2MCUError, match="mul of two tensors"):
-        _check(Spelled(lambda t: t * torch.relu(t), ADDS["+"], POOLS["mean"]), tmp_path, 7)
+def test_quotient_of_two_activations_is_refused_clearly(tmp_path):
+    # (products and differences of two activations are ops/mul.py and ops/sub.py)
+    with pytest.raises(torch2mcu.Torch2MCUError, match="div of two tensors"):
+        _check(Spelled(lambda t: t / torch.sigmoid(t), ADDS["+"], POOLS["mean"]), tmp_path, 7)

@@ -402,3 +402,133 @@ def test_add_matches_tflm(case):
     got = nhwc_to_nchw(tb.run_tflm(model, [nchw_to_nhwc(xa), nchw_to_nhwc(xb)]))
     ctx = dict(b=b, shape=shape, q1=qs[0], q2=qs[1], qout=qs[2], act=act)
     assert np.array_equal(got, ours), report(ctx, got, ours)
+
+
+# ----------------------------------------------------------------------------------------------
+# mul (with broadcasting), sub, prelu, concatenation. TFLite does not care which axis is which
+# for these, so the tensors go to TFLM in our NCHW layout (concatenation along axis 1).
+# ----------------------------------------------------------------------------------------------
+
+N_MERGE_CASES = {"mul": 30, "sub": 20, "prelu": 30, "cat": 10}
+
+
+def rng_merge(op: str, case: int) -> np.random.Generator:
+    return np.random.default_rng([SEED, 100 + sorted(N_MERGE_CASES).index(op), case])
+
+
+def _broadcast_pair(rng, shape):
+    """Per-sample shapes of the two operands: equal, or one reduced to 1 in some dimensions
+    (squeeze-and-excitation's (C, 1, 1) most often)."""
+    c, h, w = shape
+    other = [shape, (c, 1, 1), (c, 1, 1), (1, h, w), (1, 1, 1), (c, h, 1), (1, 1, w)][
+        int(rng.integers(0, 7))]
+    return (shape, other) if rng.random() < 0.6 else (other, shape)
+
+
+@pytest.mark.parametrize("case", range(N_MERGE_CASES["mul"]))
+def test_mul_matches_tflm(case):
+    rng = rng_merge("mul", case)
+    shape = (int(rng.integers(1, 7)), int(rng.integers(1, 7)), int(rng.integers(1, 7)))
+    s1, s2 = _broadcast_pair(rng, shape) if rng.random() < 0.75 else (shape, shape)
+    b = int(rng.integers(1, 3))
+    act = draw_act(rng)
+    qs = [(f32(log_uniform(rng, 1e-3, 0.5)), int(rng.integers(-128, 128))) for _ in range(2)]
+    m = 2.0 ** rng.uniform(-13, -2) if rng.random() < 0.9 else 2.0 ** rng.uniform(-1, 3)
+    qs.append((f32(qs[0][0] * qs[1][0] / m), out_zero_point(rng, act)))
+    out = tuple(max(x, y) for x, y in zip(s1, s2))
+    node = Node("mul", "mul", ["a", "b"], ["y"], attrs={"act": ACTS[act]})
+    graph = Graph("g", {"a": Tensor("a", s1, QuantParams(*qs[0])),
+                        "b": Tensor("b", s2, QuantParams(*qs[1])),
+                        "y": Tensor("y", out, QuantParams(*qs[2]))},
+                  [node], ["a", "b"], ["y"], meta={"quantized": True})
+    op = get_op("mul")
+    assert op.infer_shape(node, [s1, s2]) == out
+    op.quantize(node, graph)
+    xa = int8_input(rng, (b,) + s1, qs[0][1], narrow=m > 0.5)
+    xb = int8_input(rng, (b,) + s2, qs[1][1], narrow=m > 0.5)
+    ours = op.run_int8(node, [xa, xb], graph)
+    got = tb.run_tflm(tb.binary_model("mul", (b,) + s1, (b,) + s2, (b,) + out, *qs, act=act),
+                      [xa, xb])
+    ctx = dict(b=b, s1=s1, s2=s2, q1=qs[0], q2=qs[1], qout=qs[2], act=act,
+               shift=node.attrs["output_shift"])
+    assert np.array_equal(got, ours), report(ctx, got, ours)
+
+
+@pytest.mark.parametrize("case", range(N_MERGE_CASES["sub"]))
+def test_sub_matches_tflm(case):
+    rng = rng_merge("sub", case)
+    shape = (int(rng.integers(1, 8)), int(rng.integers(1, 8)), int(rng.integers(1, 8)))
+    b = int(rng.integers(1, 3))
+    act = draw_act(rng)
+    qs = [(f32(log_uniform(rng, 1e-3, 0.5)), int(rng.integers(-128, 128))) for _ in range(2)]
+    qs.append((f32(log_uniform(rng, 1e-3, 0.5)), out_zero_point(rng, act)))
+    if rng.random() < 0.2:
+        qs[1] = qs[0]
+    if rng.random() < 0.4:
+        qs[2] = (f32((qs[0][0] + qs[1][0]) * rng.uniform(0.5, 1.5)), qs[2][1])
+    node = Node("sub", "sub", ["a", "b"], ["y"], attrs={"act": ACTS[act]})
+    graph = Graph("g", {"a": Tensor("a", shape, QuantParams(*qs[0])),
+                        "b": Tensor("b", shape, QuantParams(*qs[1])),
+                        "y": Tensor("y", shape, QuantParams(*qs[2]))},
+                  [node], ["a", "b"], ["y"], meta={"quantized": True})
+    op = get_op("sub")
+    op.quantize(node, graph)
+    op.check_overflow(node)
+    xa = int8_input(rng, (b,) + shape, qs[0][1])
+    xb = int8_input(rng, (b,) + shape, qs[1][1])
+    ours = op.run_int8(node, [xa, xb], graph)
+    got = tb.run_tflm(tb.binary_model("sub", (b,) + shape, (b,) + shape, (b,) + shape, *qs,
+                                      act=act), [xa, xb])
+    ctx = dict(b=b, shape=shape, q1=qs[0], q2=qs[1], qout=qs[2], act=act)
+    assert np.array_equal(got, ours), report(ctx, got, ours)
+
+
+@pytest.mark.parametrize("case", range(N_MERGE_CASES["prelu"]))
+def test_prelu_matches_tflm(case):
+    rng = rng_merge("prelu", case)
+    c = int(rng.integers(1, 9))
+    shape = (c,) if rng.random() < 0.25 else (c, int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    n_alpha = 1 if rng.random() < 0.35 else c
+    alpha = rng.uniform(-0.5, 1.5, n_alpha) if rng.random() < 0.5 else \
+        np.full(n_alpha, rng.uniform(0.01, 0.4))
+    b = int(rng.integers(1, 3))
+    q_in = (f32(log_uniform(rng, 1e-3, 0.5)), int(rng.integers(-128, 128)))
+    q_out = (f32(q_in[0] * 2.0 ** rng.uniform(-1.5, 1.5)), int(rng.integers(-128, 128)))
+    node = Node("prelu", "prelu", ["x"], ["y"], params={"alpha": alpha.astype(np.float32)})
+    graph = Graph("g", {"x": Tensor("x", shape, QuantParams(*q_in)),
+                        "y": Tensor("y", shape, QuantParams(*q_out))},
+                  [node], ["x"], ["y"], meta={"quantized": True})
+    op = get_op("prelu")
+    op.quantize(node, graph)
+    x = int8_input(rng, (b,) + shape, q_in[1])
+    ours = op.run_int8(node, [x], graph)
+    aq = node.params["alpha_q"]
+    a_shape = (1,) if n_alpha == 1 else (c,) + (1,) * (len(shape) - 1)
+    q_alpha = (node.attrs["alpha_scale"], node.attrs["alpha_zero_point"])
+    got = tb.run_tflm(tb.prelu_model((b,) + shape, q_in, aq.reshape(a_shape), q_alpha, q_out),
+                      [x])
+    ctx = dict(b=b, shape=shape, alpha=alpha.round(3).tolist(), q_in=q_in, q_out=q_out,
+               q_alpha=q_alpha)
+    assert np.array_equal(got, ours), report(ctx, got, ours)
+
+
+@pytest.mark.parametrize("case", range(N_MERGE_CASES["cat"]))
+def test_cat_matches_tflm(case):
+    rng = rng_merge("cat", case)
+    k = int(rng.integers(2, 5))
+    rest = () if rng.random() < 0.3 else (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    shapes = [(int(rng.integers(1, 6)),) + rest for _ in range(k)]
+    b = int(rng.integers(1, 3))
+    q = (f32(log_uniform(rng, 1e-3, 0.5)), int(rng.integers(-128, 128)))
+    names = [f"x{i}" for i in range(k)]
+    node = Node("cat", "cat", names, ["y"])
+    op = get_op("cat")
+    out = op.infer_shape(node, shapes)
+    tensors = {n: Tensor(n, s, QuantParams(*q)) for n, s in zip(names, shapes)}
+    tensors["y"] = Tensor("y", out, QuantParams(*q))
+    graph = Graph("g", tensors, [node], names, ["y"], meta={"quantized": True})
+    op.check_quantized(node, graph)
+    xs = [int8_input(rng, (b,) + s, q[1]) for s in shapes]
+    ours = op.run_int8(node, xs, graph)
+    got = tb.run_tflm(tb.concat_model([(b,) + s for s in shapes], 1, q, (b,) + out), xs)
+    assert np.array_equal(got, ours), report(dict(shapes=shapes, b=b, q=q), got, ours)

@@ -2,7 +2,7 @@
 
 Only what the TFLM oracle test needs: int8 activations (per-tensor scale / zero point), int8
 weights (per-channel symmetric), int32 biases, and the ops CONV_2D, DEPTHWISE_CONV_2D,
-FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, ADD and PAD. Layout is TFLite's NHWC.
+FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, ADD, SUB, MUL, PRELU, CONCATENATION and PAD. Layout is TFLite's NHWC.
 """
 from __future__ import annotations
 
@@ -210,6 +210,42 @@ def add_model(shape, q1, q2, q_out, act="none") -> bytes:
     o.fusedActivationFunction = ACT[act]
     mb.op(fb.BuiltinOperator.ADD, [a, b], [y], fb.BuiltinOptions.AddOptions, o)
     return mb.build([a, b], [y])
+
+
+def binary_model(kind, shape1, shape2, out_shape, q1, q2, q_out, act="none") -> bytes:
+    """MUL or SUB ('mul' / 'sub') of two int8 tensors, broadcasting as numpy does."""
+    mb = ModelBuilder()
+    a = mb.tensor(shape1, np.int8, *q1, name="a")
+    b = mb.tensor(shape2, np.int8, *q2, name="b")
+    y = mb.tensor(out_shape, np.int8, *q_out, name="output")
+    if kind == "mul":
+        o, t, code = fb.MulOptionsT(), fb.BuiltinOptions.MulOptions, fb.BuiltinOperator.MUL
+    else:
+        o, t, code = fb.SubOptionsT(), fb.BuiltinOptions.SubOptions, fb.BuiltinOperator.SUB
+    o.fusedActivationFunction = ACT[act]
+    mb.op(code, [a, b], [y], t, o)
+    return mb.build([a, b], [y])
+
+
+def prelu_model(shape, q_in, alpha, q_alpha, q_out) -> bytes:
+    """PRELU with a constant int8 alpha tensor (broadcast against the input)."""
+    mb = ModelBuilder()
+    x = mb.tensor(shape, np.int8, *q_in, name="input")
+    a = mb.tensor(alpha.shape, np.int8, *q_alpha, data=alpha, name="alpha")
+    y = mb.tensor(shape, np.int8, *q_out, name="output")
+    mb.op(fb.BuiltinOperator.PRELU, [x, a], [y])
+    return mb.build([x], [y])
+
+
+def concat_model(shapes, axis, q, out_shape) -> bytes:
+    """CONCATENATION of int8 tensors sharing one quantization q."""
+    mb = ModelBuilder()
+    xs = [mb.tensor(s, np.int8, *q, name=f"x{i}") for i, s in enumerate(shapes)]
+    y = mb.tensor(out_shape, np.int8, *q, name="output")
+    o = fb.ConcatenationOptionsT()
+    o.axis = int(axis)
+    mb.op(fb.BuiltinOperator.CONCATENATION, xs, [y], fb.BuiltinOptions.ConcatenationOptions, o)
+    return mb.build(xs, [y])
 
 
 def run_tflm(model: bytes, inputs) -> np.ndarray:

@@ -100,13 +100,16 @@ class EmitContext:
         return c_float(v)
 
     def ptr(self, tensor: str) -> str:
+        """The tensor's address: in the caller's input or output, or in the arena; a tensor
+        written in place into a concatenation lies `inner` bytes into its buffer."""
         b = self.mem["base"][tensor]
+        k = self.mem.get("inner", {}).get(tensor, 0) // self.mem["elem_bytes"]
         if b in self.graph.inputs:
-            return "input"
+            return "input" if not k else f"(input + {k})"
         if b == self.mem["output_base"]:
-            return "output"
+            return "output" if not k else f"(output + {k})"
         off = self.mem["offsets"][b]
-        return f"(arena + {off // self.mem['elem_bytes']})"
+        return f"(arena + {off // self.mem['elem_bytes'] + k})"
 
     def call(self, stmt: str) -> None:
         self.calls.append((self._current, stmt))

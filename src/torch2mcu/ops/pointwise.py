@@ -133,10 +133,15 @@ def _scalar(ctx, v, what: str) -> float:
 def lower_scalar_arith(ctx, a):
     """x + c, c + x, x - c, c - x, x * c, c * x, x / c (c a number): x * alpha + beta."""
     op = ctx.fx.target.__name__.split(".")[0].rstrip("_")  # add, sub, rsub, mul, div
+    op = {"multiply": "mul", "subtract": "sub"}.get(op, op)
     x_arg, c_arg = a["self"], a["other"]
     if ctx.is_act(ctx.value(x_arg)) and ctx.is_act(ctx.value(c_arg)):
+        if op in ("mul", "sub"):  # two activations: ops/mul.py, ops/sub.py
+            from torch2mcu.ops import mul, sub  # noqa: PLC0415
+            return (mul.lower_mul if op == "mul" else sub.lower_sub)(ctx, a)
         ctx.fail(f"{op} of two tensors computed by the model is not supported yet",
-                 "only add of two tensors, and arithmetic with a scalar constant, are supported")
+                 "only add, sub and mul of two tensors, and arithmetic with a scalar constant, "
+                 "are supported")
     if not ctx.is_act(ctx.value(x_arg)):
         x_arg, c_arg = c_arg, x_arg
         op = {"sub": "rsub", "rsub": "sub"}.get(op, op)

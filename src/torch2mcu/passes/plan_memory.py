@@ -1,8 +1,10 @@
 """plan_memory: place every intermediate activation in one static arena, reusing space by lifetime.
 
-Algorithm (as TFLM's greedy planner): each buffer lives from the node that writes it to the
-last node that reads it (or any reshape alias of it). Buffers are placed largest first, each at
-the lowest offset where it overlaps no placed buffer whose lifetime overlaps its own. A node's
+Algorithm (TFLM's greedy planner, in several orders): each buffer lives from the first node that
+writes it to the last node that reads it (or any reshape alias of it). Buffers are placed one by
+one, each at the lowest offset where it overlaps no placed buffer whose lifetime overlaps its
+own; largest first (TFLM's order), and in a few other orders (by first write, longest-lived,
+most byte-steps), keeping the smallest arena. A node's
 inputs and output are live together, so no kernel runs in place. The lower bound reported beside
 the arena size is the largest total of buffers live at one step; greedy placement can exceed it
 when fragmentation forces a gap.
@@ -11,9 +13,23 @@ The model input and output are the caller's buffers and take no arena space; res
 share their input's storage. A node may ask for scratch space (attrs["scratch_bytes"], e.g. a
 padded copy of a conv input): a buffer live during that node only, named "<node>#scratch".
 
-Requires: a graph whose tensors have final shapes. Ensures: graph.meta["memory"].
+Concatenation in place: activations are channel-major, so a channel concatenation is a sequence
+of contiguous blocks, one per input. An input the plan can place is not a buffer of its own: its
+producer writes it straight into its block of the concatenation's output, which then lives from
+the first such write to its last reader (the concatenation itself copies nothing for it). An
+input keeps its own buffer, and the concatenation copies it (ops/cat.py), when it is the model
+input or output (the caller's storage), when it (or a reshape of it) is concatenated more than
+once (into two concatenations, or twice into one). A reshape of a tensor is placed by placing
+the tensor. Placement nests: a concatenation placed in a larger one puts its own inputs there
+too.
+
+Requires: a graph whose tensors have final shapes. Ensures: graph.meta["memory"]: per buffer its
+offset, size and lifetime; per tensor its buffer ("base") and, for a tensor inside a larger
+buffer, its byte offset there ("inner"); "in_place": the tensors written into a concatenation.
 """
 from __future__ import annotations
+
+from collections import Counter
 
 from torch2mcu.ir import Graph
 from torch2mcu.ops import get_op
@@ -25,31 +41,46 @@ def _aligned(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
-    g = graph.copy()
-    base = {t: t for t in g.inputs}
+def _alias_root(g: Graph, producer: dict) -> dict[str, str]:
+    """tensor -> the tensor whose storage it is (itself, or the source of a reshape chain)."""
+    root: dict[str, str] = {t: t for t in g.inputs}
     for node in g.nodes:
-        base[node.output] = base[node.inputs[0]] if get_op(node.op).alias else node.output
-    out_base = base[g.outputs[0]]
-    start: dict[str, int] = {}
-    end: dict[str, int] = {}
-    for i, node in enumerate(g.nodes):
-        b = base[node.output]
-        if b == node.output:
-            start[b] = end[b] = i
-        for t in node.inputs:
-            if base[t] in end:
-                end[base[t]] = max(end[base[t]], i)
-    buffers = [b for b in start if b != out_base]
-    size = {b: _aligned(g.tensors[b].size * elem_bytes) for b in buffers}
-    for i, node in enumerate(g.nodes):
-        if node.attrs.get("scratch_bytes"):
-            b = f"{node.name}#scratch"
-            buffers.append(b)
-            start[b] = end[b] = i
-            size[b] = _aligned(int(node.attrs["scratch_bytes"]))
+        root[node.output] = (root[node.inputs[0]] if get_op(node.op).alias else node.output)
+    return root
+
+
+def concat_placements(g: Graph) -> dict[str, tuple[str, int]]:
+    """Storage tensor -> (concatenation output, element offset of its block) for every input a
+    concatenation can have written in place (see the module docstring for the rules)."""
+    from torch2mcu.ops.cat import block_offsets  # noqa: PLC0415 - ops import passes' users
+
+    producer = {n.output: n for n in g.nodes}
+    root = _alias_root(g, producer)
+    uses = Counter(root[t] for n in g.nodes if n.op == "cat" for t in n.inputs)
+    out_root = root[g.outputs[0]]
+    placed: dict[str, tuple[str, int]] = {}
+    for node in g.nodes:
+        if node.op != "cat":
+            continue
+        for t, off in zip(node.inputs, block_offsets(node, g)):
+            r = root[t]
+            if r in producer and uses[r] == 1 and r != out_root:
+                placed[r] = (node.output, off)
+    return placed
+
+
+# Orders in which the greedy planner places buffers; the smallest arena wins (ties: the first).
+ORDERS = (
+    lambda b, size, start, end: (-size[b], start[b], b),                        # TFLM's
+    lambda b, size, start, end: (start[b], -size[b], b),                        # by first write
+    lambda b, size, start, end: (-(end[b] - start[b]), -size[b], b),            # longest-lived
+    lambda b, size, start, end: (-size[b] * (end[b] - start[b] + 1), b),        # most byte-steps
+)
+
+
+def _greedy(order: list[str], size: dict, start: dict, end: dict) -> dict[str, int]:
     offsets: dict[str, int] = {}
-    for b in sorted(buffers, key=lambda b: (-size[b], start[b], b)):
+    for b in order:
         busy = sorted((offsets[o], offsets[o] + size[o]) for o in offsets
                       if start[o] <= end[b] and start[b] <= end[o])
         at = 0
@@ -58,11 +89,71 @@ def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
                 break
             at = max(at, hi)
         offsets[b] = at
-    arena = max((offsets[b] + size[b] for b in buffers), default=0)
+    return offsets
+
+
+def _best_placement(buffers, size, start, end) -> tuple[dict[str, int], int]:
+    """Each buffer at the lowest offset free over its lifetime, buffers taken in each of ORDERS;
+    the plan with the smallest arena."""
+    best, best_arena = {}, None
+    for key in ORDERS:
+        offsets = _greedy(sorted(buffers, key=lambda b: key(b, size, start, end)), size, start, end)
+        arena = max((offsets[b] + size[b] for b in buffers), default=0)
+        if best_arena is None or arena < best_arena:
+            best, best_arena = offsets, arena
+    return best, best_arena or 0
+
+
+def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
+    g = graph.copy()
+    producer = {n.output: n for n in g.nodes}
+    root = _alias_root(g, producer)
+    placed = concat_placements(g)
+    loc: dict[str, tuple[str, int]] = {}
+
+    def locate(t: str) -> tuple[str, int]:
+        """(buffer, element offset in it); a placed tensor lies in its concatenation's buffer,
+        which may itself lie in another (the chain only moves to later nodes, so it ends)."""
+        if t not in loc:
+            r = root[t]
+            if r in placed:
+                c, off = placed[r]
+                b, inner = locate(c)
+                loc[t] = (b, inner + off)
+            else:
+                loc[t] = (r, 0)
+        return loc[t]
+
+    for t in g.tensors:
+        if t in root:
+            locate(t)
+    base = {t: b for t, (b, _) in loc.items()}
+    inner = {t: off * elem_bytes for t, (_, off) in loc.items() if off}
+    out_base = base[g.outputs[0]]
+    start: dict[str, int] = {}
+    end: dict[str, int] = {}
+    for i, node in enumerate(g.nodes):
+        if not get_op(node.op).alias:  # a writer: the buffer is live from its first write
+            b = base[node.output]
+            start.setdefault(b, i)
+            end[b] = max(end.get(b, i), i)
+        for t in node.inputs:
+            if base[t] in end:
+                end[base[t]] = max(end[base[t]], i)
+    buffers = [b for b in start if b != out_base and b not in g.inputs]
+    size = {b: _aligned(g.tensors[b].size * elem_bytes) for b in buffers}
+    for i, node in enumerate(g.nodes):
+        if node.attrs.get("scratch_bytes"):
+            b = f"{node.name}#scratch"
+            buffers.append(b)
+            start[b] = end[b] = i
+            size[b] = _aligned(int(node.attrs["scratch_bytes"]))
+    offsets, arena = _best_placement(buffers, size, start, end)
     lower = max((sum(size[b] for b in buffers if start[b] <= i <= end[b])
                  for i in range(len(g.nodes))), default=0)
     g.meta["memory"] = {"elem_bytes": elem_bytes, "arena_bytes": arena,
                         "lower_bound_bytes": lower, "offsets": offsets, "sizes": size, "base": base,
-                        "output_base": out_base,
+                        "inner": inner, "output_base": out_base,
+                        "in_place": {r: c for r, (c, _) in sorted(placed.items())},
                         "lifetimes": {b: (start[b], end[b]) for b in buffers}}
     return g

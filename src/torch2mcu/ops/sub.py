@@ -1,0 +1,91 @@
+"""Element-wise difference of two activations (same shapes), TFLM's int8 SUB: ADD's arithmetic
+(ops/add.py: both inputs shifted left by 20, rescaled to twice the larger input scale) with the
+rescaled second input subtracted instead of added."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ops import register
+from torch2mcu.ops.add import Add
+from torch2mcu.ops.base import act_of, float_act
+from torch2mcu.quant import fixedpoint as fp
+
+INT8_MIN, INT8_MAX = -128, 127
+aten = torch.ops.aten
+
+
+class Sub(Add):
+    name = "sub"
+    summary = "difference of two tensors of the same shape (`a - b`, `-=`, `torch.sub`, `sub_`)"
+    headers = ("t2m_sub.h",)
+    lowerings = {}
+
+    def run_float(self, node, xs):
+        return float_act(xs[0].astype(np.float32) - xs[1].astype(np.float32), node)
+
+    def run_int8(self, node, xs, graph):
+        a = node.attrs
+        v1 = (xs[0].astype(np.int64) + a["input1_offset"]) << a["left_shift"]
+        v2 = (xs[1].astype(np.int64) + a["input2_offset"]) << a["left_shift"]
+        d = (fp.requantize(v1, a["input1_multiplier"], a["input1_shift"])
+             - fp.requantize(v2, a["input2_multiplier"], a["input2_shift"]))
+        r = np.clip(fp.requantize(d, a["output_multiplier"], a["output_shift"]), -256, 255)
+        return np.clip(r + a["output_offset"], a["act_min"], a["act_max"]).astype(np.int8)
+
+    def check_overflow(self, node):
+        """As add's proof (each shifted input fits int32; rescaling is monotone), with the
+        difference's extremes: min1 - max2 and max1 - min2."""
+        a = node.attrs
+        left = int(a["left_shift"])
+        if not 0 <= left <= 30:
+            raise Torch2MCUError(f"sub left shift {left} is outside 0..30", where=node.where(),
+                                 fix="please report this with the model that triggered it")
+        ext = []
+        for k in (1, 2):
+            shifted = [(x + int(a[f"input{k}_offset"])) << left for x in (INT8_MIN, INT8_MAX)]
+            if max(abs(v) for v in shifted) > fp.INT32_MAX:
+                raise Torch2MCUError(f"sub input {k} overflows int32 when shifted left by {left}",
+                                     where=node.where(), fix="please report this with the model")
+            ext.append([int(fp.requantize(v, a[f"input{k}_multiplier"], a[f"input{k}_shift"]))
+                        for v in shifted])
+        lo, hi = min(ext[0]) - max(ext[1]), max(ext[0]) - min(ext[1])
+        if lo < fp.INT32_MIN or hi > fp.INT32_MAX:
+            raise Torch2MCUError(f"the difference of the rescaled sub inputs ([{lo:,}, {hi:,}]) "
+                                 "overflows int32", where=node.where(),
+                                 fix="the two inputs' scales are too far apart; please report this")
+
+    def emit(self, node, ctx):
+        a, b = (ctx.ptr(t) for t in node.inputs)
+        y = ctx.ptr(node.output)
+        n = ctx.graph.tensors[node.output].size
+        if ctx.dtype == "int8":
+            keys = ["input1_offset", "input2_offset", "output_offset", "left_shift",
+                    "input1_multiplier", "input1_shift", "input2_multiplier", "input2_shift",
+                    "output_multiplier", "output_shift", "act_min", "act_max"]
+            p = ctx.const_struct(f"{node.name}_params", "t2m_add_params_s8",
+                                 {k: node.attrs[k] for k in keys})
+            ctx.call(f"t2m_sub_s8(&{p}, {n}u, {a}, {b}, {y});")
+        else:
+            lo, hi = ctx.float_bounds(*act_of(node))
+            ctx.call(f"t2m_sub_f32({n}u, {lo}, {hi}, {a}, {b}, {y});")
+
+
+def lower_sub(ctx, a):
+    """a - b of two activations; with a constant, arithmetic with a scalar (ops/pointwise)."""
+    vals = [ctx.value(a["self"]), ctx.value(a["other"])]
+    if not all(ctx.is_act(v) for v in vals):
+        from torch2mcu.ops.pointwise import lower_scalar_arith  # noqa: PLC0415
+        return lower_scalar_arith(ctx, a)
+    if a.get("alpha", 1) != 1:
+        ctx.fail("sub with alpha other than 1", ctx.supported_hint())
+    s1, s2 = (ctx.tensors[v.name].shape for v in vals)
+    if tuple(s1) != tuple(s2):
+        ctx.fail(f"difference of shapes {s1} and {s2}: broadcasting is not supported for sub",
+                 "make both operands the same shape")
+    return ctx.emit("sub", [vals[0].name, vals[1].name])
+
+
+Sub.lowerings = {aten.subtract.Tensor: lower_sub, aten.subtract_.Tensor: lower_sub}
+register(Sub())
