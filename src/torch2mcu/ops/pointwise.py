@@ -67,7 +67,8 @@ class Pointwise(Op):
     name = "pointwise"
     summary = ("Sigmoid, Tanh, Hardsigmoid, Hardswish, LeakyReLU, ELU, GELU (exact and tanh), "
                "SiLU, in module, functional and in-place spellings, and arithmetic with a scalar "
-               "constant (`x + 3`, `x - 1`, `2 * x`, `x / 6`) (int8: a 256-entry table)")
+               "constant (`x + 3`, `x - 1`, `2 * x`, `x / 6`) (int8: a 256-entry table, with TFLM's "
+               "arithmetic for Sigmoid, Tanh, Hardswish and LeakyReLU)")
 
     def infer_shape(self, node, in_shapes):
         require(node.attrs["fn"] in FUNCTIONS, node, f"unknown pointwise function "

@@ -96,10 +96,9 @@ def softmax_int8(x: np.ndarray, outer: int, depth: int, inner: int, p: dict,
 
 class Softmax(Op):
     name = "softmax"
-    summary = ("softmax and log_softmax (`nn.Softmax`, `F.softmax`, `x.softmax`, `nn.LogSoftmax`, "
-               "`F.log_softmax`, ...) over one non-batch dimension, e.g. the classes of (N, C) or "
-               "the channels of (N, C, H, W) (int8: TFLM's SOFTMAX / LOG_SOFTMAX arithmetic, "
-               "output fixed at 1/256 / 16/256 per step)")
+    summary = ("softmax and log_softmax over one non-batch dimension, such as the classes of "
+               "(N, C) or the channels of (N, C, H, W) (`nn.Softmax`, `F.softmax`, `x.softmax`, "
+               "`nn.LogSoftmax`, `F.log_softmax`, ...; int8: TFLM's SOFTMAX / LOG_SOFTMAX)")
     headers = ("t2m_softmax.h",)
 
     def output_quant(self, node, graph):
