@@ -144,12 +144,12 @@ def log_x_ge_1(x, out_int_bits: int, in_int_bits: int):
     r_a_tmp = shift_left_saturating(z_a, z_a_headroom_plus_1 - 1)
     r_a = shift_left_saturating(srdhm(r_a_tmp, SQRT_HALF), 1)
     z_a_pow2_adj = saturating_add(
-        _shift_param(in_int_bits - z_a_headroom_plus_1, 31 - accum_bits), shifted_quarter)
+        shift_left_saturating(in_int_bits - z_a_headroom_plus_1, 31 - accum_bits), shifted_quarter)
     z_b = srdhm(z_a, SQRT_HALF)
     z_b_headroom = clz32(z_b) - 1
     r_b = shift_left_saturating(z_a, z_b_headroom)
     z_b_pow2_adj = saturating_sub(
-        _shift_param(in_int_bits - z_b_headroom, 31 - accum_bits), shifted_quarter)
+        shift_left_saturating(in_int_bits - z_b_headroom, 31 - accum_bits), shifted_quarter)
     r = np.minimum(r_a, r_b)
     z_pow2_adj = np.maximum(z_a_pow2_adj, z_b_pow2_adj)
     p = rounding_half_sum(r, SQRT_SQRT_HALF)
@@ -162,11 +162,6 @@ def log_x_ge_1(x, out_int_bits: int, in_int_bits: int):
     num_scaled = rounding_divide_by_pot(num, accum_bits)
     return shift_left_saturating(srdhm(z_pow2_adj, LOG_2) + srdhm(num_scaled, recip_denom),
                                  accum_bits - out_int_bits)
-
-
-def _shift_param(x, exponent: int):
-    """SaturatingRoundingMultiplyByPOTParam of a plain integer (either sign) by 2^exponent."""
-    return shift_left_saturating(x, exponent)
 
 
 def reciprocal(x, int_bits: int):
