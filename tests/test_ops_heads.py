@@ -105,10 +105,13 @@ def test_softmax_over_the_batch_or_too_many_classes_is_refused(tmp_path):
     assert "dequantized output" in str(e.value)
 
 
-def _convert(model, shape, out, seed: int, sparsity: float = 0.0, n: int = 32):
+def _convert(model, shape, out, seed: int, sparsity: float = 0.0, n: int = 32, tweak=None):
     print(f"seed={seed} sparsity={sparsity}")
     rng = np.random.default_rng(seed)
     randomize(model, seed)
+    if tweak is not None:
+        with torch.no_grad():
+            tweak(model)
     cal = rng.standard_normal((64,) + shape).astype(np.float32)
     x = rng.standard_normal((n,) + shape).astype(np.float32)
     src = model
@@ -170,3 +173,17 @@ def test_channel_softmax_is_bit_exact(log, tmp_path):
     r = torch2mcu.verify(conv, x, emulator=None if log else "cortex-m4")
     assert r["mismatches"] == 0 and r.get("emulator", {}).get("mismatches", 0) == 0
     assert r["float_max_abs_error"] < 1e-5
+
+
+def test_near_uniform_softmax_over_many_classes_is_defined(tmp_path):
+    """600 classes with near-equal logits: the sum of exponentials passes 512, where TFLM's
+    SOFTMAX aborts (TFLITE_CHECK(exponent <= 31)). Each probability is about 1/600, under half an
+    output step (1/512), so every int8 output is -128; the C agrees with the reference."""
+    model = Mlp(nn.Softmax(dim=1), classes=600)
+    conv, x = _convert(model, (1, 8, 8), tmp_path / "out", seed=24, n=4,
+                       tweak=lambda m: (m.net[-1].weight.mul_(1e-3), m.net[-1].bias.zero_()))
+    node = conv.int8_graph.nodes[-1]
+    assert node.op == "softmax" and node.attrs["depth"] == 600
+    r = torch2mcu.verify(conv, x)
+    assert r["mismatches"] == 0 and r["float_max_abs_error"] < 1e-5
+    assert (r["reference_outputs"] == -128).all()
