@@ -104,6 +104,13 @@ class Pointwise:
 
 
 @dataclass(frozen=True)
+class LinearSoftmax:
+    """A classifier head: a Linear layer, then softmax (or log_softmax) over its outputs."""
+    linear: Linear
+    log: bool
+
+
+@dataclass(frozen=True)
 class Residual:
     form: str         # x+f(x) | f(x)+g(x) | x+x
     f: Conv | None
@@ -214,6 +221,9 @@ POINTWISE = st.builds(Pointwise, st.sampled_from(sorted(FUNCTIONS)),
                       st.sampled_from([0.01, 0.2, 1.0, 1.5]))
 
 
+HEAD = st.builds(LinearSoftmax, linear_layer(40), st.booleans())
+
+
 def out_shape(layer, shape: tuple) -> tuple:
     if isinstance(layer, Conv):
         _, h, w = shape
@@ -227,14 +237,16 @@ def out_shape(layer, shape: tuple) -> tuple:
         return (layer.out,)
     if isinstance(layer, Merge) and layer.kind == "cat":
         return (shape[0] * len(layer.form.split(",")),) + tuple(shape[1:])
+    if isinstance(layer, LinearSoftmax):
+        return (layer.linear.out,)
     return shape
 
 
 @st.composite
 def layer_for(draw, shape):
     if len(shape) == 1:
-        return draw(st.one_of(linear_layer(), CLAMP, POINTWISE, merge_layer(shape)))
-    kinds = ["conv", "pool", "linear", "clamp", "pointwise", "residual", "merge"]
+        return draw(st.one_of(linear_layer(), CLAMP, POINTWISE, merge_layer(shape), HEAD))
+    kinds = ["conv", "pool", "linear", "clamp", "pointwise", "residual", "merge", "head"]
     kind = draw(st.sampled_from(kinds))
     if kind == "merge":
         return draw(merge_layer(shape))
@@ -248,6 +260,8 @@ def layer_for(draw, shape):
         return draw(CLAMP)
     if kind == "pointwise":
         return draw(POINTWISE)
+    if kind == "head":
+        return draw(HEAD)
     form = draw(st.sampled_from(["x+f(x)", "f(x)+g(x)", "x+x"]))
     f = draw(conv_layer(shape, same_shape=True)) if form != "x+x" else None
     g = draw(conv_layer(shape, same_shape=True)) if form == "f(x)+g(x)" else None
@@ -377,6 +391,9 @@ class _Builder:
         if isinstance(layer, Pointwise):
             return self.node("pointwise", [x], self.tensors[x].shape,
                              {"fn": layer.fn, "alpha": layer.alpha})
+        if isinstance(layer, LinearSoftmax):
+            y = self.linear(x, layer.linear)
+            return self.node("softmax", [y], self.tensors[y].shape, {"log": layer.log, "axis": 0})
         if isinstance(layer, Clamp):
             return self.node("clamp", [x], self.tensors[x].shape,
                              {"act": (layer.lo * self.span, layer.hi * self.span)})

@@ -91,13 +91,13 @@ def test_every_unsupported_op_is_named_in_one_error(tmp_path):
             self.fc = nn.Linear(8, 4)
 
         def forward(self, x):
-            return torch.softmax(torch.sin(self.fc(x)), dim=1)
+            return torch.cumsum(torch.sin(self.fc(x)), dim=1)
 
     x = torch.randn(4, 8)
     with pytest.raises(torch2mcu.Torch2MCUError) as e:
         torch2mcu.convert(Two(), x[:1], calibration=x.numpy(), out=tmp_path / "out")
     text = str(e.value)
-    assert "aten.sin.default" in text and "softmax" in text, text
+    assert "aten.sin.default" in text and "aten.cumsum.default" in text, text
     assert "test_spellings.py" in text  # the user's source line
 
 
@@ -174,20 +174,50 @@ def test_pointwise_model_is_bit_exact_on_the_emulated_m4(tmp_path):
     assert r["float_max_abs_error"] < 1e-4  # the float32 C against PyTorch
 
 
-def test_pointwise_table_is_the_rounded_float_function():
+def _quantized_pointwise(attrs, q_in, q_out):
     from torch2mcu.ir import QuantParams
-    from torch2mcu.ops.pointwise import apply
 
     class G:  # the two tensors quantize() reads
-        tensors = {"x": type("T", (), {"quant": QuantParams(0.05, 3)})(),
-                   "y": type("T", (), {"quant": QuantParams(1 / 256, -128)})()}
+        tensors = {"x": type("T", (), {"quant": QuantParams(*q_in)})(),
+                   "y": type("T", (), {"quant": QuantParams(*q_out)})()}
 
-    node = type("N", (), {"inputs": ["x"], "output": "y", "attrs": {"fn": "sigmoid"},
-                          "params": {}})()
+    node = type("N", (), {"inputs": ["x"], "output": "y", "attrs": dict(attrs), "params": {}})()
     all_ops()["pointwise"].quantize(node, G)
+    return node
+
+
+@pytest.mark.parametrize("fn", ["sigmoid", "gelu"])
+def test_pointwise_exact_table_is_the_rounded_float_function(fn):
+    """The exact table (the default for gelu, asked for with table="exact" for sigmoid)."""
+    from torch2mcu.ops.pointwise import apply
+
+    node = _quantized_pointwise({"fn": fn, "table": "exact"}, (0.05, 3), (1 / 256, -128))
     q = np.arange(-128, 128)
-    want = np.clip(np.floor(apply("sigmoid", 0, 0.05 * (q - 3.0)) * 256 + 0.5) - 128, -128, 127)
+    want = np.clip(np.floor(apply(fn, 0, 0.05 * (q - 3.0)) * 256 + 0.5) - 128, -128, 127)
     assert np.array_equal(node.params["table"], want.astype(np.int8))
+
+
+def test_sigmoid_tanh_hardswish_leaky_relu_tables_follow_tflm():
+    """By default these four use TFLM's integer arithmetic (tests/test_tflm_oracle.py checks it
+    against TFLM): not the rounded float function, which differs by a step somewhere; sigmoid
+    and tanh carry TFLM's fixed output quantization."""
+    from torch2mcu.ir import QuantParams
+    from torch2mcu.ops import _tflm_act
+    from torch2mcu.ops.pointwise import exact_table, uses_tflm
+
+    op = all_ops()["pointwise"]
+    for fn, fixed in [("sigmoid", (1 / 256, -128)), ("tanh", (1 / 128, 0))]:
+        assert op.output_quant(type("N", (), {"attrs": {"fn": fn}})(), None) == QuantParams(*fixed)
+    assert op.output_quant(type("N", (), {"attrs": {"fn": "hardswish"}})(), None) is None
+    for fn, alpha in [("hardswish", 0.0), ("leaky_relu", 0.1)]:
+        node = _quantized_pointwise({"fn": fn, "alpha": alpha}, (0.043, 7), (0.021, -90))
+        assert uses_tflm(node)
+        qi, qo = QuantParams(0.043, 7), QuantParams(0.021, -90)
+        assert np.array_equal(node.params["table"], _tflm_act.table(fn, qi, qo, alpha))
+        assert not np.array_equal(node.params["table"], exact_table(fn, alpha, 0.0, qi, qo))
+    # an output scale below input scale / 128: TFLM refuses HARD_SWISH; the exact table is used
+    node = _quantized_pointwise({"fn": "hardswish"}, (0.5, 0), (0.001, 0))
+    assert node.attrs["table"] == "exact"
 
 
 ARITH = {"x + 3": lambda t: t + 3, "3 + x": lambda t: 3 + t, "x - 0.5": lambda t: t - 0.5,

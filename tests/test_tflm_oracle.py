@@ -5,6 +5,10 @@ with our own quantize() (per-channel weight scales, int32 bias, multipliers, act
 builds the equivalent single-op int8 .tflite in memory (tests/tflite_builder.py), runs it through
 the tflite-micro Python interpreter and asserts the outputs are bit-identical.
 
+softmax / log_softmax (random input scales, zero points and class counts from 1 to 1000, and per
+pixel over channels) and the pointwise functions whose int8 table follows TFLM (sigmoid, tanh,
+hardswish, leaky_relu: the whole 256-entry table) are checked the same way.
+
 Padding: PyTorch's symmetric padding is expressed as VALID when it is 0, as SAME when TFLite's SAME
 padding gives the same windows (same output size, same top/left pad), and otherwise (conv only)
 as an explicit PAD op before a VALID conv: int8 PAD fills with the input zero point, which is what
@@ -532,3 +536,119 @@ def test_cat_matches_tflm(case):
     ours = op.run_int8(node, xs, graph)
     got = tb.run_tflm(tb.concat_model([(b,) + s for s in shapes], 1, q, (b,) + out), xs)
     assert np.array_equal(got, ours), report(dict(shapes=shapes, b=b, q=q), got, ours)
+
+
+# ----------------------------------------------------------------------------------------------
+# softmax / log_softmax, and the pointwise functions whose int8 table is TFLM's arithmetic
+# ----------------------------------------------------------------------------------------------
+
+N_HEAD_CASES = {"softmax": 40, "log_softmax": 40, "softmax_channels": 10, "sigmoid": 25,
+                "tanh": 25, "hardswish": 25, "leaky_relu": 25}
+
+
+def rng_for_head(op: str, case: int) -> np.random.Generator:
+    """Seeds apart from rng_for's, so the cases above keep their data."""
+    return np.random.default_rng([SEED, 100 + sorted(N_HEAD_CASES).index(op), case])
+
+
+def softmax_logits(rng, shape, zp) -> np.ndarray:
+    """int8 logits: uniform, near the zero point, or a spread around it (peaked rows)."""
+    mode = rng.integers(0, 3)
+    if mode == 0:
+        return rng.integers(-128, 128, shape).astype(np.int8)
+    if mode == 1:
+        return int8_input(rng, shape, zp, narrow=True)
+    return np.clip(np.round(rng.normal(zp, rng.uniform(5, 60), shape)), -128, 127).astype(np.int8)
+
+
+def tflm_aborts_softmax(x_rows: np.ndarray, node) -> np.ndarray:
+    """Rows whose sum of exponentials reaches 512 (Q12 raw >= 2^28): TFLM's SOFTMAX aborts the
+    process there (TFLITE_CHECK(exponent <= 31)), so those rows are checked apart."""
+    from torch2mcu.ops import _gemmlowp as gl
+
+    xi = x_rows.astype(np.int64)
+    diff = xi - xi.max(axis=1, keepdims=True)
+    r = fp.requantize(diff, node.attrs["input_multiplier"], node.attrs["input_shift"])
+    terms = fp.rounding_divide_by_pot(gl.exp_on_negative_values(r, 5), 12)
+    return np.where(diff >= node.attrs["diff_min"], terms, 0).sum(axis=1) >= (1 << 28)
+
+
+def softmax_node(shape, axis, log, q_in):
+    node = Node("sm", "softmax", ["x"], ["y"], attrs={"log": log, "axis": axis})
+    op = get_op("softmax")
+    q_out = op.output_quant(node, None)
+    graph = Graph("g", {"x": Tensor("x", shape, QuantParams(*q_in)),
+                        "y": Tensor("y", shape, q_out)}, [node], ["x"], ["y"],
+                  meta={"quantized": True})
+    op.quantize(node, graph)
+    op.check_overflow(node)
+    return node, graph, (q_out.scale, q_out.zero_point)
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("case", range(40))
+def test_softmax_matches_tflm(log, case):
+    """(N, C) over C: random input scales and zero points; 1, 2, 10 classes and up to ~1000."""
+    rng = rng_for_head("log_softmax" if log else "softmax", case)
+    depth = int(rng.choice([1, 2, 3, 10, 10, int(rng.integers(4, 64)), 200, 1000]))
+    b = int(rng.integers(1, 6))
+    q_in = (f32(log_uniform(rng, 1e-3, 1.0)), int(rng.integers(-128, 128)))
+    node, graph, q_out = softmax_node((depth,), 0, log, q_in)
+    x = softmax_logits(rng, (b, depth), q_in[1])
+    ours = get_op("softmax").run_int8(node, [x], graph)
+    ctx = dict(log=log, b=b, depth=depth, q_in=q_in, attrs={k: v for k, v in node.attrs.items()})
+    keep = np.ones(b, bool) if log else ~tflm_aborts_softmax(x, node)
+    assert (ours[~keep] == -128).all(), ctx  # every probability below half a step
+    if keep.any():
+        model = tb.unary_model("log_softmax" if log else "softmax", (int(keep.sum()), depth),
+                               q_in, q_out)
+        got = tb.run_tflm(model, [np.ascontiguousarray(x[keep])])
+        assert np.array_equal(got, ours[keep]), report(ctx, got, ours[keep])
+
+
+@pytest.mark.parametrize("case", range(N_HEAD_CASES["softmax_channels"]))
+def test_channel_softmax_matches_tflm(case):
+    """(N, C, H, W) over C, per pixel: TFLM's softmax over the last axis of the NHWC tensor."""
+    rng = rng_for_head("softmax_channels", case)
+    log = bool(rng.integers(0, 2))
+    c, h, w = int(rng.integers(1, 12)), int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    b = int(rng.integers(1, 3))
+    q_in = (f32(log_uniform(rng, 1e-2, 1.0)), int(rng.integers(-128, 128)))
+    node, graph, q_out = softmax_node((c, h, w), 0, log, q_in)
+    x = softmax_logits(rng, (b, c, h, w), q_in[1])
+    ours = get_op("softmax").run_int8(node, [x], graph)
+    model = tb.unary_model("log_softmax" if log else "softmax", (b, h, w, c), q_in, q_out)
+    got = nhwc_to_nchw(tb.run_tflm(model, [nchw_to_nhwc(x)]))
+    assert np.array_equal(got, ours), report(dict(log=log, chw=(c, h, w), q_in=q_in), got, ours)
+
+
+TFLM_KIND = {"sigmoid": "logistic", "tanh": "tanh", "hardswish": "hard_swish",
+             "leaky_relu": "leaky_relu"}
+
+
+@pytest.mark.parametrize("fn", list(TFLM_KIND))
+@pytest.mark.parametrize("case", range(25))
+def test_pointwise_table_matches_tflm(fn, case):
+    """The whole 256-entry table (every int8 input) against TFLM's kernel, for random input
+    quantization; hardswish and leaky_relu also take a random output quantization (sigmoid and
+    tanh have TFLM's fixed one)."""
+    rng = rng_for_head(fn, case)
+    q_in = (f32(log_uniform(rng, 1e-3, 2.0)), int(rng.integers(-128, 128)))
+    q_out = (f32(q_in[0] * rng.uniform(0.05, 1.5)), int(rng.integers(-128, 128)))
+    alpha = float(rng.choice([0.01, 0.1, 0.2, 0.5, 1.5, -0.25])) if fn == "leaky_relu" else 0.0
+    node = Node("pw", "pointwise", ["x"], ["y"], attrs={"fn": fn, "alpha": alpha})
+    op = get_op("pointwise")
+    fixed = op.output_quant(node, None)
+    if fixed is not None:
+        q_out = (fixed.scale, fixed.zero_point)
+    graph = Graph("g", {"x": Tensor("x", (256,), QuantParams(*q_in)),
+                        "y": Tensor("y", (256,), QuantParams(*q_out))}, [node], ["x"], ["y"],
+                  meta={"quantized": True})
+    op.quantize(node, graph)
+    assert node.attrs.get("table") != "exact", "TFLM accepts these quantizations"
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    ours = op.run_int8(node, [x], graph)
+    model = tb.unary_model(TFLM_KIND[fn], (1, 256), q_in, q_out, alpha=float(np.float32(alpha)))
+    got = tb.run_tflm(model, [x])
+    assert np.array_equal(got, ours), report(dict(fn=fn, q_in=q_in, q_out=q_out, alpha=alpha),
+                                             got, ours)

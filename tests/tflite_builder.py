@@ -2,7 +2,9 @@
 
 Only what the TFLM oracle test needs: int8 activations (per-tensor scale / zero point), int8
 weights (per-channel symmetric), int32 biases, and the ops CONV_2D, DEPTHWISE_CONV_2D,
-FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, ADD, SUB, MUL, PRELU, CONCATENATION and PAD. Layout is TFLite's NHWC.
+FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, ADD, SUB, MUL, PRELU, CONCATENATION and PAD,
+and the one-input activations SOFTMAX, LOG_SOFTMAX, LOGISTIC, TANH, HARD_SWISH and
+LEAKY_RELU. Layout is TFLite's NHWC.
 """
 from __future__ import annotations
 
@@ -246,6 +248,37 @@ def concat_model(shapes, axis, q, out_shape) -> bytes:
     o.axis = int(axis)
     mb.op(fb.BuiltinOperator.CONCATENATION, xs, [y], fb.BuiltinOptions.ConcatenationOptions, o)
     return mb.build(xs, [y])
+
+
+def _unary_options(kind: str, alpha: float, beta: float):
+    """(builtin operator, options type, options) of a one-input activation."""
+    if kind == "softmax":
+        o = fb.SoftmaxOptionsT()
+        o.beta = beta
+        return fb.BuiltinOperator.SOFTMAX, fb.BuiltinOptions.SoftmaxOptions, o
+    if kind == "log_softmax":
+        return (fb.BuiltinOperator.LOG_SOFTMAX, fb.BuiltinOptions.LogSoftmaxOptions,
+                fb.LogSoftmaxOptionsT())
+    if kind == "leaky_relu":
+        o = fb.LeakyReluOptionsT()
+        o.alpha = alpha
+        return fb.BuiltinOperator.LEAKY_RELU, fb.BuiltinOptions.LeakyReluOptions, o
+    if kind == "hard_swish":
+        return (fb.BuiltinOperator.HARD_SWISH, fb.BuiltinOptions.HardSwishOptions,
+                fb.HardSwishOptionsT())
+    code = {"logistic": fb.BuiltinOperator.LOGISTIC, "tanh": fb.BuiltinOperator.TANH}[kind]
+    return code, 0, None
+
+
+def unary_model(kind, shape, q_in, q_out, alpha: float = 0.0, beta: float = 1.0) -> bytes:
+    """One int8 activation of one input, same shape in and out: softmax / log_softmax (over the
+    last axis), logistic, tanh, hard_swish or leaky_relu (slope alpha)."""
+    mb = ModelBuilder()
+    x = mb.tensor(shape, np.int8, *q_in, name="input")
+    y = mb.tensor(shape, np.int8, *q_out, name="output")
+    code, opt_type, options = _unary_options(kind, alpha, beta)
+    mb.op(code, [x], [y], opt_type, options)
+    return mb.build([x], [y])
 
 
 def run_tflm(model: bytes, inputs) -> np.ndarray:

@@ -205,10 +205,7 @@ def _program_constants(ep) -> dict[str, torch.Tensor]:
 _RECURRENT = ("Recurrent layers (LSTM, GRU, RNN) are not supported: a 1-D convolution over time "
               "usually does as well on MCU-sized data; reshape to (N, C, 1, T) and use Conv2d "
               "with (1, k) kernels.")
-_HEAD = ("A softmax or log_softmax head is not supported yet: export the model without it and "
-         "apply it to the dequantized output (argmax is unchanged).")
-HINTS = {"lstm": _RECURRENT, "gru": _RECURRENT, "rnn_tanh": _RECURRENT, "rnn_relu": _RECURRENT,
-         "_softmax": _HEAD, "softmax": _HEAD, "_log_softmax": _HEAD, "log_softmax": _HEAD}
+HINTS = {"lstm": _RECURRENT, "gru": _RECURRENT, "rnn_tanh": _RECURRENT, "rnn_relu": _RECURRENT}
 
 
 def _refuse_unsupported(ctx: _Ctx, consts: dict) -> None:

@@ -2,10 +2,17 @@
 leaky ReLU, ELU, GELU, SiLU) and arithmetic with a constant (x + 3, x - 1, x * 0.5, x / 6).
 
 int8: an int8 input has only 256 values, so the kernel is a 256-entry table computed offline
-from the input and output quantization: table[q + 128] = quantize(f(dequantize(q))), with f in
-float64 and rounding half away from zero. Exact by construction (it is the float function
-rounded once), not TFLM's fixed-point approximations of LOGISTIC / TANH / HARD_SWISH, so it can
-differ from TFLM by one step where TFLM approximates. The output is quantized from calibration.
+from the input and output quantization and looked up by t2m_lut_s8. How the table is computed:
+- sigmoid, tanh, hardswish, leaky_relu follow TFLM: the table is TFLM's integer reference
+  arithmetic (LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU) run on all 256 inputs (ops/_tflm_act.py),
+  so results are bit-exact with TFLM. As in TFLM, sigmoid's output is fixed at scale 1/256, zero
+  point -128 and tanh's at 1/128, 0; hardswish and leaky_relu take theirs from calibration. A
+  hardswish whose output scale is below input scale / 128 (TFLM refuses it) falls back to the
+  exact table; attrs["table"] = "exact" asks for the exact table for any of the four.
+- hardsigmoid, elu, gelu, gelu_tanh, silu and the affine x * alpha + beta (TFLM has no int8
+  kernel for them, or none that is a function of one input) use the exact table:
+  table[q + 128] = quantize(f(dequantize(q))), f in float64 and rounding half away from zero,
+  with the output quantized from calibration.
 float32: the same functions in C99 float math (expf, tanhf, erff).
 """
 from __future__ import annotations
@@ -14,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from torch2mcu.ops import register
+from torch2mcu.ir import QuantParams
+from torch2mcu.ops import _tflm_act, register
 from torch2mcu.ops.base import Op, require
 from torch2mcu.quant.fixedpoint import round_half_away
 
@@ -35,6 +43,19 @@ FUNCTIONS = {
 }
 
 
+def uses_tflm(node) -> bool:
+    """Whether the node's int8 table is TFLM's arithmetic (else the exactly rounded function)."""
+    return node.attrs["fn"] in _tflm_act.TFLM_FUNCTIONS and node.attrs.get("table") != "exact"
+
+
+def exact_table(fn: str, alpha: float, beta: float, qi, qo) -> np.ndarray:
+    """table[q + 128] = quantize(f(dequantize(q))), f in float64, ties away from zero."""
+    q = np.arange(-128, 128, dtype=np.float64)
+    y = apply(fn, alpha, float(qi.scale) * (q - qi.zero_point), beta)
+    t = round_half_away(y / float(qo.scale)) + qo.zero_point
+    return np.clip(t, -128, 127).astype(np.int8)
+
+
 def apply(fn: str, alpha: float, x: np.ndarray, beta: float = 0.0) -> np.ndarray:
     """f(x) in x's float precision (float32 for the reference, float64 for the table)."""
     if fn == "affine":
@@ -46,7 +67,8 @@ class Pointwise(Op):
     name = "pointwise"
     summary = ("Sigmoid, Tanh, Hardsigmoid, Hardswish, LeakyReLU, ELU, GELU (exact and tanh), "
                "SiLU, in module, functional and in-place spellings, and arithmetic with a scalar "
-               "constant (`x + 3`, `x - 1`, `2 * x`, `x / 6`) (int8: a 256-entry table)")
+               "constant (`x + 3`, `x - 1`, `2 * x`, `x / 6`) (int8: a 256-entry table, with TFLM's "
+               "arithmetic for Sigmoid, Tanh, Hardswish and LeakyReLU)")
 
     def infer_shape(self, node, in_shapes):
         require(node.attrs["fn"] in FUNCTIONS, node, f"unknown pointwise function "
@@ -57,13 +79,22 @@ class Pointwise(Op):
         return apply(node.attrs["fn"], node.attrs.get("alpha", 0.0), xs[0].astype(np.float32),
                      node.attrs.get("beta", 0.0)).astype(np.float32)
 
+    def output_quant(self, node, graph):
+        """TFLM's fixed output quantization of int8 LOGISTIC (1/256, -128) and TANH (1/128, 0)."""
+        if uses_tflm(node) and node.attrs["fn"] in ("sigmoid", "tanh"):
+            return QuantParams(*(_tflm_act.LOGISTIC_OUTPUT if node.attrs["fn"] == "sigmoid"
+                                 else _tflm_act.TANH_OUTPUT))
+        return None
+
     def quantize(self, node, graph):
         qi, qo = graph.tensors[node.inputs[0]].quant, graph.tensors[node.output].quant
-        q = np.arange(-128, 128, dtype=np.float64)
-        x = float(qi.scale) * (q - qi.zero_point)
-        y = apply(node.attrs["fn"], node.attrs.get("alpha", 0.0), x, node.attrs.get("beta", 0.0))
-        t = round_half_away(y / float(qo.scale)) + qo.zero_point
-        node.params["table"] = np.clip(t, -128, 127).astype(np.int8)
+        fn, alpha = node.attrs["fn"], node.attrs.get("alpha", 0.0)
+        table = _tflm_act.table(fn, qi, qo, alpha) if uses_tflm(node) else None
+        if table is None:
+            if uses_tflm(node):  # TFLM refuses this quantization: the exact table instead
+                node.attrs["table"] = "exact"
+            table = exact_table(fn, alpha, node.attrs.get("beta", 0.0), qi, qo)
+        node.params["table"] = table
 
     def check_quantized(self, node, graph):
         require(node.params.get("table") is not None and node.params["table"].shape == (256,),
@@ -76,7 +107,8 @@ class Pointwise(Op):
         alpha, beta = node.attrs.get("alpha"), node.attrs.get("beta", 0.0)
         if node.attrs["fn"] == "affine":
             return f"x * {alpha:g} + {beta:g}"
-        return node.attrs["fn"] + (f"(alpha={alpha:g})" if alpha else "")
+        how = "TFLM arithmetic" if uses_tflm(node) else "exact table"
+        return node.attrs["fn"] + (f"(alpha={alpha:g})" if alpha else "") + f", int8: {how}"
 
     def emit(self, node, ctx):
         x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
