@@ -176,6 +176,7 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
 # ---- one-shot pruning of a model or an ExportedProgram ----------------------------------------
 
 _WEIGHT_ARG = {"conv1d": 1, "conv2d": 1, "conv3d": 1, "convolution": 1, "linear": 1,
+               "conv_transpose1d": 1, "conv_transpose2d": 1, "conv_transpose3d": 1,
                "addmm": 2, "mm": 1}
 _PASS_THROUGH = {"t", "permute", "transpose"}
 
