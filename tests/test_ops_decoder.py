@@ -222,7 +222,7 @@ class PaddedCNN(nn.Module):
         self.c1 = nn.Conv2d(1, 6, 3)
         self.pad = nn.ZeroPad2d((1, 2, 2, 1))
         self.c2 = nn.Conv2d(6, 6, 3)
-        self.fc = nn.Linear(6 * 4 * 4 + 2, 5)
+        self.fc = nn.Linear(6 * 5 * 5 + 2, 5)
 
     def forward(self, x):
         y = F.pad(torch.relu(self.c1(x)), (1, 1, 1, 1), value=3.0)
