@@ -263,7 +263,8 @@ def test_decoder_models_bit_exact_on_host_and_cortex_m4(name, sparsity, tmp_path
     assert r["mismatches"] == 0
     assert r["emulator"]["mismatches"] == 0
     assert r["float_max_abs_error"] < 1e-4, r["float_max_abs_error"]
-    assert r["agreement"]["top1_agreement"] > 0.5 or name != "padded_cnn"
+    a = r["agreement"]  # the int8 model tracks the float one (bit-exact C of noise is no use)
+    assert a["mean_abs_error"] < 0.05 * a["output_range"], a
 
 
 # ---- arithmetic: the proofs and counts are the kernel's ------------------------------------------
