@@ -254,6 +254,9 @@ def test_decoder_models_bit_exact_on_host_and_cortex_m4(name, sparsity, tmp_path
     ops = {n.op for n in g.nodes}
     assert {"convtranspose_ae": "conv_transpose2d", "upsample_ae": "upsample",
             "padded_cnn": "pad"}[name] in ops
+    if name == "convtranspose_ae":  # BatchNorm folded, ReLU / ReLU6 fused into the kernels
+        assert [n.op for n in g.nodes] == ["conv2d"] * 2 + ["conv_transpose2d"] * 3
+        assert [n.attrs.get("act") for n in g.nodes[2:]] == [(0.0, np.inf)] * 2 + [None]
     if sparsity:  # the pruning reached every weighted layer, transposed convs included
         for n in g.nodes:
             if "weight_q" in n.params:
