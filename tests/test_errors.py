@@ -109,7 +109,7 @@ def test_failure_while_writing_leaves_nothing(out_dir, monkeypatch):
 
 def test_unsupported_conv_variants(out_dir):
     for model, match in [(nn.Conv2d(1, 2, 3, dilation=2), "dilation"),
-                         (nn.ConvTranspose2d(1, 2, 3), "conv_transpose2d"),
+                         (nn.ConvTranspose2d(1, 2, 3, dilation=2), "dilation"),
                          (nn.Conv1d(1, 2, 3), "conv1d")]:
         x = torch.randn(1, 1, 8) if isinstance(model, nn.Conv1d) else torch.randn(1, 1, 8, 8)
         cal = _cal(tuple(x.shape[1:]))

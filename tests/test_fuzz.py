@@ -1,7 +1,8 @@
 """Property tests: random operator configurations are bit-exact in C.
 
 Hypothesis draws small models (one operator, or a short chain) over random shapes, kernel sizes,
-strides, padding, groups, bias or none, fused ReLU / ReLU6 / clamp, pools, sparsity from 0 to
+strides, padding, groups, bias or none, fused ReLU / ReLU6 / clamp, pools, transposed convs,
+nearest upsampling, constant padding and cropping, sparsity from 0 to
 100% in several zero patterns, every weight encoding, and calibration ranges that give every kind
 of scale and zero point. Each model goes through the real passes and emitter; its int8 outputs
 for random and extreme inputs must equal the Python integer reference bit for bit on the host
@@ -146,6 +147,32 @@ def merge_layer(draw, shape):
 
 
 @dataclass(frozen=True)
+class ConvT:
+    """ConvTranspose2d; weights (out_c, in_c / groups, kh, kw), as the IR stores them."""
+    out_c: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    output_padding: tuple[int, int]
+    groups: int
+    bias: bool
+    act: str
+    sparsity: float
+    pattern: str
+
+
+@dataclass(frozen=True)
+class Upsample:
+    scale: tuple[int, int]     # nearest, integer factors
+
+
+@dataclass(frozen=True)
+class PadLayer:
+    pads: tuple[int, ...]      # PyTorch order (last dim first); negative crops
+    value: float               # in units of the data range
+
+
+@dataclass(frozen=True)
 class Case:
     in_shape: tuple[int, ...]
     layers: tuple
@@ -208,6 +235,44 @@ def pool_layer(draw, shape):
                 draw(st.one_of(st.just(0), st.integers(1, 9))))
 
 
+@st.composite
+def conv_transpose_layer(draw, shape):
+    c, h, w = shape
+    kernel, stride, padding, output_padding = [], [], [], []
+    for size in (h, w):
+        k = draw(st.integers(1, 5))
+        s = draw(st.integers(1, 3)) if size <= 10 else 1
+        op = draw(st.integers(0, s - 1))
+        p = min(draw(st.integers(0, k)), ((size - 1) * s + k + op - 1) // 2)  # output >= 1
+        kernel.append(k)
+        stride.append(s)
+        padding.append(p)
+        output_padding.append(op)
+    groups = draw(st.sampled_from(_divisors(c)))
+    per_group = draw(st.integers(1, max(1, 8 // groups)))
+    return ConvT(groups * per_group, tuple(kernel), tuple(stride), tuple(padding),
+                 tuple(output_padding), groups, draw(st.booleans()), draw(ACT), draw(SPARSITY),
+                 draw(PATTERN))
+
+
+@st.composite
+def upsample_layer(draw, shape):
+    _, h, w = shape
+    return Upsample((draw(st.integers(1, max(1, min(4, 24 // h)))),
+                     draw(st.integers(1, max(1, min(4, 24 // w))))))
+
+
+@st.composite
+def pad_layer(draw, shape):
+    pads = []
+    for size in (shape[-1],) if len(shape) == 1 else (shape[2], shape[1]):
+        before = draw(st.integers(max(-2, 1 - size), 3))
+        # PyTorch crops only the input (at least one element of it stays), never padding
+        after = draw(st.integers(max(-2, 1 - size - min(before, 0)), 0 if before < 0 else 3))
+        pads += [before, after]
+    return PadLayer(tuple(pads), draw(st.sampled_from([0.0, 0.25, -0.5, 1.0, 3.0, -2.0])))
+
+
 def linear_layer(out_max: int = 16):
     return st.builds(Linear, st.integers(1, out_max), st.booleans(), ACT, SPARSITY, PATTERN)
 
@@ -239,17 +304,37 @@ def out_shape(layer, shape: tuple) -> tuple:
         return (shape[0] * len(layer.form.split(",")),) + tuple(shape[1:])
     if isinstance(layer, LinearSoftmax):
         return (layer.linear.out,)
+    if isinstance(layer, ConvT):
+        _, h, w = shape
+        return (layer.out_c,) + tuple((s - 1) * st_ - 2 * p + k + op for s, k, st_, p, op in
+                                      zip((h, w), layer.kernel, layer.stride, layer.padding,
+                                          layer.output_padding))
+    if isinstance(layer, Upsample):
+        return (shape[0], shape[1] * layer.scale[0], shape[2] * layer.scale[1])
+    if isinstance(layer, PadLayer):
+        out = list(shape)
+        for i in range(len(layer.pads) // 2):
+            out[-1 - i] += layer.pads[2 * i] + layer.pads[2 * i + 1]
+        return tuple(out)
     return shape
 
 
 @st.composite
 def layer_for(draw, shape):
     if len(shape) == 1:
-        return draw(st.one_of(linear_layer(), CLAMP, POINTWISE, merge_layer(shape), HEAD))
-    kinds = ["conv", "pool", "linear", "clamp", "pointwise", "residual", "merge", "head"]
+        return draw(st.one_of(linear_layer(), CLAMP, POINTWISE, merge_layer(shape), HEAD,
+                              pad_layer(shape)))
+    kinds = ["conv", "pool", "linear", "clamp", "pointwise", "residual", "merge", "head",
+             "conv_transpose", "upsample", "pad"]
     kind = draw(st.sampled_from(kinds))
     if kind == "merge":
         return draw(merge_layer(shape))
+    if kind == "conv_transpose":
+        return draw(conv_transpose_layer(shape))
+    if kind == "upsample":
+        return draw(upsample_layer(shape))
+    if kind == "pad":
+        return draw(pad_layer(shape))
     if kind == "conv":
         return draw(conv_layer(shape))
     if kind == "pool":
@@ -381,9 +466,30 @@ class _Builder:
         return self.node(f"{layer.kind}pool2d", [x], out_shape(layer, self.tensors[x].shape),
                          attrs)
 
+    def conv_transpose(self, x: str, layer: ConvT) -> str:
+        shape = self.tensors[x].shape
+        w = _weights(self.rng, (layer.out_c, shape[0] // layer.groups) + layer.kernel, self.case,
+                     layer.sparsity, layer.pattern)
+        params = {"weight": w}
+        if layer.bias:
+            params["bias"] = (self.rng.standard_normal(layer.out_c)
+                              * 10.0 ** self.case.bias_exp).astype(np.float32)
+        y = self.node("conv_transpose2d", [x], out_shape(layer, shape),
+                      {"stride": layer.stride, "padding": layer.padding,
+                       "output_padding": layer.output_padding, "groups": layer.groups}, params)
+        return self.act(y, layer.act)
+
     def layer(self, x: str, layer) -> str:
         if isinstance(layer, Conv):
             return self.conv(x, layer)
+        if isinstance(layer, ConvT):
+            return self.conv_transpose(x, layer)
+        if isinstance(layer, Upsample):
+            return self.node("upsample", [x], out_shape(layer, self.tensors[x].shape),
+                             {"scale": layer.scale})
+        if isinstance(layer, PadLayer):
+            return self.node("pad", [x], out_shape(layer, self.tensors[x].shape),
+                             {"pads": layer.pads, "value": layer.value * self.span})
         if isinstance(layer, Linear):
             return self.linear(x, layer)
         if isinstance(layer, Pool):

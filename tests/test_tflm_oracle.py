@@ -15,6 +15,12 @@ as an explicit PAD op before a VALID conv: int8 PAD fills with the input zero po
 zero padding means in the real domain and what our reference assumes. Pools only use VALID/SAME
 (TFLite pools ignore padded elements, as our max pool and count_include_pad=False avg pool do).
 
+Transposed conv: TRANSPOSE_CONV takes the output shape and derives its top / left crop from
+SAME / VALID as a forward conv over the output would pad; a PyTorch padding p with
+output_padding op maps to it when that crop equals p on both axes (VALID: p = 0, any op). It has
+no groups, so a grouped layer runs as one TFLM op per group. PADV2 checks placement and the
+int8 fill value; RESIZE_NEAREST_NEIGHBOR checks integer-factor nearest upsampling.
+
 TFLM behaviours seen with this build: double rounding (test below); per-channel FULLY_CONNECTED
 weights are honoured; DEPTHWISE_CONV_2D without bias must omit the input (a -1 bias segfaults);
 on a positive shift TFLM computes x * (1 << shift) in int32 and wraps where we saturate, which
@@ -41,7 +47,8 @@ from torch2mcu.ops import get_op  # noqa: E402
 from torch2mcu.quant import fixedpoint as fp  # noqa: E402
 
 SEED = int(os.environ.get("T2M_TFLM_SEED", "7301"))
-N_CASES = {"conv2d": 40, "depthwise": 30, "linear": 30, "maxpool": 30, "avgpool": 30, "add": 30}
+N_CASES = {"conv2d": 40, "depthwise": 30, "linear": 30, "maxpool": 30, "avgpool": 30, "add": 30,
+           "transpose_conv": 40, "pad": 15, "upsample": 15}
 ACTS = {"none": (-math.inf, math.inf), "relu": (0.0, math.inf), "relu6": (0.0, 6.0),
         "relu_n1_to_1": (-1.0, 1.0)}
 
@@ -652,3 +659,150 @@ def test_pointwise_table_matches_tflm(fn, case):
     got = tb.run_tflm(model, [x])
     assert np.array_equal(got, ours), report(dict(fn=fn, q_in=q_in, q_out=q_out, alpha=alpha),
                                              got, ours)
+
+
+# ----------------------------------------------------------------------------------------------
+# transposed conv (TRANSPOSE_CONV, per-channel weight scales)
+# ----------------------------------------------------------------------------------------------
+
+def tflite_transpose_pad(out_size: int, k: int, s: int, padding: int) -> int:
+    """The top / left crop TFLite's TRANSPOSE_CONV derives from its output size: the padding a
+    forward conv over the output would get."""
+    if padding == tb.VALID:
+        return 0
+    return same_pads(out_size, k, s)[1]
+
+
+def draw_transpose_geometry(rng):
+    """(k, s, p, output_padding, (h, w), mode) for which TFLite's SAME or VALID crop equals
+    PyTorch's padding on both axes (p = 0 is VALID, with any output_padding)."""
+    from torch2mcu.ops.conv_transpose2d import transpose_out  # noqa: PLC0415
+    want_same = rng.random() < 0.6
+    for _ in range(1000):
+        k = (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+        s = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        hw = (int(rng.integers(1, 8)), int(rng.integers(1, 8)))
+        if not want_same:
+            op = tuple(int(rng.integers(0, ss)) for ss in s)
+            return k, s, (0, 0), op, hw, tb.VALID
+        choices = []
+        for d in (0, 1):
+            ok = [(p, op) for p in range(k[d]) for op in range(s[d])
+                  if transpose_out(hw[d], k[d], s[d], p, op) >= 1
+                  and tflite_transpose_pad(transpose_out(hw[d], k[d], s[d], p, op), k[d], s[d],
+                                           tb.SAME) == p]
+            choices.append(ok)
+        if all(choices) and any(p for c in choices for p, _ in c):
+            (ph, oph), (pw, opw) = (c[int(rng.integers(len(c)))] for c in choices)
+            return k, s, (ph, pw), (oph, opw), hw, tb.SAME
+    raise AssertionError("no geometry drawn")
+
+
+def make_transpose_conv_case(rng):
+    b = int(rng.integers(1, 3))
+    groups = int(rng.choice([1, 1, 1, 2, 3]))
+    cin, cout = groups * int(rng.integers(1, 5)), groups * int(rng.integers(1, 5))
+    if rng.random() < 0.15:  # depthwise
+        cin = cout = groups
+    k, s, p, op, (h, w), mode = draw_transpose_geometry(rng)
+    fan_in = (cin // groups) * -(-k[0] // s[0]) * -(-k[1] // s[1])  # taps meeting at an output
+    x, weight, bias, (s_in, z_in), (s_out, z_out), act = draw_weighted(
+        rng, (b, cin, h, w), (cout, cin // groups) + k, fan_in)
+    node = Node("ct", "conv_transpose2d", ["x"], ["y"],
+                attrs={"stride": s, "padding": p, "output_padding": op, "groups": groups,
+                       "act": ACTS[act]},
+                params={"weight": weight} | ({"bias": bias} if bias is not None else {}))
+    o = get_op("conv_transpose2d")
+    out_shape = tuple(o.infer_shape(node, [(cin, h, w)]))
+    graph = Graph("g", {"x": Tensor("x", (cin, h, w), QuantParams(s_in, z_in)),
+                        "y": Tensor("y", out_shape, QuantParams(s_out, z_out))},
+                  [node], ["x"], ["y"], meta={"quantized": True})
+    o.quantize(node, graph)
+    ctx = dict(b=b, cin=cin, cout=cout, groups=groups, hw=(h, w), k=k, s=s, p=p, op=op,
+               mode="same" if mode == tb.SAME else "valid", z_in=z_in, s_in=s_in, s_out=s_out,
+               z_out=z_out, act=act, bias=bias is not None,
+               shifts=sorted(set(node.params["shift"].tolist())))
+    return node, graph, x, mode, act, ctx
+
+
+def tflm_transpose_conv(node, graph, x, mode, act):
+    """TRANSPOSE_CONV has no groups: one op per group, on its input and output channels."""
+    qin, qout = graph.tensors["x"].quant, graph.tensors["y"].quant
+    groups = node.attrs["groups"]
+    oc, oh, ow = graph.tensors["y"].shape
+    ipg, opg = x.shape[1] // groups, oc // groups
+    outs = []
+    for g in range(groups):
+        o_sl = slice(g * opg, (g + 1) * opg)
+        wq = node.params["weight_q"][o_sl]
+        bias = node.params.get("bias_q")
+        model = tb.transpose_conv_model(
+            (x.shape[0], x.shape[2], x.shape[3], ipg), (qin.scale, qin.zero_point),
+            np.ascontiguousarray(wq.transpose(0, 2, 3, 1)), node.params["weight_scale"][o_sl],
+            None if bias is None else bias[o_sl], (qout.scale, qout.zero_point),
+            (x.shape[0], oh, ow, opg), node.attrs["stride"], mode, act=act)
+        xg = nchw_to_nhwc(x[:, g * ipg:(g + 1) * ipg])
+        outs.append(nhwc_to_nchw(tb.run_tflm(model, [xg])))
+    return np.concatenate(outs, axis=1)
+
+
+@pytest.mark.parametrize("case", range(N_CASES["transpose_conv"]))
+def test_transpose_conv_matches_tflm(case):
+    node, graph, x, mode, act, ctx = make_transpose_conv_case(rng_for("transpose_conv", case))
+    ours = get_op("conv_transpose2d").run_int8(node, [x], graph)
+    got = tflm_transpose_conv(node, graph, x, mode, act)
+    assert np.array_equal(got, ours), report(ctx, got, ours)
+
+
+# ----------------------------------------------------------------------------------------------
+# constant pad (PADV2) and nearest upsampling (RESIZE_NEAREST_NEIGHBOR)
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", range(N_CASES["pad"]))
+def test_pad_matches_tflm(case):
+    """Placement and fill: our quantized constant in, TFLM's PADV2 fills with the same int8."""
+    rng = rng_for("pad", case)
+    b, c = int(rng.integers(1, 3)), int(rng.integers(1, 5))
+    h, w = int(rng.integers(1, 7)), int(rng.integers(1, 7))
+    top, bottom, left, right = (int(v) for v in rng.integers(0, 4, 4))
+    q = (f32(log_uniform(rng, 1e-3, 0.5)), int(rng.integers(-128, 128)))
+    value = float(rng.uniform(-130, 130) * q[0])  # may saturate: the clamp is tested too
+    node = Node("pad", "pad", ["x"], ["y"], attrs={"pads": (left, right, top, bottom),
+                                                   "value": value})
+    op = get_op("pad")
+    out_shape = tuple(op.infer_shape(node, [(c, h, w)]))
+    graph = Graph("g", {"x": Tensor("x", (c, h, w), QuantParams(*q)),
+                        "y": Tensor("y", out_shape, QuantParams(*q))},
+                  [node], ["x"], ["y"], meta={"quantized": True})
+    op.quantize(node, graph)
+    x = int8_input(rng, (b, c, h, w), q[1])
+    ours = op.run_int8(node, [x], graph)
+    model = tb.padv2_model((b, h, w, c), q, ((top, bottom), (left, right)), node.attrs["value_q"])
+    got = nhwc_to_nchw(tb.run_tflm(model, [nchw_to_nhwc(x)]))
+    ctx = dict(b=b, c=c, hw=(h, w), pads=(top, bottom, left, right), q=q, value=value,
+               value_q=node.attrs["value_q"])
+    assert np.array_equal(got, ours), report(ctx, got, ours)
+
+
+@pytest.mark.parametrize("case", range(N_CASES["upsample"]))
+def test_upsample_matches_tflm(case):
+    """Integer-factor nearest upsampling: TFLM's RESIZE_NEAREST_NEIGHBOR, with and without
+    half-pixel centers (PyTorch 'nearest' and 'nearest-exact' agree for integer factors)."""
+    rng = rng_for("upsample", case)
+    b, c = int(rng.integers(1, 3)), int(rng.integers(1, 5))
+    h, w = int(rng.integers(1, 7)), int(rng.integers(1, 7))
+    scale = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+    q = (f32(log_uniform(rng, 1e-3, 0.5)), int(rng.integers(-128, 128)))
+    node = Node("up", "upsample", ["x"], ["y"], attrs={"scale": scale})
+    op = get_op("upsample")
+    out_shape = tuple(op.infer_shape(node, [(c, h, w)]))
+    graph = Graph("g", {"x": Tensor("x", (c, h, w), QuantParams(*q)),
+                        "y": Tensor("y", out_shape, QuantParams(*q))},
+                  [node], ["x"], ["y"], meta={"quantized": True})
+    x = int8_input(rng, (b, c, h, w), q[1])
+    ours = op.run_int8(node, [x], graph)
+    half = bool(rng.random() < 0.5)
+    model = tb.resize_nearest_model((b, h, w, c), q, out_shape[1:], half_pixel_centers=half)
+    got = nhwc_to_nchw(tb.run_tflm(model, [nchw_to_nhwc(x)]))
+    ctx = dict(b=b, c=c, hw=(h, w), scale=scale, half_pixel_centers=half)
+    assert np.array_equal(got, ours), report(ctx, got, ours)

@@ -2,9 +2,9 @@
 
 Only what the TFLM oracle test needs: int8 activations (per-tensor scale / zero point), int8
 weights (per-channel symmetric), int32 biases, and the ops CONV_2D, DEPTHWISE_CONV_2D,
-FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, ADD, SUB, MUL, PRELU, CONCATENATION and PAD,
-and the one-input activations SOFTMAX, LOG_SOFTMAX, LOGISTIC, TANH, HARD_SWISH and
-LEAKY_RELU. Layout is TFLite's NHWC.
+FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, ADD, SUB, MUL, PRELU, CONCATENATION, PAD, PADV2,
+TRANSPOSE_CONV and RESIZE_NEAREST_NEIGHBOR, and the one-input activations SOFTMAX, LOG_SOFTMAX,
+LOGISTIC, TANH, HARD_SWISH and LEAKY_RELU. Layout is TFLite's NHWC.
 """
 from __future__ import annotations
 
@@ -289,3 +289,54 @@ def run_tflm(model: bytes, inputs) -> np.ndarray:
         interp.set_input(np.ascontiguousarray(t), i)
     interp.invoke()
     return np.array(interp.get_output(0))
+
+
+def transpose_conv_model(in_shape, q_in, weight, w_scales, bias, q_out, out_shape, stride,
+                         padding, act="none") -> bytes:
+    """TRANSPOSE_CONV: inputs (output_shape, weight OHWI per-channel axis 0, input[, bias]).
+    TFLite derives the top / left crop from `padding` (SAME / VALID) and the output size."""
+    mb = ModelBuilder()
+    x = mb.tensor(in_shape, np.int8, *q_in, name="input")
+    shape = mb.tensor((4,), np.int32, data=list(out_shape), name="output_shape")
+    w = mb.tensor(weight.shape, np.int8, w_scales, 0, data=weight, quantized_dimension=0,
+                  name="weight")
+    ins = [shape, w, x]
+    if bias is not None:  # a bias input is optional: without one the op has three inputs
+        s_b = np.float64(np.float32(q_in[0])) * np.asarray(w_scales, np.float32).astype(np.float64)
+        ins.append(mb.tensor(bias.shape, np.int32, s_b, 0, data=bias, name="bias"))
+    y = mb.tensor(out_shape, np.int8, *q_out, name="output")
+    o = fb.TransposeConvOptionsT()
+    o.padding = padding
+    o.strideH, o.strideW = stride
+    o.fusedActivationFunction = ACT[act]
+    mb.op(fb.BuiltinOperator.TRANSPOSE_CONV, ins, [y], fb.BuiltinOptions.TransposeConvOptions, o)
+    return mb.build([x], [y])
+
+
+def padv2_model(in_shape, q, pads, value_q) -> bytes:
+    """PADV2 of an NHWC int8 tensor with an int8 constant (input and output share q);
+    pads = ((top, bottom), (left, right))."""
+    n, h, w, c = in_shape
+    (top, bottom), (left, right) = pads
+    mb = ModelBuilder()
+    x = mb.tensor(in_shape, np.int8, *q, name="input")
+    paddings = mb.tensor((4, 2), np.int32, data=[[0, 0], [top, bottom], [left, right], [0, 0]])
+    value = mb.tensor((1,), np.int8, *q, data=[value_q], name="constant")
+    y = mb.tensor((n, h + top + bottom, w + left + right, c), np.int8, *q, name="output")
+    mb.op(fb.BuiltinOperator.PADV2, [x, paddings, value], [y], fb.BuiltinOptions.PadV2Options,
+          fb.PadV2OptionsT())
+    return mb.build([x], [y])
+
+
+def resize_nearest_model(in_shape, q, out_hw, half_pixel_centers=False) -> bytes:
+    """RESIZE_NEAREST_NEIGHBOR of an NHWC int8 tensor to out_hw (align_corners off)."""
+    n, _, _, c = in_shape
+    mb = ModelBuilder()
+    x = mb.tensor(in_shape, np.int8, *q, name="input")
+    size = mb.tensor((2,), np.int32, data=list(out_hw), name="size")
+    y = mb.tensor((n, out_hw[0], out_hw[1], c), np.int8, *q, name="output")
+    o = fb.ResizeNearestNeighborOptionsT()
+    o.alignCorners, o.halfPixelCenters = False, half_pixel_centers
+    mb.op(fb.BuiltinOperator.RESIZE_NEAREST_NEIGHBOR, [x, size], [y],
+          fb.BuiltinOptions.ResizeNearestNeighborOptions, o)
+    return mb.build([x], [y])

@@ -137,6 +137,9 @@ class Conv2d(Op):
 # ---- lowering from aten ------------------------------------------------------------------------
 
 def lower_conv(ctx, a: dict):
+    if a.get("transposed"):  # aten.convolution(transposed=True): ConvTranspose2d
+        from torch2mcu.ops.conv_transpose2d import lower_conv_transpose  # noqa: PLC0415
+        return lower_conv_transpose(ctx, a)
     layer = ctx.layer()
     x = ctx.act(a["input"])
     w = ctx.const(a["weight"], "weight", layer)
@@ -144,8 +147,6 @@ def lower_conv(ctx, a: dict):
     if w.ndim != 4:
         ctx.fail(f"convolution with {w.ndim - 2}-D kernels is not supported",
                  "use Conv2d (Conv1d/Conv3d are not supported yet)")
-    if a.get("transposed"):
-        ctx.fail("transposed convolution is not supported", ctx.supported_hint())
     if any(d != 1 for d in pair(a.get("dilation", 1), "dilation", ctx)):
         ctx.fail(f"dilation {a['dilation']} is not supported", "use dilation=1")
     stride = pair(a["stride"], "stride", ctx)

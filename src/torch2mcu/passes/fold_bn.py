@@ -1,5 +1,7 @@
 """fold_bn: fold BatchNorm into the conv/linear before it; a lone BatchNorm becomes a 1x1 depthwise conv.
 
+A transposed conv folds like a conv: its weights are stored output channel first.
+
 Requires: a float graph. Ensures: no batchnorm nodes remain.
 """
 from __future__ import annotations
@@ -28,7 +30,7 @@ def fold_bn(graph: Graph) -> Graph:
             continue
         scale, shift = bn_scale_shift(node)
         prev = g.producer(node.inputs[0])
-        foldable = (prev is not None and prev.op in ("conv2d", "linear")
+        foldable = (prev is not None and prev.op in ("conv2d", "conv_transpose2d", "linear")
                     and len(g.consumers(prev.output)) == 1
                     and node.inputs[0] not in g.outputs
                     and tuple(prev.attrs.get("act", (-np.inf, np.inf))) == (-np.inf, np.inf))

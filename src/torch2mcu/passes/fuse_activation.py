@@ -1,5 +1,5 @@
-"""fuse_activation: a clamp (ReLU, ReLU6, hardtanh) right after conv/linear/add/sub/mul becomes the
-kernel's output bounds.
+"""fuse_activation: a clamp (ReLU, ReLU6, hardtanh) right after conv / transposed conv /
+linear / add / sub / mul becomes the kernel's output bounds.
 
 Requires: no batchnorm. Ensures: every clamp left has a producer it could not fuse into.
 """
@@ -9,7 +9,7 @@ import math
 
 from torch2mcu.ir import Graph
 
-FUSABLE = ("conv2d", "linear", "add", "sub", "mul")
+FUSABLE = ("conv2d", "conv_transpose2d", "linear", "add", "sub", "mul")
 
 
 def fuse_activation(graph: Graph) -> Graph:
