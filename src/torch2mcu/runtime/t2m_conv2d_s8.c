@@ -1,7 +1,22 @@
-/* Dense int8 2-D convolution on a prepared (already padded) input, any kernel, stride and
- * group count. Same integers as TFLM reference_integer_ops::ConvPerChannel: the input zero
- * point is folded into the bias, and padded borders hold the zero point. */
+/* Dense int8 2-D convolution on a prepared (already padded) input, any kernel, stride,
+ * dilation and group count. Same integers as TFLM reference_integer_ops::ConvPerChannel and
+ * DepthwiseConvPerChannel: the input zero point is folded into the bias, and padded borders hold
+ * the zero point. */
 #include "t2m_dot.h"
+
+/* acc + sum(f[i] * x[i * step]) for i < n: one kernel row whose taps are `step` apart. */
+static int32_t t2m_dot_step_s8(const int8_t *f, const int8_t *x, int32_t n, int32_t step,
+                               int32_t acc)
+{
+    int32_t i;
+    if (step == 1) {
+        return t2m_dot_s8(f, x, n, acc);
+    }
+    for (i = 0; i < n; ++i) {
+        acc += (int32_t)f[i] * (int32_t)x[i * step];
+    }
+    return acc;
+}
 
 /* One output per (channel, pixel), walking kernel rows in place: for depthwise-like layers,
  * where a gathered window would serve a single output channel. */
@@ -19,6 +34,8 @@ void t2m_conv2d_rows_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t pool_w = shape->pool_w > 1 ? shape->pool_w : 1;
     const int32_t pooled_w = shape->out_w / pool_w;
     const int32_t pooled_hw = (shape->out_h / pool_h) * pooled_w;
+    const int32_t row_step = (shape->dilation_h > 1 ? shape->dilation_h : 1) * in_w;
+    const int32_t tap_step = shape->dilation_w > 1 ? shape->dilation_w : 1;
     int32_t oc;
 
     for (oc = 0; oc < shape->out_c; ++oc) {
@@ -40,7 +57,7 @@ void t2m_conv2d_rows_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                     const int8_t *in_ch = window + (size_t)ic * (size_t)in_hw;
                     int32_t ky;
                     for (ky = 0; ky < k_h; ++ky) {
-                        acc = t2m_dot_s8(f, in_ch + ky * in_w, k_w, acc);
+                        acc = t2m_dot_step_s8(f, in_ch + ky * row_step, k_w, tap_step, acc);
                         f += k_w;
                     }
                 }
@@ -69,6 +86,8 @@ void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t pooled_h = shape->out_h / pool_h;
     const int32_t pooled_w = shape->out_w / pool_w;
     const int32_t window = pool_h * pool_w;
+    const int32_t row_step = (shape->dilation_h > 1 ? shape->dilation_h : 1) * in_w;
+    const int32_t tap_step = shape->dilation_w > 1 ? shape->dilation_w : 1;
     int32_t g;
 
     /* Per output position: gather the receptive field of each conv pixel of its pooling window
@@ -93,10 +112,10 @@ void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                         const int8_t *in_ch = origin + (size_t)ic * (size_t)in_hw;
                         int32_t ky;
                         for (ky = 0; ky < k_h; ++ky) {
-                            const int8_t *src = in_ch + ky * in_w;
+                            const int8_t *src = in_ch + ky * row_step;
                             int32_t kx;
                             for (kx = 0; kx < k_w; ++kx) {
-                                *col++ = src[kx];
+                                *col++ = src[kx * tap_step];
                             }
                         }
                     }
