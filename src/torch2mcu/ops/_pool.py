@@ -7,6 +7,8 @@ use PyTorch's uneven windows: along an axis of `size` inputs and `out` outputs, 
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from torch2mcu.ops._spatial import like, single, spatial
@@ -218,4 +220,12 @@ def reduce_spatial(ctx, op: str, x: str, dims, keepdim: bool, what: str):
     if keepdim:
         return ctx.emit(op, [x], attrs, shape=kept)
     pooled = ctx.emit(op, [x], attrs, shape=kept, suffix="_pool")
-    return ctx.emit("reshape", [pooled.name], {"shape": ctx.sample_shape(ctx.fx)})
+    dropped = tuple(n for i, n in enumerate(kept) if i + 1 not in axes)
+    return ctx.emit("reshape", [pooled.name], {"shape": dropped}, shape=dropped)
+
+
+def emit_pool(ctx, op: str, x: str, attrs: dict):
+    """The pool node, its output shape from the window rules (an aten pool that also returns
+    indices has no single output shape to read)."""
+    return ctx.emit(op, [x], attrs, shape=pool_shape(SimpleNamespace(attrs=attrs),
+                                                     ctx.tensors[x].shape))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from torch2mcu.ops import register
 from torch2mcu.ops._pool import (PoolOp, adaptive_lowering_attrs, adaptive_reduce, check_chw,
-                                 check_cl, pool_attrs, reduce_spatial)
+                                 check_cl, emit_pool, pool_attrs, reduce_spatial)
 from torch2mcu.ops._spatial import as4d, from4d
 
 aten = torch.ops.aten
@@ -42,7 +42,7 @@ def lower_maxpool(ctx, a):
     x = ctx.act(a["self"])
     one_d = ctx.fx.target in (aten.max_pool1d.default, aten.max_pool1d_with_indices.default)
     (check_cl if one_d else check_chw)(ctx, x)
-    r = ctx.emit("maxpool2d", [x], pool_attrs(ctx, a, one_d))
+    r = emit_pool(ctx, "maxpool2d", x, pool_attrs(ctx, a, one_d))
     return r if ctx.fx.target in (aten.max_pool2d.default, aten.max_pool1d.default) \
         else (r, "indices")
 
@@ -50,7 +50,7 @@ def lower_maxpool(ctx, a):
 def lower_adaptive_maxpool(ctx, a):
     x = ctx.act(a["self"])
     one_d = ctx.fx.target is aten.adaptive_max_pool1d.default
-    return (ctx.emit("maxpool2d", [x], adaptive_lowering_attrs(ctx, x, a["output_size"], one_d)),
+    return (emit_pool(ctx, "maxpool2d", x, adaptive_lowering_attrs(ctx, x, a["output_size"], one_d)),
             "indices")
 
 
