@@ -270,3 +270,56 @@ def test_dilated_layers_are_exact_in_sparse_formats(fmt, out_dir):
     assert len(dilated) == 3 and all(n.attrs["format"] == fmt for n in dilated)
     r = torch2mcu.verify(conv, x)
     assert r["mismatches"] == 0 and r["float_max_abs_error"] < 1e-4
+
+
+class KWS1d(nn.Module):
+    """A keyword-spotting CNN on 40 MFCC channels x 98 frames: Conv1d stacks with BatchNorm1d
+    and ReLU, a dilated conv, a dilated depthwise conv, max and average pooling, global average
+    pooling and a 12-way classifier."""
+
+    def __init__(self):
+        super().__init__()
+        def block(cin, cout, k, **kw):
+            return [nn.Conv1d(cin, cout, k, bias=False, **kw), nn.BatchNorm1d(cout), nn.ReLU()]
+
+        self.features = nn.Sequential(
+            *block(40, 32, 3, padding=1),
+            *block(32, 32, 3, padding=2, dilation=2),
+            nn.MaxPool1d(2),
+            *block(32, 48, 3, padding=1),
+            nn.AvgPool1d(2),
+            *block(48, 48, 3, padding=4, dilation=4, groups=48),
+            *block(48, 64, 1),
+            nn.AdaptiveAvgPool1d(1))
+        self.classifier = nn.Linear(64, 12)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.9])
+def test_kws_1d_is_bit_exact_on_host_and_cortex_m4(sparsity, out_dir):
+    from torch2mcu.compress.api import one_shot_prune
+
+    seed = 41
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    model = randomize(KWS1d(), seed)
+    cal = rng.standard_normal((64, 40, 98)).astype(np.float32)
+    x = rng.standard_normal((32, 40, 98)).astype(np.float32)
+    ep = capture(model, torch.from_numpy(x[:1]))
+    if sparsity:
+        ep = one_shot_prune(ep, sparsity)  # what the CLI's --sparsity does
+    conv = torch2mcu.convert(ep, calibration=cal, out=out_dir)
+    g = conv.int8_graph
+    convs = [n for n in g.nodes if n.op == "conv2d"]
+    assert len(convs) == 5 and sum("dilation" in n.attrs for n in convs) == 2
+    assert all(n.op != "batchnorm" for n in g.nodes)
+    if sparsity:
+        assert {n.attrs["format"] for n in convs} - {"dense"}, "no layer took a sparse format"
+    r = torch2mcu.verify(conv, x, emulator="cortex-m4")
+    assert r["inputs"] == 32
+    assert r["mismatches"] == 0, r["mismatched_values"]
+    assert r["emulator"]["mismatches"] == 0
+    assert r["float_max_abs_error"] < 1e-4
+    assert len(np.unique(r["reference_outputs"])) > 1
