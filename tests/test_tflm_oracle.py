@@ -217,7 +217,8 @@ def make_conv_case(rng, depthwise: bool, dilated: bool = False):
     op.quantize(node, graph)
     mode = padding_mode(h, w, (keh, kew), (sh, sw), (ph, pw))
     ctx = dict(b=b, cin=cin, cout=cout, groups=groups, hw=(h, w), k=(kh, kw), s=(sh, sw),
-               p=(ph, pw), d=(dh, dw), mode=mode, z_in=z_in, s_in=s_in, s_out=s_out, z_out=z_out, act=act,
+               p=(ph, pw), d=(dh, dw), mode=mode, z_in=z_in, s_in=s_in, s_out=s_out, z_out=z_out,
+               act=act,
                bias=bias is not None, shifts=sorted(set(node.params["shift"].tolist())))
     return node, graph, x, mode, mult, act, ctx
 

@@ -57,8 +57,9 @@ class AvgPool2d(PoolOp):
         x = torch.from_numpy(x4.astype(np.float64))
         # divisor_override=1 makes torch return the exact integer window sums (zero padding adds 0).
         sums = F.avg_pool2d(x, tuple(node.attrs["kernel"]), tuple(node.attrs["stride"]),
-                            tuple(node.attrs["padding"]), ceil_mode=bool(node.attrs.get("ceil_mode")),
-                            count_include_pad=True, divisor_override=1).numpy().astype(np.int64)
+                            tuple(node.attrs["padding"]),
+                            ceil_mode=bool(node.attrs.get("ceil_mode")), count_include_pad=True,
+                            divisor_override=1).numpy().astype(np.int64)
         d = divisor_map(node, graph.tensors[node.inputs[0]].shape, graph.tensors[node.output].shape)
         return from4d(rounded_mean(sums, d), xs[0].ndim == 3)
 

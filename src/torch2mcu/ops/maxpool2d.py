@@ -50,8 +50,8 @@ def lower_maxpool(ctx, a):
 def lower_adaptive_maxpool(ctx, a):
     x = ctx.act(a["self"])
     one_d = ctx.fx.target is aten.adaptive_max_pool1d.default
-    return (emit_pool(ctx, "maxpool2d", x, adaptive_lowering_attrs(ctx, x, a["output_size"], one_d)),
-            "indices")
+    attrs = adaptive_lowering_attrs(ctx, x, a["output_size"], one_d)
+    return emit_pool(ctx, "maxpool2d", x, attrs), "indices"
 
 
 def lower_amax(ctx, a):
