@@ -48,7 +48,32 @@ def test_convert_then_verify_json(files):
     assert res["inputs"] == 40 and res["mismatches"] == 0
     assert 0 <= res["float_max_abs_error"] < 1e-4
     r = run("verify", out, "--inputs", files / "inputs.npy")
-    assert r.returncode == 0 and "bit-exact" in r.stderr
+    assert r.returncode == 0 and "bit-exact" in r.stdout  # the result: stdout
+
+
+def test_cli_behaves_in_scripts(files, tmp_path):
+    """Results on stdout, diagnostics on stderr; no hard wrapping or redrawn bars in a pipe;
+    --quiet; hints in the CLI's spelling (the Python API names its own arguments)."""
+    out = tmp_path / "out"
+    r = run("convert", files / "model.pt2", "--calibration", files / "cal.npy", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert f"converted {files / 'model.pt2'} -> {out}" in r.stdout  # one line, not wrapped
+    assert "KiB" in r.stdout and " B," not in r.stdout and "\x1b[" not in r.stdout + r.stderr
+    assert "calibrating: 32/32" in r.stderr  # a plain progress line, not a transient bar
+    assert "\n\n" not in r.stderr
+    with open(tmp_path / "verify.txt", "w") as f:
+        p = subprocess.run([CLI, "verify", str(out), "--inputs", str(files / "inputs.npy"),
+                            "--quiet"], stdout=f, stderr=subprocess.PIPE, text=True, timeout=600)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert (tmp_path / "verify.txt").read_text().startswith("bit-exact: 40 inputs")
+    r = run("convert", files / "model.pt2", "--calibration", files / "cal.npy", "--out", out)
+    assert r.returncode == 2 and "--force" in r.stderr and "overwrite=True" not in r.stderr
+    import torch2mcu
+
+    with pytest.raises(torch2mcu.Torch2MCUError, match="overwrite=True") as e:
+        torch2mcu.convert(str(files / "model.pt2"), out=out,
+                          calibration=np.load(files / "cal.npy"))
+    assert "--force" not in str(e.value)
 
 
 def test_convert_refuses_existing_output_then_force_replaces(files):

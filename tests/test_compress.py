@@ -386,3 +386,23 @@ def test_compress_parser_registers_the_contract():
     assert callable(a.func)
     a = p.parse_args(["compress", "--dataset", "mnist", "--data", "FOLDER", "--out", "D"])
     assert a.data == "FOLDER"
+
+
+def test_prunable_set_comes_from_the_registry(monkeypatch):
+    """compress prunes what the ops declare (Op.prunable / Op.weight_arg), nothing hand-listed."""
+    from torch2mcu import ops
+    from torch2mcu.compress.masks import prunable_layers
+    from torch2mcu.ops.base import Op
+
+    aten = torch.ops.aten
+    args = ops.weight_arguments()
+    assert args[aten.linear.default] == "weight" and args[aten.addmm.default] == "mat2"
+    assert args[aten.conv2d.default] == "weight"
+    model = nn.Sequential(nn.Linear(3, 4), nn.Bilinear(4, 4, 2))
+    assert list(prunable_layers(model)) == ["0"]
+
+    class Fake(Op):
+        name, prunable = "fake_bilinear", (nn.Bilinear,)
+
+    monkeypatch.setitem(ops._REGISTRY, "fake_bilinear", Fake())
+    assert list(prunable_layers(model)) == ["0", "1"]

@@ -23,6 +23,7 @@ from rich.console import Console
 from torch import nn
 
 import torch2mcu
+from torch2mcu.artifacts import folder_view
 from conftest import randomize
 from torch2mcu.api import measure
 from torch2mcu.cli import main
@@ -147,14 +148,11 @@ def test_api_measures_int8_when_only_the_baseline_does_not_fit(case, request):
     else:  # at least the arena, plus the stack reserve the linker keeps free
         assert over >= m["float32"]["arena_bytes"] + cm.STACK_MIN_BYTES - t.ram_bytes
 
-    # stored in the manifest as returned
-    manifest = json.loads((conv.path / "manifest.json").read_text())
+    # stored in measurements/<target>.json as returned
+    manifest = folder_view(conv.path)
     assert manifest["measurements"][target]["float32"] == r["float32"]
     assert manifest["measurements"][target]["ratios"] == r["ratios"]
-    readme = " ".join((conv.path / "README.md").read_text().split())
-    assert "does not fit" in readme
-
-    # the report: no float32 figures, no ratios, the region that overflows says by how much
+    # the report (and the folder README it writes): no float32 figures, no ratios, the region that overflows says by how much
     data = build_report(conv.path, target=target)
     assert data["measured"] and not data["baseline_fits"]
     assert data["baseline_note"] == f"float32 baseline {r['float32']['message']}"
@@ -170,12 +168,14 @@ def test_api_measures_int8_when_only_the_baseline_does_not_fit(case, request):
     assert all(row["float32_instructions"] is None for row in data["layers"])
     assert any(row["instructions"] for row in data["layers"])
     assert "cycles" in data["files"]["png"] and "footprint_kinds" in data["files"]["png"]
+    readme = " ".join((conv.path / "README.md").read_text().split())
+    assert "does not fit" in readme
 
     # every figure the HTML names equals the manifest; none is a ratio or a float32 figure
     parser = _Cells()
     html = (conv.path / "report.html").read_text()
     parser.feed(html)
-    manifest = json.loads((conv.path / "manifest.json").read_text())
+    manifest = folder_view(conv.path)
     assert parser.cells
     for key, value in parser.cells:
         assert ".ratios." not in key and f"measurements.{target}.float32." not in key, key

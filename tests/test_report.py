@@ -6,6 +6,8 @@ import base64
 import json
 import re
 import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,11 +18,12 @@ from rich.console import Console
 
 import torch2mcu
 from torch2mcu.api import measure
-from torch2mcu.codegen.readme import write_folder_readme
+from torch2mcu.artifacts import folder_view
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir.serialize import graph_from_json
 from torch2mcu.models.lenet5 import LeNet5
 from torch2mcu.report.build import build_report
+from torch2mcu.report.readme import write_folder_readme
 from torch2mcu.report.cli import add_report_parser
 from torch2mcu.report.tables import layer_table, summary_table
 from torch2mcu.targets.cortex_m import CC, TARGETS
@@ -109,7 +112,7 @@ def _parse(folder: Path) -> _Cells:
 
 
 def _at(obj, path: str):
-    """manifest["measurements"]["cortex-m4"]... from "measurements.cortex-m4...."; targets
+    """view["measurements"]["cortex-m4"]... from "measurements.cortex-m4...."; targets
     contain no dots, list indices are numbers."""
     for part in path.split("."):
         obj = obj[int(part)] if isinstance(obj, list) else obj[part]
@@ -119,7 +122,7 @@ def _at(obj, path: str):
 @needs_arm
 def test_html_figures_equal_the_manifest(measured):
     out, _ = measured
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = folder_view(out)
     cells = _parse(out).cells
     keys = {k for k, _, _ in cells}
     for dtype in ("int8", "float32"):
@@ -150,7 +153,7 @@ def test_derived_layer_figures(measured):
     out, data = measured
     graph = graph_from_json((out / "graph.int8.json").read_text())
     mem = graph.meta["memory"]
-    m = json.loads((out / "manifest.json").read_text())["measurements"]["cortex-m4"]["int8"]
+    m = folder_view(out)["measurements"]["cortex-m4"]["int8"]
     for i, (node, row) in enumerate(zip(graph.nodes, data["layers"])):
         assert row["name"] == node.name
         assert row["format"] == node.attrs.get("format")
@@ -172,7 +175,7 @@ def test_derived_layer_figures(measured):
 @needs_arm
 def test_footprint_kinds_add_up_to_the_measured_footprint(measured):
     out, data = measured
-    m = json.loads((out / "manifest.json").read_text())["measurements"]["cortex-m4"]
+    m = folder_view(out)["measurements"]["cortex-m4"]
     for dtype in ("int8", "float32"):
         kinds = data["footprint"][dtype]
         assert kinds["flash_total"] == m[dtype]["flash_bytes"]
@@ -240,7 +243,7 @@ def test_report_before_measuring_and_without_curves(converted, tmp_path):
     assert rows["constants"]["int8"] == manifest["int8"]["const_bytes"]
     assert rows["arena"]["float32"] == manifest["float32"]["arena_bytes"]
     assert "Not shown" in (out / "report.html").read_text()
-    assert manifest["report"]["layers"] == data["layers"]
+    assert folder_view(out)["report"]["layers"] == data["layers"]
 
 
 def test_compress_json_path_and_cli(converted, tmp_path, capsys):
@@ -262,7 +265,7 @@ def test_compress_json_path_and_cli(converted, tmp_path, capsys):
 @needs_arm
 def test_folder_readme(measured):
     out, _ = measured
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = folder_view(out)
     text = write_folder_readme(out, manifest, manifest["measurements"]).read_text()
     assert "t2m_status lenet5_run(const int8_t *input, int8_t *output);" in text
     assert "```cmake" in text and "add_library(lenet5 STATIC" in text and "```make" in text
@@ -274,3 +277,29 @@ def test_folder_readme(measured):
     assert "(estimate)" in text
     for f in json.loads((out / "int8" / "manifest.json").read_text())["files"]:
         assert not f.endswith(".c") or f"/{f}" in text
+
+
+@needs_arm
+def test_stages_never_rewrite_each_other(converted, tmp_path):
+    """measure writes measurements/<target>.json, verify verification.json, report its own
+    files: convert's manifest.json stays byte-identical, and two measures run at once both land."""
+    out = _copy(converted, tmp_path / "lenet")
+    before = (out / "manifest.json").read_bytes()
+    cli = str(Path(sys.executable).parent / "torch2mcu")
+    runs = [subprocess.Popen([cli, "measure", str(out), "--target", t, "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for t in ("cortex-m4", "cortex-m0plus")]
+    for p in runs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err.decode()
+    assert sorted(folder_view(out)["measurements"]) == ["cortex-m0plus", "cortex-m4"]
+    np.save(tmp_path / "x.npy", np.random.default_rng(SEED).random((4, 1, 28, 28), np.float32))
+    for args in (["verify", str(out), "--inputs", str(tmp_path / "x.npy")], ["report", str(out)],
+                 ["report", str(out), "--target", "cortex-m0plus"]):
+        r = subprocess.run([cli, *args], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+    assert (out / "manifest.json").read_bytes() == before
+    assert folder_view(out)["verification"]["inputs"] == 4
+    assert json.loads((out / "report.json").read_text())["target"] == "cortex-m0plus"
+    readme = (out / "README.md").read_text()
+    assert "cortex-m0plus" in readme and "cortex-m4" in readme

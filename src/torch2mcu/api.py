@@ -13,17 +13,18 @@ import torch
 from torch2mcu import __version__
 from torch2mcu.codegen.folder import write_model_folder
 from torch2mcu.codegen.inert import check_name
-from torch2mcu.codegen.readme import write_folder_readme
-from torch2mcu.errors import Torch2MCUError
+from torch2mcu.errors import Torch2MCUError, spell
 from torch2mcu.frontend import capture, load_program, to_ir
 from torch2mcu.ir import Graph
 from torch2mcu.ir.serialize import graph_from_json, graph_to_json
-from torch2mcu.outfolder import (atomic_write, changed_files, check_replaceable,
+from torch2mcu.artifacts import save_measurement
+from torch2mcu.outfolder import (changed_files, check_replaceable,
                                  record_checksums, writing)
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.passes.quantize import check_ranges
 from torch2mcu.quant.params import dequantize_array, quantize_array
 from torch2mcu.reference import run_int8
+from torch2mcu.report.readme import write_folder_readme
 from torch2mcu.ui import progress_task, warn
 
 
@@ -137,9 +138,6 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
         np.save(tmp / "sample-input.npy", np.asarray(calibration[:1], dtype=np.float32))
         (tmp / "graph.int8.json").write_text(graph_to_json(int8_graph))
         (tmp / "graph.float32.json").write_text(graph_to_json(float_graph))
-        record_checksums(tmp, [f"{d}/{f}" for d in ("int8", "float32")
-                               for f in (m8 if d == "int8" else m32)["files"] + ["manifest.json"]]
-                         + list(RECORDED))
         manifest = {"tool": "torch2mcu", "version": __version__, "name": name,
                     "provenance": provenance,
                     "int8": {"dir": "int8", "const_bytes": m8["const_bytes"],
@@ -150,13 +148,17 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
                                 "arena_lower_bound_bytes": m32["arena_lower_bound_bytes"]},
                     "layers": m8["layers"], "warnings": warnings, **(extra_manifest or {})}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        write_folder_readme(tmp, manifest)
+        record_checksums(tmp, [f"{d}/{f}" for d in ("int8", "float32")
+                               for f in (m8 if d == "int8" else m32)["files"] + ["manifest.json"]]
+                         + list(RECORDED))
+        write_folder_readme(tmp, manifest)  # the report stage's README, before any measurement
         if finish is not None:
             finish(tmp)
     return Converted(out, name, float_graph, int8_graph, manifest, exported=ep)
 
 
-RECORDED = ("model.pt2", "sample-input.npy", "graph.int8.json", "graph.float32.json")
+RECORDED = ("manifest.json", "model.pt2", "sample-input.npy", "graph.int8.json",
+            "graph.float32.json")
 _NEEDED = ("manifest.json", "graph.int8.json", "graph.float32.json", "int8/manifest.json",
            "float32/manifest.json")
 
@@ -180,7 +182,8 @@ def load_converted(path: str | os.PathLike) -> Converted:
     path = Path(path)
     if not path.is_dir() or not (path / "manifest.json").is_file():
         raise Torch2MCUError(f"{path} is not a folder written by torch2mcu convert",
-                             fix="pass the --out folder of `torch2mcu convert`")
+                             fix=spell("pass the --out folder of `torch2mcu convert`",
+                                       "pass the out= folder of torch2mcu.convert()"))
     missing = [f for f in _NEEDED if not (path / f).is_file()]
     changed, gone = changed_files(path)
     missing = sorted(set(missing) | set(gone))
@@ -215,7 +218,8 @@ def load_converted(path: str | os.PathLike) -> Converted:
 def measure(converted, target: str = "cortex-m4", save: bool = True) -> dict:
     """Cross-build the int8 model and its float32 baseline for a Cortex-M target, run both in the
     emulator, and return flash, RAM, instructions and estimated cycles side by side (see
-    targets.cortex_m.measure). The result is also stored in the folder's manifest.json."""
+    targets.cortex_m.measure). With save, the result is also written to the folder's
+    measurements/<target>.json (the report and the folder README are built from it)."""
     from torch2mcu.targets.cortex_m import TARGETS  # noqa: PLC0415
     from torch2mcu.targets.cortex_m import measure as measure_target  # noqa: PLC0415
 
@@ -240,23 +244,9 @@ def measure(converted, target: str = "cortex-m4", save: bool = True) -> dict:
         adv()
     if conv.edited:  # measured, but never passed off as what convert generated
         result["edited_files"] = list(conv.edited)
-    if save:
-        path = conv.path / "manifest.json"
-        manifest = json.loads(path.read_text())
-        manifest.setdefault("measurements", {})[target] = result
-        atomic_write(path, json.dumps(manifest, indent=2, sort_keys=True,
-                                           default=_json_default) + "\n")
-        conv.manifest = manifest
-        write_folder_readme(conv.path, manifest)  # the README quotes the measured figures
+    if save:  # measure's own artifact: convert's manifest.json is never rewritten
+        save_measurement(conv.path, target, result)
     return result
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def torch_outputs(ep: torch.export.ExportedProgram, x: np.ndarray, batch: int) -> np.ndarray:

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import sys
 from pathlib import Path
 
 from torch2mcu import __version__
 from torch2mcu.errors import (EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_MISMATCH,
-                              EXIT_OK, Torch2MCUError)
-from torch2mcu.ui import console, set_quiet
+                              EXIT_OK, Torch2MCUError, use_cli_spelling)
+
+# rich (torch2mcu.ui) and torch load inside main(), so that Ctrl-C during start-up is handled there.
 
 EXIT_CODES = f"""exit status:
   {EXIT_OK}    success
@@ -20,6 +20,13 @@ EXIT_CODES = f"""exit status:
   {EXIT_BAD_INPUT}    bad input: model, data, options or output folder (the message says what to do)
   {EXIT_ENVIRONMENT}    environment: a missing tool (gcc, arm-none-eabi-gcc), a full disk, no permission
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); nothing half-written is left behind"""
+
+
+def escape(text: str) -> str:
+    """Text from outside (paths, file names) made literal for rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def _load_npy(path: str, what: str):
@@ -36,9 +43,9 @@ def _load_npy(path: str, what: str):
 
 
 def _print_json(obj: dict) -> None:
-    from torch2mcu.api import _json_default
+    from torch2mcu.artifacts import dumps
 
-    print(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+    print(dumps(obj), end="")
 
 
 def cmd_convert(args) -> int:
@@ -68,12 +75,15 @@ def cmd_convert(args) -> int:
     if args.json:
         _print_json(summary)
     else:
+        from torch2mcu.report.fmt import kib
+        from torch2mcu.ui import out
+
         print_report(report)
-        console.print(f"[green]converted[/green] {args.model} -> {conv.path}")
-        console.print(f"  int8 C:    {conv.int8_dir}  (constants {m['int8']['const_bytes']} B, "
-                      f"arena {m['int8']['arena_bytes']} B)")
-        console.print(f"  float32 C: {conv.float_dir}  (constants {m['float32']['const_bytes']} B, "
-                      f"arena {m['float32']['arena_bytes']} B)")
+        out.print(f"[green]converted[/green] {escape(str(args.model))} -> {escape(str(conv.path))}")
+        for label, d, key in (("int8 C:   ", conv.int8_dir, "int8"),
+                              ("float32 C:", conv.float_dir, "float32")):
+            out.print(f"  {label} {escape(str(d))}  (constants {kib(m[key]['const_bytes'])}, "
+                      f"arena {kib(m[key]['arena_bytes'])})")
     return 0
 
 
@@ -85,37 +95,39 @@ def cmd_verify(args) -> int:
     r = verify(args.dir, x, emulator=args.emulator, labels=labels)
     r.pop("reference_outputs", None)
     r.pop("c_outputs", None)
+    from torch2mcu.artifacts import VERIFICATION, write_json
     from torch2mcu.report.build import build_report
 
-    build_report(args.dir, verified=r)
+    write_json(Path(args.dir) / VERIFICATION, r)  # verify's own artifact; the report reads it
+    build_report(args.dir)
     if args.json:
         _print_json(r)
     else:
+        from torch2mcu.ui import out  # the verdict is the result: stdout
+
         status = "[green]bit-exact[/green]" if r["ok"] else "[red]MISMATCH[/red]"
-        console.print(f"{status}: {r['inputs']} inputs, {r['mismatches']} with mismatching int8 "
-                      f"outputs (host C vs Python integer reference)")
+        out.print(f"{status}: {r['inputs']} inputs, {r['mismatches']} with mismatching int8 "
+                  f"outputs (host C vs Python integer reference)")
         if "emulator" in r:
-            console.print(f"  emulated {r['emulator']['target']}: {r['emulator']['mismatches']} "
-                          "mismatching")
+            out.print(f"  emulated {r['emulator']['target']}: {r['emulator']['mismatches']} "
+                      "mismatching")
         if "float_max_abs_error" in r:
-            console.print(f"  float32 baseline C vs PyTorch: max abs error "
-                          f"{r['float_max_abs_error']:.3g}")
+            out.print(f"  float32 baseline C vs PyTorch: max abs error "
+                      f"{r['float_max_abs_error']:.3g}")
         a = r["agreement"]
         top1 = (f"top-1 agreement {100 * a['top1_agreement']:.2f}%, "
                 if "top1_agreement" in a else "")
-        console.print(f"  int8 vs float model: {top1}max abs error {a['max_abs_error']:.3g}, "
-                      f"mean abs error {a['mean_abs_error']:.3g} (float outputs span "
-                      f"{a['output_range']:.3g})")
+        out.print(f"  int8 vs float model: {top1}max abs error {a['max_abs_error']:.3g}, "
+                  f"mean abs error {a['mean_abs_error']:.3g} (float outputs span "
+                  f"{a['output_range']:.3g})")
         if "accuracy" in r:
             acc = r["accuracy"]
-            console.print(f"  accuracy on {acc['labels']} labels: float32 (PyTorch) "
-                          f"{100 * acc['float32']:.2f}%, int8 reference "
-                          f"{100 * acc['int8_reference']:.2f}%, int8 C {100 * acc['int8_c']:.2f}%")
-        if r["edited_files"]:
-            from rich.markup import escape  # noqa: PLC0415 - file names come from the folder
-
-            console.print(f"  [yellow]edited since convert:[/yellow] "
-                          f"{escape(', '.join(r['edited_files']))}", highlight=False)
+            out.print(f"  accuracy on {acc['labels']} labels: float32 (PyTorch) "
+                      f"{100 * acc['float32']:.2f}%, int8 reference "
+                      f"{100 * acc['int8_reference']:.2f}%, int8 C {100 * acc['int8_c']:.2f}%")
+        if r["edited_files"]:  # file names come from the folder: escaped
+            out.print(f"  [yellow]edited since convert:[/yellow] "
+                      f"{escape(', '.join(r['edited_files']))}", highlight=False)
     return EXIT_OK if r["ok"] else EXIT_MISMATCH
 
 
@@ -130,7 +142,9 @@ def cmd_measure(args) -> int:
     if args.json:
         _print_json(r)
     else:
-        console.print(measure_table(r))
+        from torch2mcu.ui import out
+
+        out.print(measure_table(r))
     return 0
 
 
@@ -203,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--target", default="cortex-m4", help="Cortex-M target to measure on")
     d.add_argument("--json", action="store_true", help="also print the results as JSON")
     d.set_defaults(func=cmd_demo)
+    for cmd in sub.choices.values():
+        cmd.add_argument("-q", "--quiet", action="store_true",
+                         help="no progress or notes on stderr (warnings and errors still show)")
     return p
 
 
@@ -215,7 +232,7 @@ def _environment_message(e: OSError) -> str:
 
 
 def _error(message: str) -> None:
-    from rich.markup import escape  # noqa: PLC0415
+    from torch2mcu.ui import console
 
     try:
         console.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False,
@@ -227,9 +244,12 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status listed in EXIT_CODES."""
     try:
+        from torch2mcu import ui
+
+        use_cli_spelling()
+        ui.configure()
         args = build_parser().parse_args(argv)
-        if getattr(args, "json", False):
-            set_quiet(True)
+        ui.set_quiet(bool(getattr(args, "json", False) or getattr(args, "quiet", False)))
         return args.func(args)
     except Torch2MCUError as e:
         _error(str(e))
@@ -247,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         _error(_environment_message(e) + "\n  what to do: free disk space, install the missing "
                "tool (`make setup` installs gcc and arm-none-eabi-gcc), or check permissions")
         return EXIT_ENVIRONMENT
+    finally:  # main() in a Python process (tests, notebooks): leave the API as it was
+        use_cli_spelling(False)
+        if "torch2mcu.ui" in sys.modules:
+            sys.modules["torch2mcu.ui"].set_quiet(False)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from torch2mcu.data import load_idx_dataset
 from torch2mcu.models.train import CACHE, accuracy, trained
 from torch2mcu.report.build import build_report
 from torch2mcu.report.cli import print_report
-from torch2mcu.ui import console
+from torch2mcu.ui import note
+from torch2mcu.ui import out as results
 
 
 def _compressed(data, model, budget: float, epochs: int) -> tuple[Path, dict]:
@@ -35,7 +36,7 @@ def _compressed(data, model, budget: float, epochs: int) -> tuple[Path, dict]:
         compress_to_folder(folder, model="lenet5", data=data, accuracy_budget=budget,
                            float_epochs=epochs, overwrite=True)
     else:
-        console.print(f"[dim]using the cached pruned lenet5: {folder}[/dim]")
+        note(f"[dim]using the cached pruned lenet5: {folder}[/dim]")
     return folder, json.loads((folder / "compress.json").read_text())
 
 
@@ -43,8 +44,8 @@ def run_demo(out: str = "out/demo", dataset: str = "fashion-mnist", data_dir=Non
              epochs: int = 8, accuracy_budget: float = 0.5, target: str = "cortex-m4") -> dict:
     t0 = time.time()
     data = load_idx_dataset(dataset, data_dir)
-    console.print(f"[bold]{dataset}[/bold]: {data.train_x.shape[0]} train, {data.val_x.shape[0]} "
-                  f"validation (from train), {data.test_x.shape[0]} test")
+    note(f"[bold]{dataset}[/bold]: {data.train_x.shape[0]} train, {data.val_x.shape[0]} "
+         f"validation (from train), {data.test_x.shape[0]} test")
     model = trained("lenet5", data, epochs=epochs)
     float_acc = accuracy(model, data.test_x, data.test_y)
     pruned_dir, comp = _compressed(data, model, accuracy_budget, epochs)
@@ -78,19 +79,19 @@ def run_demo(out: str = "out/demo", dataset: str = "fashion-mnist", data_dir=Non
             t.add_row(node.name, f"{w.size:,}", f"{nz:,}", f"{100 * (1 - nz / w.size):.1f}%",
                       node.attrs.get("format", "dense"))
     t.add_row("total", "", "", f"{100 * comp['sparsity']:.1f}%", "")
-    console.print(t)
+    results.print(t)
     a = Table(title="test accuracy")
     for col in ("float32", "pruned float32", "pruned int8 (reference = C)", "C vs reference"):
         a.add_column(col, justify="right")
     a.add_row(f"{100 * float_acc:.2f}%", f"{100 * comp['pruned_test_accuracy']:.2f}%",
               f"{100 * int8_acc:.2f}% = {100 * c_acc:.2f}%",
               f"{r['mismatches']} mismatches / {r['inputs']}")
-    console.print(a)
+    results.print(a)
     report = build_report(conv.path, compress=comp, verified=r, target=target,
                           accuracy={"float": float_acc, "pruned_float": comp["pruned_test_accuracy"],
                                     "int8": int8_acc, "samples": int(data.test_x.shape[0])})
     print_report(report)
     result["report"] = report["files"]["html"]
     result["seconds"] = round(time.time() - t0, 1)
-    console.print(f"generated C: {conv.int8_dir} and {conv.float_dir}  ({result['seconds']} s)")
+    results.print(f"generated C: {conv.int8_dir} and {conv.float_dir}  ({result['seconds']} s)")
     return result

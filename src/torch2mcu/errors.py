@@ -7,6 +7,19 @@ EXIT_BAD_INPUT = 2    # a problem with the user's model, data, options or output
 EXIT_ENVIRONMENT = 3  # a missing tool (gcc, arm-none-eabi-gcc), a full disk, no permission
 EXIT_INTERRUPTED = 130
 
+_cli = False  # set by the command line: hints name its options, not the Python arguments
+
+
+def use_cli_spelling(on: bool = True) -> None:
+    global _cli
+    _cli = on
+
+
+def spell(cli: str, python: str) -> str:
+    """A hint in the caller's language: `cli` ("--force") from the command line, `python`
+    ("overwrite=True") from the Python API."""
+    return cli if _cli else python
+
 
 class Torch2MCUError(Exception):
     """A problem with the user's model, data or options, explained for the user."""

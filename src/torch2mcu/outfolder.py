@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from torch2mcu import __version__
-from torch2mcu.errors import Torch2MCUError
+from torch2mcu.errors import Torch2MCUError, spell
 
 MARKER = ".torch2mcu"
 
@@ -49,20 +49,23 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
     absolute = Path(os.path.abspath(out))
     cwd = Path.cwd()
     if absolute == cwd or absolute in cwd.parents or absolute == Path(absolute.anchor):
-        raise Torch2MCUError(f"--out {out} is the current folder or one of its parents",
-                             fix="choose a new folder for the output, e.g. --out out/model")
+        raise Torch2MCUError(f"{spell('--out', 'out=')} {out} is the current folder or one of "
+                             "its parents", fix="choose a new folder for the output, e.g. "
+                             + spell("--out out/model", "out='out/model'"))
     if not _exists(out):
         return
     if not overwrite:
         raise Torch2MCUError(f"output folder {out} already exists",
-                             fix="choose another --out, or pass --force to replace a folder "
+                             fix=f"choose another {spell('--out', 'out')}, or pass "
+                                 f"{spell('--force', 'overwrite=True')} to replace a folder "
                                  "torch2mcu wrote earlier")
     if not is_ours(out):
         what = ("a symbolic link" if out.is_symlink() else "a folder torch2mcu did not write "
                 f"(it has no {MARKER} marker)" if out.is_dir() else "not a folder")
         raise Torch2MCUError(f"refusing to replace {out}: it is {what}",
-                             fix="--force only replaces an output folder of torch2mcu; choose "
-                                 "another --out, or move that path away yourself")
+                             fix=f"{spell('--force', 'overwrite=True')} only replaces an output "
+                                 f"folder of torch2mcu; choose another {spell('--out', 'out')}, "
+                                 "or move that path away yourself")
 
 
 def stage(out: Path, overwrite: bool, kind: str) -> Path:

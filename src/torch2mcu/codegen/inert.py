@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from torch2mcu.errors import Torch2MCUError
+from torch2mcu.errors import Torch2MCUError, spell
 
 C_KEYWORDS = frozenset({
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
@@ -101,7 +101,8 @@ def check_name(name: str) -> None:
                "it must start with a letter, hold only ASCII letters, digits and underscores, "
                "and not be a C or C++ keyword")
         raise Torch2MCUError(f"model name {shown} is not usable as a C identifier prefix: {why}",
-                             fix="choose a name such as 'lenet5' (--name)")
+                             fix=f"choose a name such as 'lenet5' ({spell('--name', 'name=')})")
     if len(name) > MAX_NAME:
         raise Torch2MCUError(f"model name {shown} is {len(name)} characters long",
-                             fix=f"choose a name of at most {MAX_NAME} characters (--name)")
+                             fix=f"choose a name of at most {MAX_NAME} characters "
+                                 f"({spell('--name', 'name=')})")

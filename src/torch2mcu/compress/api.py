@@ -25,8 +25,8 @@ from torch2mcu.compress.qat import qat
 from torch2mcu.compress.schedules import SCHEDULES, fine_tune, gradual, iterative
 from torch2mcu.compress.search import allocate, search
 from torch2mcu.compress.sensitivity import GRID, sensitivity
-from torch2mcu.errors import Torch2MCUError
-from torch2mcu.ui import console
+from torch2mcu.errors import Torch2MCUError, spell
+from torch2mcu.ui import warn
 
 
 @dataclass
@@ -168,15 +168,13 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
     result = CompressResult(model, masks.state(), overall, per_layer, base, pruned,
                             accuracy_budget, record, curves, trace, seconds)
     if not result.within_budget:
-        console.print(f"[yellow]warning:[/yellow] pruned validation accuracy {pruned:.4f} is more "
-                      f"than {accuracy_budget} points below the float model's {base:.4f}")
+        warn(f"pruned validation accuracy {pruned:.4f} is more than {accuracy_budget} points "
+             f"below the float model's {base:.4f}")
     return result
 
 
 # ---- one-shot pruning of a model or an ExportedProgram ----------------------------------------
 
-_WEIGHT_ARG = {"conv1d": 1, "conv2d": 1, "conv3d": 1, "convolution": 1, "linear": 1,
-               "addmm": 2, "mm": 1}
 _PASS_THROUGH = {"t", "permute", "transpose"}
 
 
@@ -186,13 +184,18 @@ def _op_name(target) -> str:
 
 
 def program_weights(ep: torch.export.ExportedProgram) -> dict[str, str]:
-    """{layer name: state_dict key} for the weights of the conv and linear ops of a program."""
+    """{layer name: state_dict key} for the prunable weights of a program: the arguments the
+    op registry names (ops.weight_arguments: conv and linear weights)."""
+    from torch2mcu.frontend.convert import bind  # noqa: PLC0415
+    from torch2mcu.ops import weight_arguments  # noqa: PLC0415
+
+    weight_args = weight_arguments()
     params = ep.graph_signature.inputs_to_parameters
     found = {}
     for node in ep.graph.nodes:
-        if node.op != "call_function" or _op_name(node.target) not in _WEIGHT_ARG:
+        if node.op != "call_function" or node.target not in weight_args:
             continue
-        arg = node.args[_WEIGHT_ARG[_op_name(node.target)]]
+        arg = bind(node.target, node.args, node.kwargs)[weight_args[node.target]]
         while getattr(arg, "op", None) == "call_function" and _op_name(arg.target) in _PASS_THROUGH:
             arg = arg.args[0]
         key = params.get(getattr(arg, "name", None))
@@ -217,7 +220,8 @@ def one_shot_prune(model, sparsity: float, *, layers=None):
         weights = program_weights(ep)
         if not weights:
             raise Torch2MCUError("the program has no conv or linear weights to prune",
-                                 fix="nothing to prune: convert without --sparsity")
+                                 fix="nothing to prune: convert without "
+                                     + spell("--sparsity", "pruning"))
         missing = [n for n in (layers or []) if n not in weights]
         if missing:
             raise Torch2MCUError(f"no conv or linear layer named {', '.join(map(repr, missing))}",

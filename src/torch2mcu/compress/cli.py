@@ -7,7 +7,8 @@ import json
 from rich.table import Table
 
 from torch2mcu.errors import Torch2MCUError
-from torch2mcu.ui import console
+from torch2mcu.ui import note
+from torch2mcu.ui import out as results
 
 
 def _fraction(text: str) -> float:
@@ -92,7 +93,7 @@ def print_summary(r: dict, out) -> None:
         t.add_row(name, f"{n:,}", f"{n - round(s * n):,}", f"{100 * s:.1f}%")
     t.add_row("total", f"{r['weights']['total']:,}", f"{r['weights']['nonzero']:,}",
               f"{100 * r['sparsity']:.1f}%")
-    console.print(t)
+    results.print(t)
     a = Table(title=f"accuracy (budget {r['accuracy_budget']} points, judged on validation)")
     for c in ("", "float", "pruned float", "pruned int8"):
         a.add_column(c, justify="right")
@@ -102,10 +103,10 @@ def print_summary(r: dict, out) -> None:
     a.add_row(f"test ({r['test_samples']:,})", f"{100 * r['float_test_accuracy']:.2f}%",
               f"{100 * r['pruned_test_accuracy']:.2f}%",
               f"{100 * r['pruned_int8_test_accuracy']:.2f}%")
-    console.print(a)
-    console.print(f"wrote {out}/pruned.pt2, calibration.npy, test-inputs.npy, test-labels.npy, "
+    results.print(a)
+    results.print(f"wrote {out}/pruned.pt2, calibration.npy, test-inputs.npy, test-labels.npy, "
                   f"compress.json ({r['seconds']['total_with_reporting']} s)")
-    console.print(f"next: torch2mcu convert {out}/pruned.pt2 --calibration {out}/calibration.npy "
+    results.print(f"next: torch2mcu convert {out}/pruned.pt2 --calibration {out}/calibration.npy "
                   f"--out {out}/c")
 
 
@@ -128,6 +129,6 @@ def apply_sparsity(args, model):
     ep = one_shot_prune(capture(model), args.sparsity)
     overall, per = program_sparsity(ep)
     if not getattr(args, "json", False):
-        console.print(f"pruned by magnitude, no fine-tuning: {100 * overall:.1f}% of weights zero ("
+        note(f"pruned by magnitude, no fine-tuning: {100 * overall:.1f}% of weights zero ("
                       + ", ".join(f"{n} {100 * s:.1f}%" for n, s in per.items()) + ")")
     return ep

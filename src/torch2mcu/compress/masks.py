@@ -13,12 +13,14 @@ from torch.nn.utils import parametrize
 
 from torch2mcu.errors import Torch2MCUError
 
-PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 def prunable_layers(model: nn.Module, names=None) -> dict[str, nn.Module]:
-    """Conv and Linear modules by qualified name (all of them, or the ones named)."""
-    found = {n: m for n, m in model.named_modules() if isinstance(m, PRUNABLE)}
+    """The modules with weights that some op of the registry computes with (Conv, Linear, ...;
+    ops declare them in `Op.prunable`) by qualified name: all of them, or the ones named."""
+    from torch2mcu.ops import prunable_modules  # noqa: PLC0415
+
+    found = {n: m for n, m in model.named_modules() if isinstance(m, prunable_modules())}
     if names is None:
         if not found:
             raise Torch2MCUError(f"{type(model).__name__} has no Conv or Linear layers to prune",

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from torch2mcu.data import Dataset
-from torch2mcu.ui import console, progress_task
+from torch2mcu.ui import note, progress_task
 
 CACHE = Path(os.environ.get("TORCH2MCU_CACHE", Path.home() / ".cache" / "torch2mcu"))
 
@@ -70,7 +70,7 @@ def trained(model_name: str, data: Dataset, epochs: int = 8, seed: int = 0) -> n
     model = BUILTIN[model_name]()
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
-        console.print(f"[dim]using the cached trained {model_name}: {path}[/dim]")
+        note(f"[dim]using the cached trained {model_name}: {path}[/dim]")
         return model.eval()
     model = train(model, data, epochs=epochs, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,22 @@ def all_ops() -> dict[str, Op]:
     return dict(_REGISTRY)
 
 
+def prunable_modules() -> tuple:
+    """The torch module classes whose weights some op computes with (compress prunes these)."""
+    return tuple(dict.fromkeys(m for op in _REGISTRY.values() for m in op.prunable))
+
+
+def weight_arguments() -> dict:
+    """{aten overload: name of its argument holding a prunable weight}, from the registry."""
+    out = {}
+    for op in _REGISTRY.values():
+        for target in op.lowerings:
+            arg = op.weight_arg(target)
+            if arg is not None:
+                out[target] = arg
+    return out
+
+
 def _load_all() -> None:
     """Import every operator module of this package (each registers itself): adding an op is
     adding its module, with nothing to list here. Modules starting with `_`, `base` and

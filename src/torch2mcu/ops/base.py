@@ -27,6 +27,17 @@ class Op:
     # Runtime headers the generated C includes when the model uses this op (beyond t2m.h),
     # e.g. ("t2m_softmax.h",); the kernels themselves live in runtime/t2m_<op>_*.c.
     headers: tuple[str, ...] = ()
+    # The torch modules whose `.weight` this op computes with, for pruning (compress derives its
+    # prunable set from these): e.g. (nn.Conv1d, nn.Conv2d). Empty: nothing to prune.
+    prunable: tuple = ()
+
+    def weight_arg(self, target) -> str | None:
+        """The name of the aten argument of `target` (one of this op's lowerings) that holds
+        the prunable weight, or None."""
+        if not self.prunable:
+            return None
+        names = [a.name for a in target._schema.arguments]
+        return "weight" if "weight" in names else None
 
     def shared_quant(self, node) -> list[str]:
         """Tensors that must carry one scale and zero point (the quantize pass merges their

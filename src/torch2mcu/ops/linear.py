@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from torch2mcu.ops import register
 from torch2mcu.ops._requant import (check_accumulator, emit_requant, emit_weights_s8,
@@ -101,6 +102,12 @@ def lower_mm(ctx, a):
 
 
 Linear.check_overflow = staticmethod(check_accumulator)
+def _weight_arg(self, target):
+    return "mat2" if target in (aten.addmm.default, aten.mm.default) else "weight"
+
+
+Linear.prunable = (nn.Linear,)
+Linear.weight_arg = _weight_arg
 Linear.lowerings = {aten.linear.default: lower_linear, aten.addmm.default: lower_addmm,
                     aten.mm.default: lower_mm}
 register(Linear())

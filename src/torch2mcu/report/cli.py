@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from torch2mcu.ui import console
+from torch2mcu.ui import out
 
 
 def add_report_parser(subparsers) -> argparse.ArgumentParser:
@@ -28,10 +28,10 @@ def print_report(data: dict) -> None:
     """The per-layer table, the summary table and where the HTML is (the end of convert, demo)."""
     from torch2mcu.report.tables import layer_table, summary_table
 
-    console.print(layer_table(data, width=console.width))
-    console.print(summary_table(data))
+    out.print(layer_table(data, width=out.width))
+    out.print(summary_table(data))
     if "files" in data:
-        console.print(f"report: {data['files']['html']}")
+        out.print(f"report: {data['files']['html']}")
 
 
 def cmd_report(args) -> int:

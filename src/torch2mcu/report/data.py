@@ -1,14 +1,16 @@
 """The report's numbers, gathered once from a converted folder; tables, plots and HTML only format them.
 
-Sources, all written by earlier stages and only read here: DIR/manifest.json (per-layer rows,
-constant and arena bytes, and the Cortex-M measurements under "measurements"[target]),
-DIR/graph.int8.json (each layer's weight format, encoding bytes and the arena plan) and
-DIR/graph.float32.json (which float layers a fused int8 layer stands for). Accuracy, bit-exactness
-and the sensitivity curves come from the caller (or compress.json) and are kept in the manifest
-under "report", so that a later `torch2mcu report DIR` shows them again.
+Sources, all written by earlier stages and only read here (artifacts.folder_view joins them):
+DIR/manifest.json (per-layer rows, constant and arena bytes), DIR/measurements/<target>.json (the
+Cortex-M measurements), DIR/verification.json (the last `torch2mcu verify`), DIR/graph.int8.json
+(each layer's weight format, encoding bytes and the arena plan) and DIR/graph.float32.json (which
+float layers a fused int8 layer stands for). Accuracy and the sensitivity curves come from the
+caller (or compress.json); the report keeps what it was given in its own DIR/report.json, so that
+a later `torch2mcu report DIR` shows them again.
 
-Every number that comes straight from the manifest carries its path there ("source"), so the HTML
-can say where each figure comes from and the tests can check that they are equal.
+Every number that comes straight from an artifact carries its path in the folder view
+("source", e.g. "measurements.cortex-m4.int8.flash_bytes"), so the HTML can say where each figure
+comes from and the tests can check that they are equal.
 
 A float32 baseline that does not fit the measured target (measurements[target].float32.fits is
 false) has no measured figures: its cells say so, and no float32 / int8 ratio is given.
@@ -18,7 +20,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torch2mcu.errors import Torch2MCUError
+from torch2mcu.artifacts import folder_view
+from torch2mcu.errors import Torch2MCUError, spell
 from torch2mcu.ir import Graph
 from torch2mcu.ir.serialize import graph_from_json
 from torch2mcu.report import fmt
@@ -352,7 +355,9 @@ def pick_target(manifest: dict, target: str | None) -> str | None:
         if target not in measured:
             have = ", ".join(measured) or "none"
             raise Torch2MCUError(f"{target} has not been measured for this folder (measured: {have})",
-                                 fix=f"run `torch2mcu measure DIR --target {target}` first")
+                                 fix=spell(f"run `torch2mcu measure DIR --target {target}` first",
+                                           f"call torch2mcu.measure(folder, target={target!r}) "
+                                           "first"))
         return target
     if not measured:
         return None
@@ -370,14 +375,15 @@ def collect(folder, *, target: str | None = None, compress=None, accuracy: dict 
     Any of them None: taken from what an earlier report stored in the manifest, else left out.
     """
     folder = Path(folder)
-    path = folder / "manifest.json"
-    if not path.is_file() or not (folder / "graph.int8.json").is_file():
+    if not (folder / "manifest.json").is_file() or not (folder / "graph.int8.json").is_file():
         raise Torch2MCUError(f"{folder} is not a folder written by torch2mcu convert",
-                             fix="pass the --out folder of `torch2mcu convert`")
-    manifest = json.loads(path.read_text())
-    stored = manifest.get("report", {})
+                             fix=spell("pass the --out folder of `torch2mcu convert`",
+                                       "pass the out= folder of torch2mcu.convert()"))
+    manifest = folder_view(folder)
+    stored = manifest["report"]  # what the last report had, for what no caller passes again
     compress = load_compress(compress)
     acc = _accuracy(accuracy, compress) if (accuracy or compress) else stored.get("accuracy")
+    verified = verified or manifest["verification"]
     verification = _verification(verified) if verified else stored.get("verification")
     compression = _compression(compress) if compress else stored.get("compression")
     target = pick_target(manifest, target)

@@ -9,10 +9,6 @@ from rich.table import Table
 from torch2mcu.report import fmt
 
 
-def _kb(n: float) -> str:
-    return f"{n / 1024:,.1f} KB"
-
-
 def measure_table(r: dict) -> Table:
     """float32 baseline vs int8 on one target: flash, RAM, instructions, estimated cycles.
 
@@ -30,15 +26,15 @@ def measure_table(r: dict) -> Table:
     t.add_column("float32 baseline", justify="right", no_wrap=True)
     t.add_column("int8", justify="right", no_wrap=True)
     t.add_column("float32 / int8", justify="right", no_wrap=True)
-    qrows = [("flash", _kb(q["flash_bytes"])),
-             ("RAM (incl. stack)", _kb(q["ram_bytes"])),
-             ("flash + RAM", _kb(q["flash_bytes"] + q["ram_bytes"])),
+    qrows = [("flash", fmt.kib(q["flash_bytes"])),
+             ("RAM (incl. stack)", fmt.kib(q["ram_bytes"])),
+             ("flash + RAM", fmt.kib(q["flash_bytes"] + q["ram_bytes"])),
              ("instructions", f"{q['instructions']:,}"),
              ("cycles (estimate)", f"{q['cycles_estimate']:,}"),
              ("ms at board clock (estimate)", f"{q['ms_estimate']:.2f}")]
     ratios = [ratio.get(k) for k in ("flash", "ram", "footprint", "instructions", "cycles", "cycles")]
     if fits:
-        fcells = [_kb(f["flash_bytes"]), _kb(f["ram_bytes"]), _kb(f["flash_bytes"] + f["ram_bytes"]),
+        fcells = [fmt.kib(f["flash_bytes"]), fmt.kib(f["ram_bytes"]), fmt.kib(f["flash_bytes"] + f["ram_bytes"]),
                   f"{f['instructions']:,}", f"{f['cycles_estimate']:,}", f"{f['ms_estimate']:.2f}"]
     else:
         region = {"flash": 0, "ram": 1}.get(f.get("region"))
