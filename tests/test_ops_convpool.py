@@ -323,3 +323,21 @@ def test_kws_1d_is_bit_exact_on_host_and_cortex_m4(sparsity, out_dir):
     assert r["emulator"]["mismatches"] == 0
     assert r["float_max_abs_error"] < 1e-4
     assert len(np.unique(r["reference_outputs"])) > 1
+
+
+def test_conv1d_layers_are_prunable():
+    from torch2mcu.compress.masks import prunable_layers
+    from torch2mcu.ops import weight_arguments
+
+    assert weight_arguments()[aten.conv1d.default] == "weight"
+    layers = prunable_layers(KWS1d())
+    assert sum(isinstance(m, nn.Conv1d) for m in layers.values()) == 5 and len(layers) == 6
+
+
+def test_unsupported_reductions_and_pool_dilation_are_refused(out_dir):
+    for f, match in [(lambda t: t.mean(1), "mean over dims"), (lambda t: t.amax(1, keepdim=True), "amax over dims"),
+                     (lambda t: F.max_pool1d(t, 2, dilation=2), "pooling dilation")]:
+        x = torch.randn(1, 3, 20)
+        with pytest.raises(torch2mcu.Torch2MCUError, match=match) as e:
+            torch2mcu.convert(Around(_Lambda(f), C1), x, calibration=x.numpy(), out=out_dir)
+        assert "test_ops_convpool.py" in str(e.value)  # the user's source line

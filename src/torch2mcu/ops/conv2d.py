@@ -208,7 +208,7 @@ def lower_conv(ctx, a: dict):
 
 
 Conv2d.check_overflow = staticmethod(check_accumulator)
-Conv2d.prunable = (torch.nn.Conv2d,)
+Conv2d.prunable = (torch.nn.Conv1d, torch.nn.Conv2d)
 Conv2d.lowerings = {aten.conv2d.default: lower_conv, aten.conv2d.padding: lower_conv,
                     aten.conv1d.default: lower_conv, aten.conv1d.padding: lower_conv,
                     aten.convolution.default: lower_conv}
