@@ -250,7 +250,7 @@ def test_model_is_bit_exact(name, cls, shape, out_dir):
         assert any(n.attrs.get("pool") for n in g.nodes if n.op == "conv2d")  # pool fused
         assert any(n.attrs.get("adaptive") for n in g.nodes if n.op == "avgpool2d")
         kernels = {n.attrs["kernel"] for n in g.nodes if n.op == "conv2d"}
-        assert {"conv2d_rows", "conv2d_dense"} <= kernels, kernels
+        assert {"conv2d_rows_dilated", "conv2d_dense_dilated"} <= kernels, kernels
     else:
         assert sum(bool(n.attrs.get("adaptive")) for n in g.nodes) == 2
 

@@ -26,6 +26,7 @@ def dilation_of(node) -> tuple[int, int]:
 
 class Conv2d(Op):
     name = "conv2d"
+    headers = ("t2m_conv2d.h",)  # the dilated kernels
     summary = ("Conv2d and Conv1d (any kernel, stride, padding and dilation, groups including "
                "depthwise and channel multipliers, bias or none)")
 
@@ -112,6 +113,7 @@ class Conv2d(Op):
         weight = node.params["weight"]
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
         dh, dw = dilation_of(node)
+        dil = "_dilated" if (dh, dw) != (1, 1) else ""  # t2m_conv2d.h: taps apart
         x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
         if ctx.dtype == "float32":
             shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
@@ -123,7 +125,7 @@ class Conv2d(Op):
             bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"])
                     if "bias" in node.params else "NULL")
             lo, hi = ctx.float_bounds(*act_of(node))
-            ctx.call(f"t2m_conv2d_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
+            ctx.call(f"t2m_conv2d{dil}_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
             return
         hb, wb = node.attrs["prepared"]
         _, coh, cow = self.conv_shape(node, g)
@@ -147,9 +149,9 @@ class Conv2d(Op):
             rows = f"(int32_t *)(void *){work}" if work != "NULL" else "NULL"
             ctx.call(f"t2m_conv2d_{sparse}_s8(&{shape}, &{rq}, {wexpr}, {x}, {bias}, {y}, {rows});")
         elif node.attrs.get("col_bytes"):
-            ctx.call(f"t2m_conv2d_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {work});")
+            ctx.call(f"t2m_conv2d{dil}_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {work});")
         else:  # one output channel per group (depthwise): walk kernel rows in place
-            ctx.call(f"t2m_conv2d_rows_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
+            ctx.call(f"t2m_conv2d_rows{dil}_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
 
 
 # ---- lowering from aten ------------------------------------------------------------------------

@@ -57,9 +57,10 @@ def _conv_geometry(node, graph):
 def _kernel(node, fmt: str, enc) -> str:
     """The runtime kernel a layer in this format calls (see KERNEL_CODE_BYTES)."""
     if fmt == "dense":
+        dilated = "_dilated" if node.op == "conv2d" and dilation_of(node) != (1, 1) else ""
         if node.op == "conv2d" and node.params["weight_q"].shape[0] // node.attrs["groups"] < 2:
-            return "conv2d_rows"
-        return f"{node.op}_dense"
+            return "conv2d_rows" + dilated
+        return f"{node.op}_dense" + dilated
     return f"{node.op}_{fmt}{8 * enc.index_bytes}"
 
 

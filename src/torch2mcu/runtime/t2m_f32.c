@@ -1,5 +1,6 @@
 /* Dense float32 kernels: the float baseline that every ratio is measured against.
  * Same loops and layouts as the int8 kernels, without quantization. */
+#include "t2m_conv2d.h"
 #include "t2m_pool.h"
 
 static float t2m_clamp_f(float v, float lo, float hi)
@@ -24,9 +25,11 @@ static int32_t t2m_end_tap(int32_t p0, int32_t d, int32_t n, int32_t size)
     return end < n ? end : n;
 }
 
-void t2m_conv2d_f32(const t2m_conv_shape *shape, float act_min, float act_max,
-                    const float *input, const float *weights, const float *bias,
-                    float *output)
+/* A dilated convolution (t2m_conv2d.h): the taps are dilation_h rows / dilation_w columns
+ * apart; those that fall in the padding are skipped. */
+void t2m_conv2d_dilated_f32(const t2m_conv_shape *shape, float act_min, float act_max,
+                            const float *input, const float *weights, const float *bias,
+                            float *output)
 {
     const int32_t in_c_per_group = shape->in_c / shape->groups;
     const int32_t out_c_per_group = shape->out_c / shape->groups;
@@ -64,6 +67,54 @@ void t2m_conv2d_f32(const t2m_conv_shape *shape, float act_min, float act_max,
                         int32_t kx;
                         for (kx = kx_lo; kx < kx_hi; ++kx) {
                             acc += f_row[kx] * in_row[ix0 + kx * dw];
+                        }
+                    }
+                }
+                output[((size_t)oc * shape->out_h + (size_t)oy) * shape->out_w + (size_t)ox] =
+                    t2m_clamp_f(acc, act_min, act_max);
+            }
+        }
+    }
+}
+
+void t2m_conv2d_f32(const t2m_conv_shape *shape, float act_min, float act_max,
+                    const float *input, const float *weights, const float *bias,
+                    float *output)
+{
+    const int32_t in_c_per_group = shape->in_c / shape->groups;
+    const int32_t out_c_per_group = shape->out_c / shape->groups;
+    const int32_t in_hw = (int32_t)shape->in_h * shape->in_w;
+    const int32_t filter_size = in_c_per_group * shape->k_h * shape->k_w;
+    int32_t oc;
+
+    for (oc = 0; oc < shape->out_c; ++oc) {
+        const int32_t group = oc / out_c_per_group;
+        const float *filter = weights + (size_t)oc * (size_t)filter_size;
+        const float *in_group = input + (size_t)(group * in_c_per_group) * (size_t)in_hw;
+        const float b = bias != NULL ? bias[oc] : 0.0f;
+        int32_t oy;
+        for (oy = 0; oy < shape->out_h; ++oy) {
+            const int32_t iy0 = oy * shape->stride_h - shape->pad_h;
+            const int32_t ky_lo = iy0 < 0 ? -iy0 : 0;
+            const int32_t ky_hi = iy0 + shape->k_h > shape->in_h ? shape->in_h - iy0 : shape->k_h;
+            int32_t ox;
+            for (ox = 0; ox < shape->out_w; ++ox) {
+                const int32_t ix0 = ox * shape->stride_w - shape->pad_w;
+                const int32_t kx_lo = ix0 < 0 ? -ix0 : 0;
+                const int32_t kx_hi = ix0 + shape->k_w > shape->in_w ? shape->in_w - ix0 : shape->k_w;
+                float acc = b;
+                int32_t ic;
+                for (ic = 0; ic < in_c_per_group; ++ic) {
+                    const float *in_ch = in_group + (size_t)ic * (size_t)in_hw;
+                    const float *f_ch = filter + (size_t)ic * shape->k_h * shape->k_w;
+                    int32_t ky;
+                    for (ky = ky_lo; ky < ky_hi; ++ky) {
+                        /* index with signed arithmetic: ix0 may be negative at the left border */
+                        const float *in_row = in_ch + (iy0 + ky) * (int32_t)shape->in_w;
+                        const float *f_row = f_ch + (size_t)ky * shape->k_w;
+                        int32_t kx;
+                        for (kx = kx_lo; kx < kx_hi; ++kx) {
+                            acc += f_row[kx] * in_row[ix0 + kx];
                         }
                     }
                 }
