@@ -108,10 +108,12 @@ def test_failure_while_writing_leaves_nothing(out_dir, monkeypatch):
 
 
 def test_unsupported_conv_variants(out_dir):
-    for model, match in [(nn.Conv2d(1, 2, 3, dilation=2), "dilation"),
+    for model, match in [(nn.Conv3d(1, 2, 3), "conv3d"),
                          (nn.ConvTranspose2d(1, 2, 3, dilation=2), "dilation"),
-                         (nn.Conv1d(1, 2, 3), "conv1d")]:
-        x = torch.randn(1, 1, 8) if isinstance(model, nn.Conv1d) else torch.randn(1, 1, 8, 8)
+                         (nn.Conv1d(1, 2, 4, padding="same"), "asymmetrically")]:
+        x = (torch.randn(1, 1, 8) if isinstance(model, nn.Conv1d) else
+             torch.randn(1, 1, 8, 8, 8) if isinstance(model, nn.Conv3d) else
+             torch.randn(1, 1, 8, 8))
         cal = _cal(tuple(x.shape[1:]))
         with pytest.raises(Torch2MCUError, match=match):
             torch2mcu.convert(model.eval(), x, calibration=cal, out=out_dir)

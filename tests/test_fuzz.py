@@ -41,8 +41,9 @@ from torch2mcu.codegen.emitter import emit_model
 from torch2mcu.codegen.folder import copy_runtime, runtime_dir
 from torch2mcu.encodings import Encoding, conv_offsets, decode
 from torch2mcu.ir import Graph, Node, Tensor
-from torch2mcu.ops.conv2d import conv_out
-from torch2mcu.ops._pool import pool_out
+from torch2mcu.ops.conv2d import conv_out, dilation_of
+from torch2mcu.ops._pool import adaptive_attrs, pool_out
+from torch2mcu.ops._spatial import like, spatial
 from torch2mcu.ops.pointwise import FUNCTIONS
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.reference import run_int8
@@ -173,6 +174,27 @@ class PadLayer:
 
 
 @dataclass(frozen=True)
+class Dilated:
+    conv: Conv
+    dilation: tuple[int, int]  # at least one axis > 1 for a 2-D layer
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    kind: str                  # max | avg: PyTorch's adaptive windows (uneven or not)
+    out: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class OneD:
+    """A 1-D layer (Conv1d, dilated or not, MaxPool1d / AvgPool1d, adaptive 1-D pools) on the
+    input seen as (C, H*W), then, for a conv, a max-pool fused into it; the (C', L') result is
+    seen as (C', 1, L') again. Windows are height 1: kernel (1, k), stride (1, s), pad (0, p)."""
+    layer: Conv | Dilated | Pool | Adaptive
+    pool: Pool | None = None
+
+
+@dataclass(frozen=True)
 class Case:
     in_shape: tuple[int, ...]
     layers: tuple
@@ -289,15 +311,84 @@ POINTWISE = st.builds(Pointwise, st.sampled_from(sorted(FUNCTIONS)),
 HEAD = st.builds(LinearSoftmax, linear_layer(40), st.booleans())
 
 
+def _dilated_conv(draw, c: int, sizes, dilation) -> Conv:
+    """A conv whose dilated kernel fits the (padded) input along each axis of `sizes`."""
+    kernel, stride, padding = [], [], []
+    for size, d in zip(sizes, dilation):
+        k = draw(st.integers(1, 5 if size > 1 else 1))
+        while k > 1 and (k - 1) * d + 1 > size + 6:
+            k -= 1
+        ext = (k - 1) * d + 1
+        lo = max(0, -(-(ext - size) // 2))
+        kernel.append(k)
+        padding.append(draw(st.integers(lo, max(lo, min(ext // 2, 4)))) if size > 1 else 0)
+        stride.append(draw(st.integers(1, 3)) if size > 1 else 1)
+    groups = draw(st.sampled_from(_divisors(c)))
+    per_group = draw(st.integers(1, max(1, 12 // groups)))
+    return Conv(groups * per_group, tuple(kernel), tuple(stride), tuple(padding), groups,
+                draw(st.booleans()), draw(ACT), draw(SPARSITY), draw(PATTERN))
+
+
+@st.composite
+def dilated_layer(draw, shape):
+    c, h, w = shape
+    d = (draw(st.integers(1, 3)) if h > 1 else 1, draw(st.integers(1, 3)) if w > 1 else 1)
+    if d == (1, 1):
+        d = (2, 1) if h > 2 else (1, 2)
+    return Dilated(_dilated_conv(draw, c, (h, w), d), d)
+
+
+@st.composite
+def adaptive_layer(draw, shape, one_d: bool = False):
+    _, h, w = shape
+    oh = 1 if one_d else draw(st.integers(1, h + 2))
+    return Adaptive(draw(st.sampled_from(["max", "avg"])), (oh, draw(st.integers(1, w + 2))))
+
+
+@st.composite
+def one_d_layer(draw, shape):
+    c, h, w = shape
+    length = h * w
+    kind = draw(st.sampled_from(["conv", "dilated", "pool", "adaptive"]))
+    if kind == "pool":
+        k = draw(st.integers(1, min(5, length)))
+        pool = draw(pool_layer((c, 1, length)))
+        return OneD(Pool(pool.kind, (1, k), (1, draw(st.integers(1, 3))),
+                         (0, draw(st.integers(0, k // 2))), pool.ceil_mode,
+                         pool.count_include_pad, pool.divisor_override))
+    if kind == "adaptive":
+        return OneD(draw(adaptive_layer((c, 1, length), one_d=True)))
+    d = draw(st.integers(2, 5)) if kind == "dilated" else 1
+    conv = _dilated_conv(draw, c, (1, length), (1, d))
+    layer = Dilated(conv, (1, d)) if d > 1 else conv
+    out_len = out_shape(layer, (c, length))[1]
+    pool = None
+    if draw(st.integers(0, 2)) == 2:  # a max-pool with window == stride: fused into the conv
+        q = draw(st.integers(1, min(3, out_len)))
+        pool = Pool("max", (1, q), (1, q), (0, 0), False)
+    return OneD(layer, pool)
+
+
 def out_shape(layer, shape: tuple) -> tuple:
-    if isinstance(layer, Conv):
-        _, h, w = shape
-        return (layer.out_c,) + tuple(conv_out(s, k, st_, p) for s, k, st_, p in
-                                      zip((h, w), layer.kernel, layer.stride, layer.padding))
+    """The output shape of a layer on a (C, H, W) or (C, L) input (1-D: (C, 1, L))."""
+    if isinstance(layer, (Conv, Dilated)):
+        conv = layer.conv if isinstance(layer, Dilated) else layer
+        dil = layer.dilation if isinstance(layer, Dilated) else (1, 1)
+        _, h, w = spatial(shape)
+        return like(shape, conv.out_c, *(conv_out(s, k, st_, p, d) for s, k, st_, p, d in
+                                         zip((h, w), conv.kernel, conv.stride, conv.padding, dil)))
     if isinstance(layer, Pool):
-        _, h, w = shape
-        return (shape[0],) + tuple(pool_out(s, k, st_, p, layer.ceil_mode) for s, k, st_, p in
-                                   zip((h, w), layer.kernel, layer.stride, layer.padding))
+        _, h, w = spatial(shape)
+        return like(shape, shape[0], *(pool_out(s, k, st_, p, layer.ceil_mode) for s, k, st_, p in
+                                       zip((h, w), layer.kernel, layer.stride, layer.padding)))
+    if isinstance(layer, Adaptive):
+        return like(shape, shape[0], *layer.out)
+    if isinstance(layer, OneD):
+        c, h, w = shape
+        y = out_shape(layer.layer, (c, h * w))
+        if layer.pool is not None:
+            y = out_shape(layer.pool, y)
+        return (y[0], 1, y[1])
     if isinstance(layer, Linear):
         return (layer.out,)
     if isinstance(layer, Merge) and layer.kind == "cat":
@@ -325,7 +416,7 @@ def layer_for(draw, shape):
         return draw(st.one_of(linear_layer(), CLAMP, POINTWISE, merge_layer(shape), HEAD,
                               pad_layer(shape)))
     kinds = ["conv", "pool", "linear", "clamp", "pointwise", "residual", "merge", "head",
-             "conv_transpose", "upsample", "pad"]
+             "conv_transpose", "upsample", "pad", "dilated", "oned", "adaptive"]
     kind = draw(st.sampled_from(kinds))
     if kind == "merge":
         return draw(merge_layer(shape))
@@ -337,6 +428,12 @@ def layer_for(draw, shape):
         return draw(pad_layer(shape))
     if kind == "conv":
         return draw(conv_layer(shape))
+    if kind == "dilated":
+        return draw(dilated_layer(shape))
+    if kind == "oned":
+        return draw(one_d_layer(shape))
+    if kind == "adaptive":
+        return draw(adaptive_layer(shape))
     if kind == "pool":
         return draw(pool_layer(shape))
     if kind == "linear":
@@ -366,7 +463,7 @@ def case(draw, max_layers: int = 1):
         layer = draw(layer_for(shape))
         layers.append(layer)
         shape = out_shape(layer, shape)
-        if isinstance(layer, Conv) and draw(st.integers(0, 3)) == 3:
+        if isinstance(layer, (Conv, Dilated)) and draw(st.integers(0, 3)) == 3:
             # a max-pool with window == stride right after a conv: fused into the conv kernel
             k = (draw(st.integers(1, min(3, shape[1]))), draw(st.integers(1, min(3, shape[2]))))
             layers.append(Pool("max", k, k, (0, 0), False))
@@ -431,7 +528,7 @@ class _Builder:
             return x
         return self.node("clamp", [x], self.tensors[x].shape, {"act": bounds})
 
-    def conv(self, x: str, layer: Conv) -> str:
+    def conv(self, x: str, layer: Conv, dilation: tuple[int, int] = (1, 1)) -> str:
         shape = self.tensors[x].shape
         c = shape[0]
         w = _weights(self.rng, (layer.out_c, c // layer.groups) + layer.kernel, self.case,
@@ -440,9 +537,10 @@ class _Builder:
         if layer.bias:
             params["bias"] = (self.rng.standard_normal(layer.out_c)
                               * 10.0 ** self.case.bias_exp).astype(np.float32)
-        y = self.node("conv2d", [x], out_shape(layer, shape),
-                      {"stride": layer.stride, "padding": layer.padding, "groups": layer.groups},
-                      params)
+        attrs = {"stride": layer.stride, "padding": layer.padding, "groups": layer.groups}
+        if dilation != (1, 1):
+            attrs["dilation"] = dilation
+        y = self.node("conv2d", [x], out_shape(Dilated(layer, dilation), shape), attrs, params)
         return self.act(y, layer.act)
 
     def linear(self, x: str, layer: Linear) -> str:
@@ -505,6 +603,20 @@ class _Builder:
                              {"act": (layer.lo * self.span, layer.hi * self.span)})
         if isinstance(layer, Merge):
             return self.merge(x, layer)
+        if isinstance(layer, Dilated):
+            return self.conv(x, layer.conv, layer.dilation)
+        if isinstance(layer, Adaptive):
+            _, h, w = spatial(self.tensors[x].shape)
+            return self.node(f"{layer.kind}pool2d", [x], out_shape(layer, self.tensors[x].shape),
+                             adaptive_attrs(h, w, *layer.out))
+        if isinstance(layer, OneD):  # (C, H, W) seen as (C, H*W), and back: free reshapes
+            c, h, w = self.tensors[x].shape
+            y = self.layer(self.node("reshape", [x], (c, h * w), {"shape": (c, h * w)}),
+                           layer.layer)
+            if layer.pool is not None:
+                y = self.pool(y, layer.pool)
+            c2, length = self.tensors[y].shape
+            return self.node("reshape", [y], (c2, 1, length), {"shape": (c2, 1, length)})
         a = self.conv(x, layer.f) if layer.f else x
         b = self.conv(x, layer.g) if layer.g else x
         return self.act(self.node("add", [a, b], self.tensors[x].shape), layer.act)
@@ -579,7 +691,8 @@ def _check_encodings(built_graph: Graph, case: Case) -> None:
         wq = node.params["weight_q"]
         if node.op == "conv2d":
             hb, wb = node.attrs["prepared"]
-            offsets = conv_offsets(wq.shape[1], wq.shape[2], wq.shape[3], hb, wb)
+            offsets = conv_offsets(wq.shape[1], wq.shape[2], wq.shape[3], hb, wb,
+                                   dilation_of(node))
         else:
             offsets = np.arange(wq.shape[1])
         enc = Encoding(fmt, node.params["enc_values"], node.params.get("enc_index"),

@@ -47,14 +47,18 @@ from torch2mcu.ops import get_op  # noqa: E402
 from torch2mcu.quant import fixedpoint as fp  # noqa: E402
 
 SEED = int(os.environ.get("T2M_TFLM_SEED", "7301"))
-N_CASES = {"conv2d": 40, "depthwise": 30, "linear": 30, "maxpool": 30, "avgpool": 30, "add": 30,
-           "transpose_conv": 40, "pad": 15, "upsample": 15}
+N_CASES = {"conv2d": 40, "depthwise": 30, "linear": 30, "maxpool": 30, "avgpool": 30, "add": 30}
+# One rng stream per kind; kinds added later go at the end so earlier cases keep their draws.
+_STREAMS = sorted(N_CASES) + ["conv2d_dilated", "depthwise_dilated", "transpose_conv", "pad",
+                              "upsample"]
+N_CASES.update({"conv2d_dilated": 20, "depthwise_dilated": 20, "transpose_conv": 40, "pad": 15,
+                "upsample": 15})
 ACTS = {"none": (-math.inf, math.inf), "relu": (0.0, math.inf), "relu6": (0.0, 6.0),
         "relu_n1_to_1": (-1.0, 1.0)}
 
 
 def rng_for(op: str, case: int) -> np.random.Generator:
-    return np.random.default_rng([SEED, sorted(N_CASES).index(op), case])
+    return np.random.default_rng([SEED, _STREAMS.index(op), case])
 
 
 def f32(v: float) -> float:
@@ -172,7 +176,7 @@ def draw_weighted(rng, x_shape, w_shape, fan_in, big_m=None):
 # conv2d (incl. grouped) and depthwise conv
 # ----------------------------------------------------------------------------------------------
 
-def make_conv_case(rng, depthwise: bool):
+def make_conv_case(rng, depthwise: bool, dilated: bool = False):
     b = int(rng.integers(1, 3))
     if depthwise:
         cin = int(rng.integers(1, 9))
@@ -191,18 +195,32 @@ def make_conv_case(rng, depthwise: bool):
         sh = sw = 1
         kh, kw = int(rng.choice([1, 3, 5])), int(rng.choice([1, 3, 5]))
         ph, pw = kh // 2, kw // 2
-    h = max(int(rng.integers(kh, kh + 10)) - 2 * ph, 1)
-    w = max(int(rng.integers(kw, kw + 10)) - 2 * pw, 1)
-    while torch_out(h, kh, sh, ph) < 1:
+    dh = dw = 1
+    if dilated:  # at least one axis dilated; padding up to half the dilated kernel
+        dh, dw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        if dh == dw == 1:
+            dh, dw = (2, 1) if kh > 1 else (1, 2)
+        ph = int(rng.integers(0, (kh - 1) * dh // 2 + 1)) if rng.random() < 0.7 else 0
+        pw = int(rng.integers(0, (kw - 1) * dw // 2 + 1)) if rng.random() < 0.7 else 0
+        if rng.random() < 0.3:  # stride 1, "same" padding of the dilated kernel
+            sh = sw = 1
+            kh, kw = int(rng.choice([1, 3, 5])), int(rng.choice([1, 3, 5]))
+            ph, pw = (kh - 1) * dh // 2, (kw - 1) * dw // 2
+    keh, kew = (kh - 1) * dh + 1, (kw - 1) * dw + 1  # the dilated kernel's extent
+    h = max(int(rng.integers(keh, keh + 10)) - 2 * ph, 1)
+    w = max(int(rng.integers(kew, kew + 10)) - 2 * pw, 1)
+    while torch_out(h, keh, sh, ph) < 1:
         h += 1
-    while torch_out(w, kw, sw, pw) < 1:
+    while torch_out(w, kew, sw, pw) < 1:
         w += 1
     fan_in = (cin // groups) * kh * kw
     x, weight, bias, (s_in, z_in), (s_out, z_out), act = draw_weighted(
         rng, (b, cin, h, w), (cout, cin // groups, kh, kw), fan_in)
 
-    node = Node("conv", "conv2d", ["x"], ["y"],
-                attrs={"stride": (sh, sw), "padding": (ph, pw), "groups": groups, "act": ACTS[act]},
+    attrs = {"stride": (sh, sw), "padding": (ph, pw), "groups": groups, "act": ACTS[act]}
+    if dilated:
+        attrs["dilation"] = (dh, dw)
+    node = Node("conv", "conv2d", ["x"], ["y"], attrs=attrs,
                 params={"weight": weight} | ({"bias": bias} if bias is not None else {}))
     op = get_op("conv2d")
     out_shape = op.infer_shape(node, [(cin, h, w)])
@@ -210,9 +228,10 @@ def make_conv_case(rng, depthwise: bool):
                         "y": Tensor("y", tuple(out_shape), QuantParams(s_out, z_out))},
                   [node], ["x"], ["y"], meta={"quantized": True})
     op.quantize(node, graph)
-    mode = padding_mode(h, w, (kh, kw), (sh, sw), (ph, pw))
+    mode = padding_mode(h, w, (keh, kew), (sh, sw), (ph, pw))
     ctx = dict(b=b, cin=cin, cout=cout, groups=groups, hw=(h, w), k=(kh, kw), s=(sh, sw),
-               p=(ph, pw), mode=mode, z_in=z_in, s_in=s_in, s_out=s_out, z_out=z_out, act=act,
+               p=(ph, pw), d=(dh, dw), mode=mode, z_in=z_in, s_in=s_in, s_out=s_out, z_out=z_out,
+               act=act,
                bias=bias is not None, shifts=sorted(set(node.params["shift"].tolist())))
     return node, graph, x, mode, mult, act, ctx
 
@@ -232,7 +251,8 @@ def tflm_conv(node, graph, x, mode, mult, act, depthwise):
         (b,) + tuple(nchw_to_nhwc(x).shape[1:]), (qin.scale, qin.zero_point), w_tfl,
         node.params["weight_scale"], node.params.get("bias_q"), (qout.scale, qout.zero_point),
         (b, oh, ow, oc), node.attrs["stride"], tb.SAME if mode == "same" else tb.VALID, act=act,
-        pads=pads, depthwise=depthwise, depth_multiplier=mult or 1)
+        pads=pads, depthwise=depthwise, depth_multiplier=mult or 1,
+        dilation=node.attrs.get("dilation", (1, 1)))
     return nhwc_to_nchw(tb.run_tflm(model, [nchw_to_nhwc(x)]))
 
 
@@ -249,6 +269,16 @@ def test_depthwise_conv2d_matches_tflm(case):
     node, graph, x, mode, mult, act, ctx = make_conv_case(rng_for("depthwise", case), True)
     ours = get_op("conv2d").run_int8(node, [x], graph)
     got = tflm_conv(node, graph, x, mode, mult, act, depthwise=True)
+    assert np.array_equal(got, ours), report(ctx, got, ours)
+
+
+@pytest.mark.parametrize("depthwise", [False, True], ids=["conv2d", "depthwise"])
+@pytest.mark.parametrize("case", range(N_CASES["conv2d_dilated"]))
+def test_dilated_conv_matches_tflm(depthwise, case):
+    kind = "depthwise_dilated" if depthwise else "conv2d_dilated"
+    node, graph, x, mode, mult, act, ctx = make_conv_case(rng_for(kind, case), depthwise, True)
+    ours = get_op("conv2d").run_int8(node, [x], graph)
+    got = tflm_conv(node, graph, x, mode, mult, act, depthwise=depthwise)
     assert np.array_equal(got, ours), report(ctx, got, ours)
 
 

@@ -132,10 +132,12 @@ def _pad_input(mb: ModelBuilder, x: int, in_shape, pads, s_in: float, z_in: int)
 
 
 def conv2d_model(in_shape, q_in, weight, w_scales, bias, q_out, out_shape, stride, padding,
-                 act="none", pads=(0, 0, 0, 0), depthwise=False, depth_multiplier=1) -> bytes:
+                 act="none", pads=(0, 0, 0, 0), depthwise=False, depth_multiplier=1,
+                 dilation=(1, 1)) -> bytes:
     """CONV_2D (weight OHWI, per-channel axis 0) or DEPTHWISE_CONV_2D (weight 1HWO, axis 3).
 
     pads: an explicit PAD before the conv (then `padding` is normally VALID).
+    dilation: (h, w) dilation factors.
     """
     mb = ModelBuilder()
     x = mb.tensor(in_shape, np.int8, *q_in, name="input")
@@ -161,7 +163,7 @@ def conv2d_model(in_shape, q_in, weight, w_scales, bias, q_out, out_shape, strid
         opt_type, code = fb.BuiltinOptions.Conv2DOptions, fb.BuiltinOperator.CONV_2D
     o.padding = padding
     o.strideH, o.strideW = stride
-    o.dilationHFactor = o.dilationWFactor = 1
+    o.dilationHFactor, o.dilationWFactor = (int(d) for d in dilation)
     o.fusedActivationFunction = ACT[act]
     mb.op(code, ins, [y], opt_type, o)
     return mb.build([x], [y])

@@ -1,8 +1,8 @@
 """The weight encodings the int8 kernels walk in place (mirrors t2m_sparse_s8 in runtime/t2m.h).
 
 A layer's int8 weights are rows (one per output channel) over K positions; position k of a row
-reads the input at offset `offsets[k]` from the window origin (conv: ic*Hb*Wb + ky*Wb + kx over
-the prepared input; fc: k). Encodings:
+reads the input at offset `offsets[k]` from the window origin (conv: ic*Hb*Wb + ky*dh*Wb + kx*dw
+over the prepared input, dh x dw the dilation; fc: k). Encodings:
 
 - dense: all K weights per row, in order.
 - csr:   per row, the nonzero weights and their offsets, as uint8 when every offset < 256,
@@ -45,9 +45,13 @@ class Encoding:
         return sum(self.bytes.values())
 
 
-def conv_offsets(cin_g: int, kh: int, kw: int, hb: int, wb: int) -> np.ndarray:
+def conv_offsets(cin_g: int, kh: int, kw: int, hb: int, wb: int,
+                 dilation: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """Input offset of each weight (ic, ky, kx) from the window origin; a dilated kernel's taps
+    are dilation rows / columns apart, so the sparse kernels need nothing else for dilation."""
+    dh, dw = dilation
     ic, ky, kx = np.meshgrid(np.arange(cin_g), np.arange(kh), np.arange(kw), indexing="ij")
-    return (ic * hb * wb + ky * wb + kx).reshape(-1).astype(np.int64)
+    return (ic * hb * wb + ky * dh * wb + kx * dw).reshape(-1).astype(np.int64)
 
 
 def _sizes(values, index, row_len) -> dict:

@@ -262,6 +262,8 @@ def to_ir(ep: torch.export.ExportedProgram, name: str = "model") -> Graph:
             if n.target in IGNORED:
                 continue
             if n.target is operator.getitem:
+                if not n.users:  # an unused output (a pool's indices): nothing to convert
+                    continue
                 src, idx = ctx.value(n.args[0]), n.args[1]
                 if not isinstance(src, tuple):
                     ctx.fail("indexing a value that is not a tuple", "check the model")

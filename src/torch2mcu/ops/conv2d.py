@@ -1,4 +1,6 @@
-"""Conv2d: any kernel, stride and padding, groups (depthwise, channel multipliers), bias or none."""
+"""Conv2d and Conv1d: any kernel, stride, padding and dilation, groups (depthwise, channel
+multipliers), bias or none. A Conv1d is a conv of height 1 on its (C, L) input seen as (C, 1, L)
+(ops/_spatial.py); its weights are stored as (O, I/groups, 1, K)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,35 +10,42 @@ import torch.nn.functional as F
 from torch2mcu.ops import register
 from torch2mcu.ops._requant import (check_accumulator, emit_requant, emit_weights_s8,
                                     quantize_weighted, requantize_output)
+from torch2mcu.ops._spatial import as4d, from4d, like, single, spatial
 from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, pair, require
 
 aten = torch.ops.aten
 
 
-def conv_out(size: int, k: int, stride: int, pad: int) -> int:
-    return (size + 2 * pad - k) // stride + 1
+def conv_out(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int:
+    return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+
+
+def dilation_of(node) -> tuple[int, int]:
+    return tuple(node.attrs.get("dilation", (1, 1)))
 
 
 class Conv2d(Op):
     name = "conv2d"
-    summary = ("Conv2d (any kernel, stride and padding, dilation 1, groups including depthwise "
-               "and channel multipliers, bias or none)")
+    headers = ("t2m_conv2d.h",)  # the dilated kernels
+    summary = ("Conv2d and Conv1d (any kernel, stride, padding and dilation, groups including "
+               "depthwise and channel multipliers, bias or none)")
 
     def infer_shape(self, node, in_shapes):
-        c, h, w = in_shapes[0]
+        c, h, w = spatial(in_shapes[0])
         weight = node.params["weight"]
         kh, kw = weight.shape[2:]
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
-        oh, ow = conv_out(h, kh, sh, ph), conv_out(w, kw, sw, pw)
+        dh, dw = dilation_of(node)
+        oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
         if "pool" in node.attrs:  # fused max-pool, window == stride
             qh, qw = node.attrs["pool"]
-            return (weight.shape[0], oh // qh, ow // qw)
-        return (weight.shape[0], oh, ow)
+            oh, ow = oh // qh, ow // qw
+        return like(in_shapes[0], weight.shape[0], oh, ow)
 
     def conv_shape(self, node, graph) -> tuple[int, int, int]:
-        """The conv outputs the kernel computes: with a fused pool, only the rows and columns
-        that some pooling window reads."""
-        oc, oh, ow = self.infer_shape(node, [graph.tensors[node.inputs[0]].shape])
+        """The conv outputs the kernel computes, as (C, H, W): with a fused pool, only the rows
+        and columns that some pooling window reads."""
+        oc, oh, ow = spatial(self.infer_shape(node, [graph.tensors[node.inputs[0]].shape]))
         qh, qw = node.attrs.get("pool", (1, 1))
         return oc, oh * qh, ow * qw
 
@@ -48,14 +57,14 @@ class Conv2d(Op):
 
     def _torch_args(self, node):
         return dict(stride=tuple(node.attrs["stride"]), padding=tuple(node.attrs["padding"]),
-                    groups=node.attrs["groups"])
+                    dilation=dilation_of(node), groups=node.attrs["groups"])
 
     def run_float(self, node, xs):
         w = torch.from_numpy(node.params["weight"].astype(np.float32))
         b = node.params.get("bias")
         b = None if b is None else torch.from_numpy(b.astype(np.float32))
-        y = F.conv2d(torch.from_numpy(xs[0]), w, b, **self._torch_args(node)).numpy()
-        return self._pool(float_act(y, node), node)
+        y = F.conv2d(torch.from_numpy(as4d(xs[0])), w, b, **self._torch_args(node)).numpy()
+        return from4d(self._pool(float_act(y, node), node), xs[0].ndim == 3)
 
     def quantize(self, node, graph):
         quantize_weighted(node, graph)
@@ -64,13 +73,14 @@ class Conv2d(Op):
         zin = graph.tensors[node.inputs[0]].quant.zero_point
         # float64 holds every partial sum exactly (|sum| < 2^53), so this is integer arithmetic;
         # zero padding stands for x = z_in, which contributes nothing, as in the C kernel.
-        x = torch.from_numpy(xs[0].astype(np.float64) - zin)
+        x = torch.from_numpy(as4d(xs[0]).astype(np.float64) - zin)
         w = torch.from_numpy(node.params["weight_q"].astype(np.float64))
         acc = F.conv2d(x, w, None, **self._torch_args(node)).numpy().astype(np.int64)
         if "bias_q" in node.params:
             acc = acc + node.params["bias_q"].astype(np.int64).reshape(1, -1, 1, 1)
         check_int32(acc, node)
-        return self._pool(requantize_output(acc, node, graph, channel_axis=1), node)
+        y = self._pool(requantize_output(acc, node, graph, channel_axis=1), node)
+        return from4d(y, xs[0].ndim == 3)
 
     def check_quantized(self, node, graph):
         for key in ("weight_q", "multiplier", "shift"):
@@ -83,30 +93,39 @@ class Conv2d(Op):
     def describe(self, node):
         w = node.params["weight"]
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+        dh, dw = dilation_of(node)
         pool = node.attrs.get("pool")
-        return (f"kernel {w.shape[2]}x{w.shape[3]}, stride {sh}x{sw}, pad {ph}x{pw}, "
-                f"groups {node.attrs['groups']}, bias {'yes' if 'bias' in node.params else 'no'}, "
-                f"act {act_name(node)}"
+        if node.attrs.get("one_d"):
+            geometry = f"1-D kernel {w.shape[3]}, stride {sw}, pad {pw}" + (
+                f", dilation {dw}" if dw > 1 else "")
+        else:
+            geometry = (f"kernel {w.shape[2]}x{w.shape[3]}, stride {sh}x{sw}, pad {ph}x{pw}"
+                        + (f", dilation {dh}x{dw}" if (dh, dw) != (1, 1) else ""))
+        return (f"{geometry}, groups {node.attrs['groups']}, "
+                f"bias {'yes' if 'bias' in node.params else 'no'}, act {act_name(node)}"
                 + (f", max-pool {pool[0]}x{pool[1]} fused ({node.attrs['pool_layer']})"
                    if pool else ""))
 
     def emit(self, node, ctx):
         g = ctx.graph
-        c, h, w = g.tensors[node.inputs[0]].shape
-        oc, oh, ow = g.tensors[node.output].shape
+        c, h, w = spatial(g.tensors[node.inputs[0]].shape)
+        oc, oh, ow = spatial(g.tensors[node.output].shape)
         weight = node.params["weight"]
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+        dh, dw = dilation_of(node)
+        dil = "_dilated" if (dh, dw) != (1, 1) else ""  # t2m_conv2d.h: taps apart
         x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
         if ctx.dtype == "float32":
             shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
                 "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": oh, "out_w": ow,
                 "k_h": weight.shape[2], "k_w": weight.shape[3], "stride_h": sh, "stride_w": sw,
-                "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": 1, "pool_w": 1})
+                "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": 1, "pool_w": 1,
+                "dilation_h": dh, "dilation_w": dw})
             wf = ctx.const_array(f"{node.name}_weights", "float", weight)
             bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"])
                     if "bias" in node.params else "NULL")
             lo, hi = ctx.float_bounds(*act_of(node))
-            ctx.call(f"t2m_conv2d_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
+            ctx.call(f"t2m_conv2d{dil}_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
             return
         hb, wb = node.attrs["prepared"]
         _, coh, cow = self.conv_shape(node, g)
@@ -120,23 +139,26 @@ class Conv2d(Op):
         shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
             "in_c": c, "in_h": hb, "in_w": wb, "out_c": oc, "out_h": coh, "out_w": cow,
             "k_h": weight.shape[2], "k_w": weight.shape[3], "stride_h": sh, "stride_w": sw,
-            "pad_h": 0, "pad_w": 0, "groups": node.attrs["groups"], "pool_h": qh, "pool_w": qw})
+            "pad_h": 0, "pad_w": 0, "groups": node.attrs["groups"], "pool_h": qh, "pool_w": qw,
+            "dilation_h": dh, "dilation_w": dw})
         sparse, wexpr, bias = emit_weights_s8(node, ctx)
         rq = emit_requant(node, ctx)
         work = (ctx.scratch(node, (node.attrs.get("pad_bytes", 0) + 3) // 4 * 4)
                 if node.attrs.get("col_bytes") else "NULL")
-        if sparse:
+        if sparse:  # the stored offsets include the dilation: the sparse kernels ignore it
             rows = f"(int32_t *)(void *){work}" if work != "NULL" else "NULL"
             ctx.call(f"t2m_conv2d_{sparse}_s8(&{shape}, &{rq}, {wexpr}, {x}, {bias}, {y}, {rows});")
         elif node.attrs.get("col_bytes"):
-            ctx.call(f"t2m_conv2d_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {work});")
+            ctx.call(f"t2m_conv2d{dil}_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {work});")
         else:  # one output channel per group (depthwise): walk kernel rows in place
-            ctx.call(f"t2m_conv2d_rows_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
+            ctx.call(f"t2m_conv2d_rows{dil}_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
 
 
 # ---- lowering from aten ------------------------------------------------------------------------
 
 def lower_conv(ctx, a: dict):
+    """aten.conv1d / conv2d / convolution: a 1-D conv (3-D weight on an (N, C, L) input) becomes
+    a conv of height 1 on (C, 1, L)."""
     if a.get("transposed"):  # aten.convolution(transposed=True): ConvTranspose2d
         from torch2mcu.ops.conv_transpose2d import lower_conv_transpose  # noqa: PLC0415
         return lower_conv_transpose(ctx, a)
@@ -144,32 +166,53 @@ def lower_conv(ctx, a: dict):
     x = ctx.act(a["input"])
     w = ctx.const(a["weight"], "weight", layer)
     b = ctx.const(a.get("bias"), "bias", layer, required=False)
-    if w.ndim != 4:
+    if w.ndim not in (3, 4):
         ctx.fail(f"convolution with {w.ndim - 2}-D kernels is not supported",
-                 "use Conv2d (Conv1d/Conv3d are not supported yet)")
-    if any(d != 1 for d in pair(a.get("dilation", 1), "dilation", ctx)):
-        ctx.fail(f"dilation {a['dilation']} is not supported", "use dilation=1")
-    stride = pair(a["stride"], "stride", ctx)
+                 "use Conv1d or Conv2d (Conv3d is not supported)")
+    one_d = w.ndim == 3
+    rank = len(ctx.tensors[x].shape)
+    if rank != (2 if one_d else 3):
+        ctx.fail(f"a {'1' if one_d else '2'}-D convolution on a per-sample input of shape "
+                 f"{ctx.tensors[x].shape}",
+                 "pass (N, C, L) to Conv1d and (N, C, H, W) to Conv2d")
+    if one_d:
+        w = w[:, :, None, :]  # (O, I/groups, 1, K)
+
+    def axes(v, what, fill=1):  # 1-D: height 1 (stride and dilation 1, padding 0)
+        return (fill, single(v, what, ctx)) if one_d else pair(v, what, ctx)
+
+    stride = axes(a["stride"], "stride")
+    dilation = axes(a.get("dilation") or 1, "dilation")
+    if min(stride) < 1 or min(dilation) < 1:
+        ctx.fail(f"stride {a['stride']} / dilation {a.get('dilation')}", "use values >= 1")
     padding = a["padding"]
     if isinstance(padding, str):
         if padding == "valid":
             padding = (0, 0)
-        else:  # "same" (stride 1): total padding k - 1 per axis, split evenly
+        else:  # "same" (stride 1): total padding dilation * (k - 1) per axis, split evenly
             kh, kw = w.shape[2:]
-            if (kh - 1) % 2 or (kw - 1) % 2:
+            total = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
+            if total[0] % 2 or total[1] % 2:
                 ctx.fail("padding='same' with an even kernel pads asymmetrically",
-                         "use an odd kernel or explicit padding")
-            padding = ((kh - 1) // 2, (kw - 1) // 2)
-    padding = pair(padding, "padding", ctx)
+                         "use an odd kernel (or an even dilation) or explicit padding")
+            padding = (total[0] // 2, total[1] // 2)
+    else:
+        padding = axes(padding, "padding", 0)
     groups = int(a.get("groups") or 1)
-    params = {"weight": w}
+    params = {"weight": np.ascontiguousarray(w)}
     if b is not None:
         params["bias"] = b
-    return ctx.emit("conv2d", [x], {"stride": stride, "padding": padding, "groups": groups}, params)
+    attrs = {"stride": stride, "padding": padding, "groups": groups}
+    if dilation != (1, 1):
+        attrs["dilation"] = dilation
+    if one_d:
+        attrs["one_d"] = True
+    return ctx.emit("conv2d", [x], attrs, params)
 
 
 Conv2d.check_overflow = staticmethod(check_accumulator)
-Conv2d.prunable = (torch.nn.Conv2d,)
+Conv2d.prunable = (torch.nn.Conv1d, torch.nn.Conv2d)
 Conv2d.lowerings = {aten.conv2d.default: lower_conv, aten.conv2d.padding: lower_conv,
+                    aten.conv1d.default: lower_conv, aten.conv1d.padding: lower_conv,
                     aten.convolution.default: lower_conv}
 register(Conv2d())

@@ -23,6 +23,8 @@ from torch2mcu.encodings.cost import conv_cycles, fc_cycles, select
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
 from torch2mcu.ops import get_op
+from torch2mcu.ops._spatial import spatial
+from torch2mcu.ops.conv2d import dilation_of
 
 FORMATS = ("dense", "csr", "rel")
 OBJECTIVES = ("flash", "speed", "balanced")
@@ -40,13 +42,14 @@ def fold_bias(node, z_in: int) -> np.ndarray:
 
 
 def _conv_geometry(node, graph):
-    c, h, w = graph.tensors[node.inputs[0]].shape
+    c, h, w = spatial(graph.tensors[node.inputs[0]].shape)  # a 1-D (C, L) input is (C, 1, L)
     _, oh, ow = get_op("conv2d").conv_shape(node, graph)
     kh, kw = node.params["weight_q"].shape[2:]
     (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+    dh, dw = dilation_of(node)
     if (ph, pw) == (0, 0):
         return h, w, None
-    hb, wb = (oh - 1) * sh + kh, (ow - 1) * sw + kw
+    hb, wb = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
     return hb, wb, {"c": c, "in_h": h, "in_w": w, "out_h": hb, "out_w": wb, "pad_top": ph,
                     "pad_left": pw}
 
@@ -54,9 +57,10 @@ def _conv_geometry(node, graph):
 def _kernel(node, fmt: str, enc) -> str:
     """The runtime kernel a layer in this format calls (see KERNEL_CODE_BYTES)."""
     if fmt == "dense":
+        dilated = "_dilated" if node.op == "conv2d" and dilation_of(node) != (1, 1) else ""
         if node.op == "conv2d" and node.params["weight_q"].shape[0] // node.attrs["groups"] < 2:
-            return "conv2d_rows"
-        return f"{node.op}_dense"
+            return "conv2d_rows" + dilated
+        return f"{node.op}_dense" + dilated
     return f"{node.op}_{fmt}{8 * enc.index_bytes}"
 
 
@@ -91,7 +95,7 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
         if node.op == "conv2d":
             hb, wb, pad = _conv_geometry(node, g)
             cin_g, kh, kw = wq.shape[1:]
-            offsets = conv_offsets(cin_g, kh, kw, hb, wb)
+            offsets = conv_offsets(cin_g, kh, kw, hb, wb, dilation_of(node))
             _, oh, ow = get_op("conv2d").conv_shape(node, g)
             node.attrs["prepared"] = (hb, wb)
             if pad:
@@ -127,7 +131,7 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
         node.attrs["candidates"] = {f: {"bytes": b, "cycles_estimate": round(c), "kernel": k}
                                     for f, (b, c, k) in layer["candidates"].items()}
         if node.op == "conv2d":
-            node.attrs["col_bytes"] = _kernel_scratch(node, fmt, wq, g.tensors[node.output].shape[2])
+            node.attrs["col_bytes"] = _kernel_scratch(node, fmt, wq, g.tensors[node.output].shape[-1])
             pad_bytes = (node.attrs.get("pad_bytes", 0) + 3) // 4 * 4
             if pad_bytes + node.attrs["col_bytes"]:
                 node.attrs["scratch_bytes"] = pad_bytes + node.attrs["col_bytes"]

@@ -20,7 +20,7 @@ def fuse_pool(graph: Graph) -> Graph:
             continue
         prev = g.producer(node.inputs[0])
         a = node.attrs
-        if (prev is None or prev.op != "conv2d" or "pool" in prev.attrs
+        if (prev is None or prev.op != "conv2d" or "pool" in prev.attrs or a.get("adaptive")
                 or tuple(a["kernel"]) != tuple(a["stride"]) or tuple(a["padding"]) != (0, 0)
                 or a.get("ceil_mode") or len(g.consumers(prev.output)) != 1
                 or prev.output in g.outputs):

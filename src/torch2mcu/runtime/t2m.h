@@ -25,11 +25,13 @@ typedef enum {
     T2M_ERR_NULL_ARGUMENT = 1
 } t2m_status;
 
-/* Shape of a 2-D convolution (batch 1). pad_h / pad_w are the top / left
- * padding; the bottom / right padding follows from the output shape.
+/* Shape of a 2-D convolution (batch 1); a 1-D convolution is one of height 1. pad_h / pad_w
+ * are the top / left padding; the bottom / right padding follows from the output shape.
  * pool_h x pool_w > 1 (int8 kernels only): a max-pool with window == stride is fused; the
  * kernel computes the out_h x out_w conv outputs (multiples of the pool window) and writes
- * (out_c, out_h / pool_h, out_w / pool_w). */
+ * (out_c, out_h / pool_h, out_w / pool_w).
+ * dilation_h x dilation_w: the rows / columns between kernel taps (0 or 1: adjacent). The sparse
+ * kernels ignore it: their stored offsets already include it. */
 typedef struct {
     uint16_t in_c, in_h, in_w;
     uint16_t out_c, out_h, out_w;
@@ -38,6 +40,7 @@ typedef struct {
     uint16_t pad_h, pad_w;
     uint16_t groups;
     uint16_t pool_h, pool_w;
+    uint16_t dilation_h, dilation_w;
 } t2m_conv_shape;
 
 /* Shape of a fully connected layer: out[o] = sum_i w[o][i] * in[i]. */
@@ -77,7 +80,8 @@ typedef struct {
 /* Sparse int8 weights, walked in place from flash. Row r (one output channel) holds row_len[r]
  * entries: values[] and index[] advance together. The kernel variant says what index holds:
  *   csr8 / csr16: uint8_t / uint16_t input offsets of the weights relative to the window origin
- *                 (conv: ic * in_h * in_w + ky * in_w + kx; fc: the input position).
+ *                 (conv: ic * in_h * in_w + ky * dilation_h * in_w + kx * dilation_w; fc: the
+ *                 input position).
  *   rel8:         uint8_t increases of that offset over the previous entry of the row (the first
  *                 counts from 0); a gap over 255 is bridged by filler entries of value 0. */
 typedef struct {
