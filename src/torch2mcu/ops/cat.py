@@ -32,7 +32,7 @@ def block_offsets(node, graph) -> list[int]:
 class Cat(Op):
     name = "cat"
     summary = ("concatenation along channels (`torch.cat`, `torch.concat`, `torch.concatenate`, "
-               "dim=1 of (N, C, ...)), written in place where the memory plan can")
+               "dim=1 of (N, C, ...)), written in place where the memory plan allows")
     headers = ("t2m_cat.h",)
 
     def shared_quant(self, node):

@@ -16,7 +16,8 @@ aten = torch.ops.aten
 class Clamp(Op):
     name = "clamp"
     summary = ("ReLU, ReLU6, Hardtanh, clamp / clamp_min / clamp_max, in module, functional, "
-               "tensor-method and in-place spellings (fused into conv, linear and add)")
+               "tensor-method and in-place spellings (fused into conv, transposed conv, linear, "
+               "add, sub and mul)")
     same_quant = True
 
     def infer_shape(self, node, in_shapes):

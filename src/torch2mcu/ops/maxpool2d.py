@@ -17,7 +17,7 @@ aten = torch.ops.aten
 class MaxPool2d(PoolOp):
     name = "maxpool2d"
     summary = ("MaxPool2d / MaxPool1d (kernel, stride, padding, ceil_mode), AdaptiveMaxPool2d / "
-               "AdaptiveMaxPool1d (any output size; global max pooling), amax / max over spatial "
+               "AdaptiveMaxPool1d (any output size, global max pooling), amax / max over spatial "
                "dims (with or without keepdim)")
 
     def _pool(self, x: np.ndarray, node) -> np.ndarray:

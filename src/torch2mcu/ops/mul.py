@@ -23,7 +23,7 @@ KEYS = ("input1_offset", "input2_offset", "output_offset", "output_multiplier", 
 class Mul(Op):
     name = "mul"
     summary = ("product of two tensors with broadcasting (`a * b`, `*=`, `torch.mul`, "
-               "`torch.multiply`, `mul_`; e.g. squeeze-and-excitation (N, C, H, W) * (N, C, 1, 1))")
+               "`torch.multiply`, `mul_`, e.g. squeeze-and-excitation (N, C, H, W) * (N, C, 1, 1))")
     headers = ("t2m_mul.h",)
 
     def infer_shape(self, node, in_shapes):

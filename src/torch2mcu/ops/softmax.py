@@ -98,7 +98,7 @@ class Softmax(Op):
     name = "softmax"
     summary = ("softmax and log_softmax over one non-batch dimension, such as the classes of "
                "(N, C) or the channels of (N, C, H, W) (`nn.Softmax`, `F.softmax`, `x.softmax`, "
-               "`nn.LogSoftmax`, `F.log_softmax`, ...; int8: TFLM's SOFTMAX / LOG_SOFTMAX)")
+               "`nn.LogSoftmax`, `F.log_softmax`, ...), int8: TFLM's SOFTMAX / LOG_SOFTMAX")
     headers = ("t2m_softmax.h",)
 
     def output_quant(self, node, graph):
