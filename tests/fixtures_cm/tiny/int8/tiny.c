@@ -18,7 +18,7 @@ static const int32_t conv1_b[2] = {236, -370};
 static const int32_t conv1_m[2] = {1576272896, 1168306304};
 static const int32_t conv1_s[2] = {-6, -6};
 /* the kernel reads the padded 8x8 copy; conv1_b is the bias with the zero point folded in */
-static const t2m_conv_shape conv1_shape = {1, 8, 8, 2, 6, 6, 3, 3, 1, 1, 0, 0, 1, 1, 1};
+static const t2m_conv_shape conv1_shape = {1, 8, 8, 2, 6, 6, 3, 3, 1, 1, 0, 0, 1, 1, 1, 1, 1};
 static const t2m_requant_s8 conv1_q = {-128, -128, 127, conv1_m, conv1_s};
 
 /* pool1: maxpool2d 2x6x6 -> 2x3x3, k 2x2, stride 2 */
