@@ -28,6 +28,7 @@ from torch2mcu.encodings import conv_offsets
 from torch2mcu.encodings.sparse import Encoding, decode
 from torch2mcu.models import LeNet5
 from torch2mcu.ui import set_quiet
+from torch2mcu.ir.records import ConvPlan, weight_format
 
 from conftest import randomize
 
@@ -117,7 +118,7 @@ def _c_weights(text: str, node) -> np.ndarray:
     wq = node.params["weight_q"]
     rows = wq.shape[0]
     if node.op == "conv2d":
-        hb, wb = node.attrs["prepared"]
+        hb, wb = node.record(ConvPlan).prepared
         offsets = conv_offsets(*wq.shape[1:], hb, wb)
     else:
         offsets = np.arange(wq.shape[1])
@@ -126,7 +127,7 @@ def _c_weights(text: str, node) -> np.ndarray:
     if index is None:
         return decode(Encoding("dense", values), rows, offsets)
     row_len = _c_array(text, f"{node.name}_row_len").astype(np.uint16)
-    return decode(Encoding(node.attrs["format"], values, index, row_len), rows, offsets)
+    return decode(Encoding(weight_format(node), values, index, row_len), rows, offsets)
 
 
 def _check_zeros_in_graph_and_c(conv, float_weights: dict[str, np.ndarray]) -> int:

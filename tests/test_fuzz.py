@@ -39,7 +39,7 @@ from hypothesis.control import currently_in_test_context
 
 from torch2mcu.codegen.emitter import emit_model
 from torch2mcu.codegen.folder import copy_runtime, runtime_dir
-from torch2mcu.encodings import Encoding, conv_offsets, decode
+from torch2mcu.encodings import conv_offsets, decode
 from torch2mcu.ir import Graph, Node, Tensor
 from torch2mcu.ops.conv2d import conv_out, dilation_of
 from torch2mcu.ops._pool import adaptive_attrs, pool_out
@@ -48,6 +48,7 @@ from torch2mcu.ops.pointwise import FUNCTIONS
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.reference import run_int8
 from torch2mcu.targets.host import STRICT_FLAGS
+from torch2mcu.ir.records import ConvPlan, WeightEncoding, weight_format
 
 EXAMPLES = int(os.environ.get("T2M_FUZZ_EXAMPLES", "0"))  # 0: the regular suite's numbers
 SEED = int(os.environ.get("T2M_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
@@ -683,20 +684,19 @@ class Built:
 def _check_encodings(built_graph: Graph, case: Case) -> None:
     """Each layer uses an allowed format, and its stored weights walk back to weight_q."""
     for node in built_graph.nodes:
-        if node.op not in ("conv2d", "linear"):
+        if not node.has(WeightEncoding):
             continue
-        fmt = node.attrs["format"]
+        fmt = weight_format(node)
         # dense is the fallback when a sparse format cannot index the layer
         assert fmt in ((case.fmt, "dense") if case.fmt != "any" else ("dense", "csr", "rel"))
         wq = node.params["weight_q"]
         if node.op == "conv2d":
-            hb, wb = node.attrs["prepared"]
+            hb, wb = node.record(ConvPlan).prepared
             offsets = conv_offsets(wq.shape[1], wq.shape[2], wq.shape[3], hb, wb,
                                    dilation_of(node))
         else:
             offsets = np.arange(wq.shape[1])
-        enc = Encoding(fmt, node.params["enc_values"], node.params.get("enc_index"),
-                       node.params.get("enc_row_len"))
+        enc = node.record(WeightEncoding).encoding
         assert np.array_equal(decode(enc, wq.shape[0], offsets), wq.reshape(wq.shape[0], -1)), \
             f"{node.name}: {fmt} weights do not decode to weight_q"
 

@@ -25,6 +25,7 @@ from torch2mcu.ir import Graph, Node, Tensor
 from torch2mcu.passes.check_overflow import accumulator_bound, check_overflow
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.targets.cortex_m import FitError
+from torch2mcu.ir.records import WeightEncoding
 
 SHAPE = (1, 8, 8)
 
@@ -414,7 +415,7 @@ def test_accumulator_just_inside_int32_is_accepted_and_bit_exact():
     _, q = run_passes(_linear_graph(k, 1.0, BIAS_AT_LIMIT), _positive_calibration(k),
                       formats=("dense",))
     node = q.nodes[0]
-    bound = accumulator_bound(node.params["weight_q"], node.params["bias_folded"])
+    bound = accumulator_bound(node.params["weight_q"], node.record(WeightEncoding).bias_folded)
     assert 2**31 - 1 - 3e7 < bound.max() <= 2**31 - 1
     x = np.stack([np.full(k, 127), np.full(k, -128), np.where(np.arange(k) % 2, 127, -128)])
     x = x.astype(np.int8)

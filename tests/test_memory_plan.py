@@ -6,6 +6,7 @@ from __future__ import annotations
 from conftest import convert_and_verify
 from test_models import DepthwiseSeparable, Residual
 from torch2mcu.models import LeNet5
+from torch2mcu.ir.records import ConvPlan, weight_format
 
 
 def _check_plan(graph, elem_bytes):
@@ -51,7 +52,7 @@ def test_lenet_arena_reuses_memory(out_dir):
     # the dense kernel's gathered windows: 25 bytes for each of the 2x2 pooled pixels) while
     # writing the pooled 6x14x14 (1176 bytes)
     conv1 = conv.int8_graph.node("conv1")
-    assert conv1.attrs["format"] == "dense" and conv1.attrs["col_bytes"] == 100
+    assert weight_format(conv1) == "dense" and conv1.record(ConvPlan).col_bytes == 100
     assert mem["sizes"]["conv1#scratch"] == 1024 + 100
     assert mem["arena_bytes"] == mem["lower_bound_bytes"] == 1024 + 100 + 1176
     assert mem["arena_bytes"] < total

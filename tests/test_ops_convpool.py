@@ -16,6 +16,7 @@ from torch2mcu.frontend import capture, to_ir
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.quant.params import quantize_array
 from torch2mcu.reference import run_float, run_int8
+from torch2mcu.ir.records import WeightEncoding, weight_format
 
 aten = torch.ops.aten
 
@@ -249,7 +250,7 @@ def test_model_is_bit_exact(name, cls, shape, out_dir):
     if name == "dilated_2d":
         assert any(n.attrs.get("pool") for n in g.nodes if n.op == "conv2d")  # pool fused
         assert any(n.attrs.get("adaptive") for n in g.nodes if n.op == "avgpool2d")
-        kernels = {n.attrs["kernel"] for n in g.nodes if n.op == "conv2d"}
+        kernels = {n.record(WeightEncoding).kernel for n in g.nodes if n.op == "conv2d"}
         assert {"conv2d_rows_dilated", "conv2d_dense_dilated"} <= kernels, kernels
     else:
         assert sum(bool(n.attrs.get("adaptive")) for n in g.nodes) == 2
@@ -267,7 +268,7 @@ def test_dilated_layers_are_exact_in_sparse_formats(fmt, out_dir):
     conv = torch2mcu.convert(model, torch.from_numpy(x[:1]), calibration=x, out=out_dir,
                              formats=(fmt,))
     dilated = [n for n in conv.int8_graph.nodes if n.op == "conv2d" and "dilation" in n.attrs]
-    assert len(dilated) == 3 and all(n.attrs["format"] == fmt for n in dilated)
+    assert len(dilated) == 3 and all(weight_format(n) == fmt for n in dilated)
     r = torch2mcu.verify(conv, x)
     assert r["mismatches"] == 0 and r["float_max_abs_error"] < 1e-4
 
@@ -316,7 +317,7 @@ def test_kws_1d_is_bit_exact_on_host_and_cortex_m4(sparsity, out_dir):
     assert len(convs) == 5 and sum("dilation" in n.attrs for n in convs) == 2
     assert all(n.op != "batchnorm" for n in g.nodes)
     if sparsity:
-        assert {n.attrs["format"] for n in convs} - {"dense"}, "no layer took a sparse format"
+        assert {weight_format(n) for n in convs} - {"dense"}, "no layer took a sparse format"
     r = torch2mcu.verify(conv, x, emulator="cortex-m4")
     assert r["inputs"] == 32
     assert r["mismatches"] == 0, r["mismatched_values"]

@@ -27,6 +27,7 @@ from torch2mcu.report.readme import write_folder_readme
 from torch2mcu.report.cli import add_report_parser
 from torch2mcu.report.tables import layer_table, summary_table
 from torch2mcu.targets.cortex_m import CC, TARGETS
+from torch2mcu.ir.records import WeightEncoding, weight_format
 
 SEED = 3
 SPARSITY = {"conv1": 0.4, "conv2": 0.75, "fc1": 0.96, "fc2": 0.9, "fc3": 0.7}
@@ -156,12 +157,12 @@ def test_derived_layer_figures(measured):
     m = folder_view(out)["measurements"]["cortex-m4"]["int8"]
     for i, (node, row) in enumerate(zip(graph.nodes, data["layers"])):
         assert row["name"] == node.name
-        assert row["format"] == node.attrs.get("format")
+        assert row["format"] == (weight_format(node) if node.has(WeightEncoding) else None)
         if "weight_q" in node.params:
             w = node.params["weight_q"]
             assert row["nonzeros"] == int(np.count_nonzero(w))
             assert row["effective_macs"] * w.size == row["macs"] * row["nonzeros"]
-            enc = node.attrs["encoding_bytes"]
+            enc = node.record(WeightEncoding).encoding.bytes
             assert row["values_bytes"] + row["index_bytes"] == enc["values"] + enc["index"] + \
                 enc["pointers"]
         live = sum(mem["sizes"][b] for b, (lo, hi) in mem["lifetimes"].items() if lo <= i <= hi)

@@ -11,6 +11,7 @@ from torch import nn
 import torch2mcu
 from conftest import randomize
 from torch2mcu.encodings import conv_offsets, decode, encode
+from torch2mcu.ir.records import WeightEncoding
 
 SEED = 2024
 PATTERNS = ["random", "empty_rows", "trailing_zeros", "all_zero", "dense", "one_per_row"]
@@ -123,7 +124,8 @@ def test_every_format_is_bit_exact_on_host(sparsity, pattern, tmp_path):
     for fmt in ("dense", "csr", "rel"):
         conv = torch2mcu.convert(model, torch.from_numpy(x[:1]), calibration=cal,
                                  out=tmp_path / fmt, formats=(fmt,))
-        chosen = {n.attrs["format"] for n in conv.int8_graph.nodes if "format" in n.attrs}
+        chosen = {n.record(WeightEncoding).format for n in conv.int8_graph.nodes
+                  if n.has(WeightEncoding)}
         assert chosen == {fmt}
         fused = [n.name for n in conv.int8_graph.nodes if "pool" in n.attrs]
         assert fused == ["c1", "gc"]

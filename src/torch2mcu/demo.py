@@ -17,6 +17,7 @@ from rich.table import Table
 
 from torch2mcu.api import convert, measure, verify
 from torch2mcu.data import load_idx_dataset
+from torch2mcu.ir.records import weight_format
 from torch2mcu.models.train import CACHE, accuracy, trained
 from torch2mcu.report.build import build_report
 from torch2mcu.report.cli import print_report
@@ -77,7 +78,7 @@ def run_demo(out: str = "out/demo", dataset: str = "fashion-mnist", data_dir=Non
             w = node.params["weight_q"]
             nz = int(np.count_nonzero(w))
             t.add_row(node.name, f"{w.size:,}", f"{nz:,}", f"{100 * (1 - nz / w.size):.1f}%",
-                      node.attrs.get("format", "dense"))
+                      weight_format(node))
     t.add_row("total", "", "", f"{100 * comp['sparsity']:.1f}%", "")
     results.print(t)
     a = Table(title="test accuracy")

@@ -14,6 +14,7 @@ from torch2mcu.codegen.cliterals import c_array_body, c_float, c_int
 from torch2mcu.codegen.inert import block_comment, comment_text, is_c_identifier
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
+from torch2mcu.ir.records import ConvPlan, WeightEncoding, weight_format
 from torch2mcu.ops import get_op
 
 # Structs whose integer fields are uint16_t in runtime/t2m.h.
@@ -144,20 +145,21 @@ def layer_comment(graph: Graph, node, index: int) -> str:
     if "weight" in node.params:
         w = node.params["weight_q"] if graph.quantized else node.params["weight"]
         nz = int(np.count_nonzero(w))
-        fmt = node.attrs.get("format", "dense")
         lines.append(f"weights: {w.size} ({nz} nonzero, {100.0 * (1 - nz / max(w.size, 1)):.1f}% "
-                     f"sparse), format {fmt}")
-        if "encoding_bytes" in node.attrs:
-            b = node.attrs["encoding_bytes"]
+                     f"sparse), format {weight_format(node)}")
+        if node.has(WeightEncoding):
+            rec = node.record(WeightEncoding)
+            b, enc = rec.encoding.bytes, rec.encoding
             cands = ", ".join(f"{f} {c['bytes']} B ~{c['cycles_estimate']} cyc"
-                              for f, c in node.attrs["candidates"].items())
+                              for f, c in rec.candidates.items())
             lines.append(f"stored: values {b['values']} B, index {b['index']} B "
-                         f"({node.attrs['index_bytes']}-byte), row lengths {b['pointers']} B"
-                         + (f", {node.attrs['fillers']} fillers" if node.attrs["fillers"] else ""))
+                         f"({enc.index_bytes}-byte), row lengths {b['pointers']} B"
+                         + (f", {enc.fillers} fillers" if enc.fillers else ""))
             lines.append(f"candidates (estimated): {cands}")
-        if "pad" in node.attrs:
-            lines.append(f"input padded into a {node.attrs['prepared'][0]}x"
-                         f"{node.attrs['prepared'][1]} scratch buffer; zero point folded into bias")
+        if node.has(ConvPlan) and node.record(ConvPlan).pad:
+            hb, wb = node.record(ConvPlan).prepared
+            lines.append(f"input padded into a {hb}x{wb} scratch buffer; zero point folded into "
+                         "bias")
     return block_comment(lines)
 
 

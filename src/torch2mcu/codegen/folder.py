@@ -11,6 +11,7 @@ import numpy as np
 from torch2mcu import __version__
 from torch2mcu.codegen.emitter import emit_model
 from torch2mcu.ir import Graph
+from torch2mcu.ir.records import WeightEncoding, weight_format
 from torch2mcu.ops import get_op
 
 
@@ -42,11 +43,12 @@ def layer_table(graph: Graph, const_bytes: dict[str, int]) -> list[dict]:
             row.update(params=int(w.size) + int(node.params["bias"].size
                                                  if "bias" in node.params else 0),
                        weights=int(w.size), nonzeros=nz, sparsity=1.0 - nz / max(w.size, 1),
-                       format=node.attrs.get("format", "dense"))
-            if "encoding_bytes" in node.attrs:
-                row.update(encoding_bytes=node.attrs["encoding_bytes"],
-                           index_bytes=node.attrs["index_bytes"], fillers=node.attrs["fillers"],
-                           candidates=node.attrs["candidates"])
+                       format=weight_format(node))
+            if node.has(WeightEncoding):
+                rec = node.record(WeightEncoding)
+                row.update(encoding_bytes=dict(rec.encoding.bytes),
+                           index_bytes=rec.encoding.index_bytes, fillers=rec.encoding.fillers,
+                           candidates=rec.candidates)
         if graph.quantized:
             q = graph.tensors[node.output].quant
             row["output_quant"] = {"scale": q.scale, "zero_point": q.zero_point}

@@ -42,6 +42,23 @@ class Node:
     attrs: dict = field(default_factory=dict)
     params: dict[str, np.ndarray] = field(default_factory=dict)
     source: str = ""  # the user's source line, for error messages and generated comments
+    # Typed pass results (ir/records.py) by type name, apart from the op's own attrs and params.
+    records: dict = field(default_factory=dict)
+
+    def put(self, record) -> None:
+        self.records[type(record).__name__] = record
+
+    def has(self, kind: type) -> bool:
+        return kind.__name__ in self.records
+
+    def record(self, kind: type):
+        """The node's record of this type; an internal error if the pass that writes it has not
+        run on this node."""
+        rec = self.records.get(kind.__name__)
+        if rec is None:
+            raise AssertionError(f"internal error: {self.where()} has no {kind.__name__} record "
+                                 f"(written by the {getattr(kind, 'written_by', '?')} pass)")
+        return rec
 
     @property
     def output(self) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 
@@ -11,6 +12,13 @@ from torch2mcu.ir.graph import Graph, Node, QuantParams, Tensor
 
 
 def _enc(v):
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        from torch2mcu.ir.records import TYPES  # noqa: PLC0415
+
+        name = type(v).__name__
+        assert TYPES.get(name) is type(v), f"internal error: {name} is not a registered record"
+        return {"__record__": name,
+                "fields": {f.name: _enc(getattr(v, f.name)) for f in dataclasses.fields(v)}}
     if isinstance(v, np.ndarray):
         return {"__array__": base64.b64encode(np.ascontiguousarray(v).tobytes()).decode(),
                 "dtype": str(v.dtype), "shape": list(v.shape)}
@@ -38,6 +46,12 @@ def _dec(v):
             return tuple(_dec(x) for x in v["__tuple__"])
         if "__float__" in v:
             return float(v["__float__"])
+        if "__record__" in v:  # only registered types: loading a graph runs no code
+            from torch2mcu.ir.records import TYPES  # noqa: PLC0415
+
+            if v["__record__"] not in TYPES:
+                raise ValueError(f"unknown record type {v['__record__']!r}")
+            return TYPES[v["__record__"]](**{k: _dec(x) for k, x in v["fields"].items()})
         return {k: _dec(x) for k, x in v.items()}
     if isinstance(v, list):
         return [_dec(x) for x in v]
@@ -52,7 +66,8 @@ def graph_to_json(g: Graph) -> str:
                      {"scale": t.quant.scale, "zero_point": t.quant.zero_point}}
                     for t in g.tensors.values()],
         "nodes": [{"name": n.name, "op": n.op, "inputs": n.inputs, "outputs": n.outputs,
-                   "attrs": _enc(n.attrs), "params": _enc(n.params), "source": n.source}
+                   "attrs": _enc(n.attrs), "params": _enc(n.params), "source": n.source,
+                   "records": _enc(n.records)}
                   for n in g.nodes],
     }
     return json.dumps(doc, indent=1, sort_keys=True)
@@ -66,5 +81,6 @@ def graph_from_json(text: str) -> Graph:
         tensors[t["name"]] = Tensor(t["name"], tuple(t["shape"]),
                                     None if q is None else QuantParams(q["scale"], q["zero_point"]))
     nodes = [Node(n["name"], n["op"], n["inputs"], n["outputs"], _dec(n["attrs"]),
-                  _dec(n["params"]), n["source"]) for n in doc["nodes"]]
+                  _dec(n["params"]), n["source"], _dec(n.get("records", {})))
+             for n in doc["nodes"]]
     return Graph(doc["name"], tensors, nodes, doc["inputs"], doc["outputs"], _dec(doc["meta"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ir.records import WeightEncoding
 from torch2mcu.ops.base import act_of
 from torch2mcu.quant import fixedpoint as fp
 from torch2mcu.quant.params import (activation_bounds, quantize_bias, quantize_weights,
@@ -62,17 +63,18 @@ def emit_requant(node, ctx) -> str:
 def emit_weights_s8(node, ctx) -> tuple[str | None, str, str]:
     """Declare the layer's encoded weights and folded bias. Returns (the sparse kernel variant,
     csr8 / csr16 / rel8, or None for dense; the C weights argument; the folded bias name)."""
-    bias = ctx.const_array(f"{node.name}_bias", "int32_t", node.params["bias_folded"])
-    fmt = node.attrs["format"]
-    values = ctx.const_array(f"{node.name}_weights", "int8_t", node.params["enc_values"])
-    if fmt == "dense":
+    rec = node.record(WeightEncoding)
+    enc = rec.encoding
+    bias = ctx.const_array(f"{node.name}_bias", "int32_t", rec.bias_folded)
+    values = ctx.const_array(f"{node.name}_weights", "int8_t", enc.values)
+    if enc.format == "dense":
         return None, values, bias
-    index_type = "uint8_t" if node.params["enc_index"].dtype.itemsize == 1 else "uint16_t"
-    index = ctx.const_array(f"{node.name}_index", index_type, node.params["enc_index"])
-    row_len = ctx.const_array(f"{node.name}_row_len", "uint16_t", node.params["enc_row_len"])
-    enc = ctx.const_struct(f"{node.name}_sparse", "t2m_sparse_s8", {
+    index_type = "uint8_t" if enc.index_bytes == 1 else "uint16_t"
+    index = ctx.const_array(f"{node.name}_index", index_type, enc.index)
+    row_len = ctx.const_array(f"{node.name}_row_len", "uint16_t", enc.row_len)
+    walk = ctx.const_struct(f"{node.name}_sparse", "t2m_sparse_s8", {
         "values": values, "index": index, "row_len": row_len})
-    return f"{fmt}{8 * node.params['enc_index'].dtype.itemsize}", f"&{enc}", bias
+    return f"{enc.format}{8 * enc.index_bytes}", f"&{walk}", bias
 
 
 MAX_ABS_INPUT = 128  # |x| for an int8 x
@@ -88,7 +90,7 @@ def accumulator_bound(weight_q: np.ndarray, bias_folded: np.ndarray) -> np.ndarr
 
 def check_accumulator(node) -> None:
     """conv2d / linear: the accumulator bound must fit int32 for every output channel."""
-    bound = accumulator_bound(node.params["weight_q"], node.params["bias_folded"])
+    bound = accumulator_bound(node.params["weight_q"], node.record(WeightEncoding).bias_folded)
     if bound.max(initial=0) > fp.INT32_MAX:
         c = int(np.argmax(bound))
         raise Torch2MCUError(

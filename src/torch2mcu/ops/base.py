@@ -30,6 +30,12 @@ class Op:
     # The torch modules whose `.weight` this op computes with, for pruning (compress derives its
     # prunable set from these): e.g. (nn.Conv1d, nn.Conv2d). Empty: nothing to prune.
     prunable: tuple = ()
+    # encode_weights stores this op's int8 weights in a chosen format (WeightEncoding record).
+    encodes_weights: bool = False
+
+    def scratch_bytes(self, node) -> int:
+        """Arena bytes the node's kernel needs while it runs (the memory plan reserves them)."""
+        return 0
 
     def weight_arg(self, target) -> str | None:
         """The name of the aten argument of `target` (one of this op's lowerings) that holds

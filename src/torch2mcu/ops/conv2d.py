@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from torch2mcu.ir.records import ConvPlan
 from torch2mcu.ops import register
 from torch2mcu.ops._requant import (check_accumulator, emit_requant, emit_weights_s8,
                                     quantize_weighted, requantize_output)
@@ -127,11 +128,12 @@ class Conv2d(Op):
             lo, hi = ctx.float_bounds(*act_of(node))
             ctx.call(f"t2m_conv2d{dil}_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
             return
-        hb, wb = node.attrs["prepared"]
+        plan = node.record(ConvPlan)
+        hb, wb = plan.prepared
         _, coh, cow = self.conv_shape(node, g)
         qh, qw = node.attrs.get("pool", (1, 1))
-        if "pad" in node.attrs:
-            pad = ctx.const_struct(f"{node.name}_pad", "t2m_pad_shape", node.attrs["pad"])
+        if plan.pad:
+            pad = ctx.const_struct(f"{node.name}_pad", "t2m_pad_shape", plan.pad)
             z_in = g.tensors[node.inputs[0]].quant.zero_point
             scratch = ctx.scratch(node)
             ctx.call(f"t2m_pad_s8(&{pad}, {z_in}, {x}, {scratch});")
@@ -143,12 +145,11 @@ class Conv2d(Op):
             "dilation_h": dh, "dilation_w": dw})
         sparse, wexpr, bias = emit_weights_s8(node, ctx)
         rq = emit_requant(node, ctx)
-        work = (ctx.scratch(node, (node.attrs.get("pad_bytes", 0) + 3) // 4 * 4)
-                if node.attrs.get("col_bytes") else "NULL")
+        work = (ctx.scratch(node, (plan.pad_bytes + 3) // 4 * 4) if plan.col_bytes else "NULL")
         if sparse:  # the stored offsets include the dilation: the sparse kernels ignore it
             rows = f"(int32_t *)(void *){work}" if work != "NULL" else "NULL"
             ctx.call(f"t2m_conv2d_{sparse}_s8(&{shape}, &{rq}, {wexpr}, {x}, {bias}, {y}, {rows});")
-        elif node.attrs.get("col_bytes"):
+        elif plan.col_bytes:
             ctx.call(f"t2m_conv2d{dil}_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {work});")
         else:  # one output channel per group (depthwise): walk kernel rows in place
             ctx.call(f"t2m_conv2d_rows{dil}_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
@@ -210,6 +211,12 @@ def lower_conv(ctx, a: dict):
     return ctx.emit("conv2d", [x], attrs, params)
 
 
+def _scratch_bytes(self, node) -> int:
+    return node.record(ConvPlan).scratch_bytes if node.has(ConvPlan) else 0
+
+
+Conv2d.scratch_bytes = _scratch_bytes
+Conv2d.encodes_weights = True
 Conv2d.check_overflow = staticmethod(check_accumulator)
 Conv2d.prunable = (torch.nn.Conv1d, torch.nn.Conv2d)
 Conv2d.lowerings = {aten.conv2d.default: lower_conv, aten.conv2d.padding: lower_conv,

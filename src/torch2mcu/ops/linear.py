@@ -101,6 +101,7 @@ def lower_mm(ctx, a):
     return _lower(ctx, a["self"], np.ascontiguousarray(wt.T), None)
 
 
+Linear.encodes_weights = True
 Linear.check_overflow = staticmethod(check_accumulator)
 def _weight_arg(self, target):
     return "mat2" if target in (aten.addmm.default, aten.mm.default) else "weight"

@@ -1,7 +1,18 @@
-"""The pass pipeline, listed in one place, with the verifier after every pass."""
+"""The pass pipeline: one flat list, each pass with what it requires and ensures, checked by the
+driver (with the graph verifier) after every pass.
+
+The float32 baseline is the same graph through the passes marked for it (the float passes and
+its own memory plan); the int8 model goes through all of them.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph, verify_graph
+from torch2mcu.ir.records import ConvPlan, WeightEncoding
+from torch2mcu.ops import get_op
 from torch2mcu.passes.check_overflow import check_overflow
 from torch2mcu.passes.encode_weights import FORMATS, encode_weights
 from torch2mcu.passes.fold_bn import fold_bn
@@ -10,30 +21,84 @@ from torch2mcu.passes.fuse_pool import fuse_pool
 from torch2mcu.passes.plan_memory import plan_memory
 from torch2mcu.passes.quantize import quantize
 
-# Float passes shared by the int8 model and its float32 baseline.
-FLOAT_PASSES = [("fold_bn", fold_bn), ("fuse_activation", fuse_activation)]
+
+# ---- conditions a pass requires of its input or ensures of its output -------------------------
+
+def no_batchnorm(g: Graph) -> list[str]:
+    return [n.where() for n in g.nodes if n.op == "batchnorm"]
+
+
+def quantized(g: Graph) -> list[str]:
+    if not g.quantized:
+        return ["the graph is not quantized"]
+    return [f"tensor {t}" for t, v in g.tensors.items() if v.quant is None]
+
+
+def weights_encoded(g: Graph) -> list[str]:
+    """Every layer whose op stores encoded weights has its WeightEncoding (and a conv its
+    ConvPlan)."""
+    return [f"{n.where()} lacks {kind.__name__}" for n in g.nodes
+            if get_op(n.op).encodes_weights
+            for kind in ((WeightEncoding, ConvPlan) if n.op == "conv2d" else (WeightEncoding,))
+            if not n.has(kind)]
+
+
+def memory_planned(g: Graph) -> list[str]:
+    return [] if "memory" in g.meta else ["the graph has no memory plan"]
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    run: Callable  # (graph, options) -> graph
+    graphs: tuple[str, ...] = ("int8",)  # which pipelines run it: "float32", "int8"
+    requires: tuple[Callable, ...] = ()
+    ensures: tuple[Callable, ...] = ()
+
+
+PASSES = [
+    Pass("fold_bn", lambda g, o: fold_bn(g), ("float32", "int8"), ensures=(no_batchnorm,)),
+    Pass("fuse_activation", lambda g, o: fuse_activation(g), ("float32", "int8"),
+         requires=(no_batchnorm,)),
+    Pass("quantize", lambda g, o: quantize(g, o["calibration"], progress=o["progress"]),
+         requires=(no_batchnorm,), ensures=(quantized,)),
+    Pass("fuse_pool", lambda g, o: fuse_pool(g), requires=(quantized,)),
+    Pass("encode_weights", lambda g, o: encode_weights(g, objective=o["objective"], dsp=o["dsp"],
+                                                       formats=o["formats"]),
+         requires=(quantized,), ensures=(weights_encoded,)),
+    Pass("check_overflow", lambda g, o: check_overflow(g), requires=(weights_encoded,)),
+    Pass("plan_memory", lambda g, o: plan_memory(g, elem_bytes=o["elem_bytes"]),
+         ("float32", "int8"), ensures=(memory_planned,)),
+]
+
+
+def _check(conditions, g: Graph, p: Pass, when: str) -> None:
+    for cond in conditions:
+        problems = cond(g)
+        if problems:
+            raise Torch2MCUError(
+                f"internal error: pass '{p.name}' {when} '{cond.__name__}', which does not hold: "
+                + "; ".join(problems[:5]), fix="please report this with the model that triggered it")
+
+
+def run_pipeline(graph: Graph, pipeline: str, options: dict) -> Graph:
+    """Run the passes marked for `pipeline` ("float32" or "int8") in order."""
+    verify_graph(graph, after="frontend")
+    for p in PASSES:
+        if pipeline not in p.graphs:
+            continue
+        _check(p.requires, graph, p, "requires")
+        graph = p.run(graph, options)
+        _check(p.ensures, graph, p, "ensures")
+        verify_graph(graph, after=f"{p.name}({pipeline})")
+    return graph
 
 
 def run_passes(graph: Graph, calibration, progress=None, objective: str = "balanced",
                dsp: bool = True, formats: tuple[str, ...] = FORMATS) -> tuple[Graph, Graph]:
-    """float ir.Graph -> (planned float32 baseline graph, planned int8 graph).
-
-    The float32 baseline is the same graph after the float passes, with dense float weights.
-    """
-    verify_graph(graph, after="frontend")
-    for name, p in FLOAT_PASSES:
-        graph = p(graph)
-        verify_graph(graph, after=name)
-    float_graph = plan_memory(graph, elem_bytes=4)
-    verify_graph(float_graph, after="plan_memory(float32)")
-    q = quantize(graph, calibration, progress=progress)
-    verify_graph(q, after="quantize")
-    q = fuse_pool(q)
-    verify_graph(q, after="fuse_pool")
-    q = encode_weights(q, objective=objective, dsp=dsp, formats=tuple(formats))
-    verify_graph(q, after="encode_weights")
-    q = check_overflow(q)
-    verify_graph(q, after="check_overflow")
-    q = plan_memory(q, elem_bytes=1)
-    verify_graph(q, after="plan_memory(int8)")
-    return float_graph, q
+    """float ir.Graph -> (planned float32 baseline graph, planned int8 graph)."""
+    float_graph = run_pipeline(graph, "float32", {"elem_bytes": 4})
+    int8_graph = run_pipeline(graph, "int8", {
+        "calibration": calibration, "progress": progress, "objective": objective, "dsp": dsp,
+        "formats": tuple(formats), "elem_bytes": 1})
+    return float_graph, int8_graph

@@ -10,9 +10,9 @@ estimated cycles are recorded on the node for the generated comments and the man
 Formats are chosen for all layers together (encodings.cost.select), since the kernels a model
 links are flash too: a variant only one layer would use must pay its code.
 
-Requires: a quantized graph. Ensures: conv2d / linear nodes carry attrs["format"],
-params["bias_folded"] and params["enc_*"]; a padded conv carries attrs["pad"] and
-attrs["scratch_bytes"].
+Requires: a quantized graph. Ensures: every node whose op encodes weights (Op.encodes_weights:
+conv2d, linear) carries a WeightEncoding record (the chosen Encoding, its kernel, the folded
+bias, every candidate's cost); a conv2d also a ConvPlan (prepared geometry, pad step, scratch).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from torch2mcu.encodings import conv_offsets, encode
 from torch2mcu.encodings.cost import conv_cycles, fc_cycles, select
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
+from torch2mcu.ir.records import ConvPlan, WeightEncoding
 from torch2mcu.ops import get_op
 from torch2mcu.ops._spatial import spatial
 from torch2mcu.ops.conv2d import dilation_of
@@ -87,20 +88,17 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
     g = graph.copy()
     layers = []
     for node in g.nodes:
-        if node.op not in ("conv2d", "linear"):
+        if not get_op(node.op).encodes_weights:
             continue
         z_in = g.tensors[node.inputs[0]].quant.zero_point
         wq = node.params["weight_q"]
-        node.params["bias_folded"] = fold_bias(node, z_in)
+        bias_folded = fold_bias(node, z_in)
         if node.op == "conv2d":
             hb, wb, pad = _conv_geometry(node, g)
             cin_g, kh, kw = wq.shape[1:]
             offsets = conv_offsets(cin_g, kh, kw, hb, wb, dilation_of(node))
             _, oh, ow = get_op("conv2d").conv_shape(node, g)
-            node.attrs["prepared"] = (hb, wb)
-            if pad:
-                node.attrs["pad"] = pad
-                node.attrs["pad_bytes"] = pad["c"] * hb * wb
+            node.put(ConvPlan((hb, wb), pad, pad["c"] * hb * wb if pad else 0))
 
             def cycles(fmt, enc, node=node, oh=oh, ow=ow, cin_g=cin_g, kh=kh, kw=kw, wq=wq):
                 return conv_cycles(fmt, enc.entries, wq.shape[0], oh, ow, cin_g * kh, kw, dsp,
@@ -119,25 +117,16 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
         if not encs:
             encs["dense"] = encode("dense", wq, offsets)
         candidates = {f: (e.total_bytes, cycles(f, e), _kernel(node, f, e)) for f, e in encs.items()}
-        layers.append({"node": node, "encs": encs, "candidates": candidates})
+        layers.append({"node": node, "encs": encs, "candidates": candidates,
+                       "bias_folded": bias_folded})
     for layer, fmt in zip(layers, select(layers, objective)):
         node, enc = layer["node"], layer["encs"][fmt]
         wq = node.params["weight_q"]
-        node.attrs["format"] = fmt
-        node.attrs["kernel"] = layer["candidates"][fmt][2]
-        node.attrs["index_bytes"] = enc.index_bytes
-        node.attrs["encoding_bytes"] = dict(enc.bytes)
-        node.attrs["fillers"] = enc.fillers
-        node.attrs["candidates"] = {f: {"bytes": b, "cycles_estimate": round(c), "kernel": k}
-                                    for f, (b, c, k) in layer["candidates"].items()}
-        if node.op == "conv2d":
-            node.attrs["col_bytes"] = _kernel_scratch(node, fmt, wq, g.tensors[node.output].shape[-1])
-            pad_bytes = (node.attrs.get("pad_bytes", 0) + 3) // 4 * 4
-            if pad_bytes + node.attrs["col_bytes"]:
-                node.attrs["scratch_bytes"] = pad_bytes + node.attrs["col_bytes"]
-        node.params["enc_values"] = enc.values
-        if enc.index is not None:
-            node.params["enc_index"] = enc.index
-            node.params["enc_row_len"] = enc.row_len
+        node.put(WeightEncoding(enc, layer["candidates"][fmt][2], layer["bias_folded"], {
+            f: {"bytes": b, "cycles_estimate": round(c), "kernel": k}
+            for f, (b, c, k) in layer["candidates"].items()}))
+        if node.has(ConvPlan):
+            node.record(ConvPlan).col_bytes = _kernel_scratch(node, fmt, wq,
+                                                              g.tensors[node.output].shape[-1])
     g.meta["encoding"] = {"objective": objective, "dsp": dsp, "formats": list(formats)}
     return g

@@ -10,7 +10,7 @@ the arena size is the largest total of buffers live at one step; greedy placemen
 when fragmentation forces a gap.
 
 The model input and output are the caller's buffers and take no arena space; reshape outputs
-share their input's storage. A node may ask for scratch space (attrs["scratch_bytes"], e.g. a
+share their input's storage. A node may ask for scratch space (Op.scratch_bytes, e.g. a
 padded copy of a conv input): a buffer live during that node only, named "<node>#scratch".
 
 Concatenation in place: activations are channel-major, so a channel concatenation is a sequence
@@ -143,11 +143,12 @@ def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
     buffers = [b for b in start if b != out_base and b not in g.inputs]
     size = {b: _aligned(g.tensors[b].size * elem_bytes) for b in buffers}
     for i, node in enumerate(g.nodes):
-        if node.attrs.get("scratch_bytes"):
+        scratch = get_op(node.op).scratch_bytes(node)
+        if scratch:
             b = f"{node.name}#scratch"
             buffers.append(b)
             start[b] = end[b] = i
-            size[b] = _aligned(int(node.attrs["scratch_bytes"]))
+            size[b] = _aligned(int(scratch))
     offsets, arena = _best_placement(buffers, size, start, end)
     lower = max((sum(size[b] for b in buffers if start[b] <= i <= end[b])
                  for i in range(len(g.nodes))), default=0)

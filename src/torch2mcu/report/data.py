@@ -104,7 +104,6 @@ def layer_rows(folder: Path, manifest: dict, measured: dict | None) -> list[dict
     """One row per int8 layer: shapes, weights, encoding, bytes, arena use, MACs and, when
     measured, instructions and estimated cycles (int8 and the float32 layers it replaces)."""
     graph = _int8_graph(folder)
-    nodes = {n.name: n for n in graph.nodes}
     memory = graph.meta.get("memory", {})
     float_rows = json.loads((folder / "float32" / "manifest.json").read_text())["layers"] \
         if (folder / "float32" / "manifest.json").is_file() else []
@@ -116,8 +115,7 @@ def layer_rows(folder: Path, manifest: dict, measured: dict | None) -> list[dict
     rows = []
     for i, m in enumerate(manifest["layers"]):
         name = m["name"]
-        attrs = nodes[name].attrs if name in nodes else {}
-        enc = attrs.get("encoding_bytes", {})
+        enc = m.get("encoding_bytes", {})  # convert's manifest is never rewritten: the truth
         const = m.get("const_bytes", 0)
         values = enc.get("values", 0)
         indices = enc.get("index", 0) + enc.get("pointers", 0)
@@ -126,9 +124,8 @@ def layer_rows(folder: Path, manifest: dict, measured: dict | None) -> list[dict
             "details": m.get("details", ""), "source": m.get("source", ""),
             "params": m.get("params"), "weights": m.get("weights"), "nonzeros": m.get("nonzeros"),
             "sparsity": m.get("sparsity"),
-            # The IR is the truth for the chosen format; the manifest row may predate the choice.
-            "format": attrs.get("format", m.get("format")) if m["op"] in WEIGHTED_OPS else None,
-            "candidates": attrs.get("candidates"),
+            "format": m.get("format") if m["op"] in WEIGHTED_OPS else None,
+            "candidates": m.get("candidates"),
             "flash_bytes": const, "values_bytes": values, "index_bytes": indices,
             "quant_bytes": const - values - indices if enc else const,
             "arena_bytes": _live_arena_bytes(memory, i) if memory else None,
