@@ -7,14 +7,15 @@ STAMP := $(VENV)/.torch2mcu-setup
 demo: $(STAMP)
 	$(VENV)/bin/torch2mcu demo
 
+# Two workers: the machine's two cores (every test builds C; the suite is CPU-bound).
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2
 
 # The edit loop: everything but the whole-model, emulator-heavy and CLI-subprocess files (~1.5 min).
 SLOW := test_lenet_fashion.py test_cli.py test_measure_fit.py test_targets_models.py \
         test_sanitizers.py test_compress.py test_cortex_m.py test_zoo.py
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -q $(addprefix --ignore=tests/,$(SLOW))
+	$(VENV)/bin/python -m pytest -q -n 2 $(addprefix --ignore=tests/,$(SLOW))
 
 setup: $(STAMP)
 

@@ -90,7 +90,7 @@ def compile_folder(folder: Path, extra_flags: list[str] | None = None, opt: str 
     if lib.exists():
         return lib
     out_dir.mkdir(parents=True, exist_ok=True)
-    shim = out_dir / "t2m_host_shim.c"
+    shim = out_dir / f"t2m_host_shim.{os.getpid()}.c"  # builds of one folder may run at once
     shim.write_text(_shim(name, ctype))
     tmp = out_dir / f".lib{name}.{os.getpid()}.so"
     cmd = ["gcc", *flags, "-I", str(folder), "-o", str(tmp), *map(str, sources), str(shim), "-lm"]
