@@ -113,5 +113,6 @@ def lower_add(ctx, a):
     return ctx.emit("add", [vals[0].name, vals[1].name])
 
 
+Add.fuses_activation = True
 Add.lowerings = {aten.add.Tensor: lower_add, aten.add_.Tensor: lower_add}
 register(Add())

@@ -32,6 +32,10 @@ class Op:
     prunable: tuple = ()
     # encode_weights stores this op's int8 weights in a chosen format (WeightEncoding record).
     encodes_weights: bool = False
+    # fuse_activation may fold a following clamp into this op's output bounds (act_of(node)).
+    fuses_activation: bool = False
+    # fold_bn may fold a following BatchNorm into this op's weights (out channels first).
+    folds_batchnorm: bool = False
 
     def scratch_bytes(self, node) -> int:
         """Arena bytes the node's kernel needs while it runs (the memory plan reserves them)."""

@@ -219,6 +219,7 @@ Conv2d.scratch_bytes = _scratch_bytes
 Conv2d.encodes_weights = True
 Conv2d.check_overflow = staticmethod(check_accumulator)
 Conv2d.prunable = (torch.nn.Conv1d, torch.nn.Conv2d)
+Conv2d.fuses_activation = Conv2d.folds_batchnorm = True
 Conv2d.lowerings = {aten.conv2d.default: lower_conv, aten.conv2d.padding: lower_conv,
                     aten.conv1d.default: lower_conv, aten.conv1d.padding: lower_conv,
                     aten.convolution.default: lower_conv}

@@ -236,5 +236,6 @@ def lower_conv_transpose(ctx, a: dict):
 
 
 ConvTranspose2d.prunable = (torch.nn.ConvTranspose2d,)
+ConvTranspose2d.fuses_activation = ConvTranspose2d.folds_batchnorm = True
 ConvTranspose2d.lowerings = {aten.conv_transpose2d.input: lower_conv_transpose}
 register(ConvTranspose2d())

@@ -109,6 +109,7 @@ def _weight_arg(self, target):
 
 Linear.prunable = (nn.Linear,)
 Linear.weight_arg = _weight_arg
+Linear.fuses_activation = Linear.folds_batchnorm = True
 Linear.lowerings = {aten.linear.default: lower_linear, aten.addmm.default: lower_addmm,
                     aten.mm.default: lower_mm}
 register(Linear())

@@ -99,5 +99,6 @@ def lower_mul(ctx, a):
     return ctx.emit("mul", [vals[0].name, vals[1].name])
 
 
+Mul.fuses_activation = True
 Mul.lowerings = {aten.multiply.Tensor: lower_mul, aten.multiply_.Tensor: lower_mul}
 register(Mul())

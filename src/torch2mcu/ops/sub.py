@@ -87,5 +87,6 @@ def lower_sub(ctx, a):
     return ctx.emit("sub", [vals[0].name, vals[1].name])
 
 
+Sub.fuses_activation = True
 Sub.lowerings = {aten.subtract.Tensor: lower_sub, aten.subtract_.Tensor: lower_sub}
 register(Sub())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from torch2mcu.ir import Graph, Node, Tensor
+from torch2mcu.ops import get_op
 from torch2mcu.ops.batchnorm import bn_scale_shift
 
 
@@ -30,7 +31,7 @@ def fold_bn(graph: Graph) -> Graph:
             continue
         scale, shift = bn_scale_shift(node)
         prev = g.producer(node.inputs[0])
-        foldable = (prev is not None and prev.op in ("conv2d", "conv_transpose2d", "linear")
+        foldable = (prev is not None and get_op(prev.op).folds_batchnorm
                     and len(g.consumers(prev.output)) == 1
                     and node.inputs[0] not in g.outputs
                     and tuple(prev.attrs.get("act", (-np.inf, np.inf))) == (-np.inf, np.inf))

@@ -1,5 +1,5 @@
-"""fuse_activation: a clamp (ReLU, ReLU6, hardtanh) right after conv / transposed conv /
-linear / add / sub / mul becomes the kernel's output bounds.
+"""fuse_activation: a clamp (ReLU, ReLU6, hardtanh) right after an op that declares
+`fuses_activation` (conv, transposed conv, linear, add, sub, mul) becomes its output bounds.
 
 Requires: no batchnorm. Ensures: every clamp left has a producer it could not fuse into.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 from torch2mcu.ir import Graph
+from torch2mcu.ops import get_op
 
-FUSABLE = ("conv2d", "conv_transpose2d", "linear", "add", "sub", "mul")
 
 
 def fuse_activation(graph: Graph) -> Graph:
@@ -18,7 +18,7 @@ def fuse_activation(graph: Graph) -> Graph:
     for node in g.nodes:
         if node.op == "clamp":
             prev = g.producer(node.inputs[0])
-            if (prev is not None and prev.op in FUSABLE and len(g.consumers(prev.output)) == 1
+            if (prev is not None and get_op(prev.op).fuses_activation and len(g.consumers(prev.output)) == 1
                     and prev.output not in g.outputs):
                 lo0, hi0 = prev.attrs.get("act", (-math.inf, math.inf))
                 lo, hi = node.attrs["act"]

@@ -24,6 +24,7 @@ from torch2mcu.artifacts import folder_view
 from torch2mcu.errors import Torch2MCUError, spell
 from torch2mcu.ir import Graph
 from torch2mcu.ir.serialize import graph_from_json
+from torch2mcu.ops import all_ops
 from torch2mcu.report import fmt
 
 # Footprint kinds, in plot order: (key, label, memory)
@@ -39,7 +40,7 @@ KINDS = (
     ("io", "input/output buffers", "ram"),
     ("other_ram", "other RAM", "ram"),
 )
-WEIGHTED_OPS = ("conv2d", "linear")
+WEIGHTED_OPS = tuple(name for name, op in all_ops().items() if op.encodes_weights)
 CYCLES_NOTE = ("cycles and milliseconds are estimates from the executed instruction mix and the "
                "core's published instruction timings (zero-wait-state memory); instruction counts "
                "and bytes are measured")
