@@ -88,6 +88,8 @@ class Add(Op):
         return f"act {act_name(node)}"
 
     def emit(self, node, ctx):
+        """t2m_<name>_s8 with TFLM's add parameters (sub, a subclass, shares them), or
+        t2m_<name>_f32."""
         a, b = (ctx.ptr(t) for t in node.inputs)
         y = ctx.ptr(node.output)
         n = ctx.graph.tensors[node.output].size
@@ -97,10 +99,10 @@ class Add(Op):
                     "output_multiplier", "output_shift", "act_min", "act_max"]
             p = ctx.const_struct(f"{node.name}_params", "t2m_add_params_s8",
                                  {k: node.attrs[k] for k in keys})
-            ctx.call(f"t2m_add_s8(&{p}, {n}u, {a}, {b}, {y});")
+            ctx.call(f"t2m_{self.name}_s8(&{p}, {n}u, {a}, {b}, {y});")
         else:
             lo, hi = ctx.float_bounds(*act_of(node))
-            ctx.call(f"t2m_add_f32({n}u, {lo}, {hi}, {a}, {b}, {y});")
+            ctx.call(f"t2m_{self.name}_f32({n}u, {lo}, {hi}, {a}, {b}, {y});")
 
 
 def lower_add(ctx, a):

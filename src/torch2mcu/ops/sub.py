@@ -9,7 +9,7 @@ import torch
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ops import register
 from torch2mcu.ops.add import Add
-from torch2mcu.ops.base import act_of, float_act
+from torch2mcu.ops.base import float_act
 from torch2mcu.quant import fixedpoint as fp
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -56,21 +56,6 @@ class Sub(Add):
                                  "overflows int32", where=node.where(),
                                  fix="the two inputs' scales are too far apart; please report this")
 
-    def emit(self, node, ctx):
-        a, b = (ctx.ptr(t) for t in node.inputs)
-        y = ctx.ptr(node.output)
-        n = ctx.graph.tensors[node.output].size
-        if ctx.dtype == "int8":
-            keys = ["input1_offset", "input2_offset", "output_offset", "left_shift",
-                    "input1_multiplier", "input1_shift", "input2_multiplier", "input2_shift",
-                    "output_multiplier", "output_shift", "act_min", "act_max"]
-            p = ctx.const_struct(f"{node.name}_params", "t2m_add_params_s8",
-                                 {k: node.attrs[k] for k in keys})
-            ctx.call(f"t2m_sub_s8(&{p}, {n}u, {a}, {b}, {y});")
-        else:
-            lo, hi = ctx.float_bounds(*act_of(node))
-            ctx.call(f"t2m_sub_f32({n}u, {lo}, {hi}, {a}, {b}, {y});")
-
 
 def lower_sub(ctx, a):
     """a - b of two activations; with a constant, arithmetic with a scalar (ops/pointwise)."""
@@ -87,6 +72,5 @@ def lower_sub(ctx, a):
     return ctx.emit("sub", [vals[0].name, vals[1].name])
 
 
-Sub.fuses_activation = True
 Sub.lowerings = {aten.subtract.Tensor: lower_sub, aten.subtract_.Tensor: lower_sub}
 register(Sub())
