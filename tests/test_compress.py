@@ -26,9 +26,9 @@ from torch2mcu.compress.search import allocate
 from torch2mcu.data import Dataset, load_idx_dataset
 from torch2mcu.encodings import conv_offsets
 from torch2mcu.encodings.sparse import Encoding, decode
+from torch2mcu.ir.records import ConvPlan, FoldedBatchNorm, WeightQuant, weight_format
 from torch2mcu.models import LeNet5
 from torch2mcu.ui import set_quiet
-from torch2mcu.ir.records import ConvPlan, weight_format
 
 from conftest import randomize
 
@@ -115,7 +115,7 @@ def _c_array(text: str, name: str) -> np.ndarray | None:
 
 def _c_weights(text: str, node) -> np.ndarray:
     """The layer's int8 weights as the generated C holds them, decoded to (rows, K)."""
-    wq = node.params["weight_q"]
+    wq = node.record(WeightQuant).weight_q
     rows = wq.shape[0]
     if node.op == "conv2d":
         hb, wb = node.record(ConvPlan).prepared
@@ -138,7 +138,7 @@ def _check_zeros_in_graph_and_c(conv, float_weights: dict[str, np.ndarray]) -> i
         if node.op not in ("conv2d", "linear"):
             continue
         pruned = float_weights[node.name] == 0
-        wq = node.params["weight_q"]
+        wq = node.record(WeightQuant).weight_q
         assert wq.shape == pruned.shape
         assert not wq[pruned].any(), f"{node.name}: pruned weights are nonzero after quantization"
         c = _c_weights(text, node)
@@ -295,7 +295,7 @@ def test_masks_survive_batchnorm_folding(tmp_path, formats):
     cal = rng.standard_normal((32, 3, 12, 12)).astype(np.float32)
     conv = torch2mcu.convert(model, torch.from_numpy(cal[:1]), calibration=cal,
                              out=tmp_path / "bn", name="bnnet", formats=formats)
-    assert any(n.attrs.get("folded_bn") for n in conv.int8_graph.nodes)
+    assert any(n.has(FoldedBatchNorm) for n in conv.int8_graph.nodes)
     assert _check_zeros_in_graph_and_c(conv, weights) == sum(
         round(0.7 * w.size) for w in weights.values())
     assert torch2mcu.verify(conv, cal[:8], torch_check=False)["mismatches"] == 0

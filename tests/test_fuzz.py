@@ -41,14 +41,14 @@ from torch2mcu.codegen.emitter import emit_model
 from torch2mcu.codegen.folder import copy_runtime, runtime_dir
 from torch2mcu.encodings import conv_offsets, decode
 from torch2mcu.ir import Graph, Node, Tensor
-from torch2mcu.ops.conv2d import conv_out, dilation_of
+from torch2mcu.ir.records import ConvPlan, MemoryPlan, WeightEncoding, WeightQuant, weight_format
 from torch2mcu.ops._pool import adaptive_attrs, pool_out
 from torch2mcu.ops._spatial import like, spatial
+from torch2mcu.ops.conv2d import conv_out, dilation_of
 from torch2mcu.ops.pointwise import FUNCTIONS
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.reference import run_int8
 from torch2mcu.targets.host import STRICT_FLAGS
-from torch2mcu.ir.records import ConvPlan, WeightEncoding, weight_format
 
 EXAMPLES = int(os.environ.get("T2M_FUZZ_EXAMPLES", "0"))  # 0: the regular suite's numbers
 SEED = int(os.environ.get("T2M_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
@@ -689,7 +689,7 @@ def _check_encodings(built_graph: Graph, case: Case) -> None:
         fmt = weight_format(node)
         # dense is the fallback when a sparse format cannot index the layer
         assert fmt in ((case.fmt, "dense") if case.fmt != "any" else ("dense", "csr", "rel"))
-        wq = node.params["weight_q"]
+        wq = node.record(WeightQuant).weight_q
         if node.op == "conv2d":
             hb, wb = node.record(ConvPlan).prepared
             offsets = conv_offsets(wq.shape[1], wq.shape[2], wq.shape[3], hb, wb,
@@ -758,18 +758,18 @@ class Program:
     in_size: int
     out_size: int
     n: int
-    memory: dict | None = None  # graph.meta["memory"]
+    memory: MemoryPlan | None = None
     n_nodes: int = 0
 
 
 def programs_of(built: list[Built]) -> list[Program]:
-    return [Program(b.name, b.in_size, b.out_size, b.inputs.shape[0], b.graph.meta["memory"],
+    return [Program(b.name, b.in_size, b.out_size, b.inputs.shape[0], b.graph.record(MemoryPlan),
                     len(b.graph.nodes)) for b in built]
 
 
 def mark_macro(k: int, prog: Program, poison: bool) -> str:
     """The T2M_LAYER_MARK(i) a model is compiled with: poison the arena before layer i."""
-    if poison and prog.memory["arena_bytes"]:
+    if poison and prog.memory.arena_bytes:
         return f"t2m_h_layer({k}, i, arena)"
     return "((void)0)"
 
@@ -788,13 +788,13 @@ def _poison_tables(progs: list[Program]) -> list[str]:
              "typedef struct { unsigned offset, size, first, last; } t2m_h_buffer;"]
     for k, p in enumerate(progs):
         mem = p.memory
-        rows = [f"{{{mem['offsets'][b]}u, {mem['sizes'][b]}u, {lo}u, {hi}u}}"
-                for b, (lo, hi) in sorted(mem["lifetimes"].items())] or ["{0u, 0u, 0u, 0u}"]
+        rows = [f"{{{mem.offsets[b]}u, {mem.sizes[b]}u, {lo}u, {hi}u}}"
+                for b, (lo, hi) in sorted(mem.lifetimes.items())] or ["{0u, 0u, 0u, 0u}"]
         lines.append(f"static const t2m_h_buffer t2m_h_buffers{k}[] = {{{', '.join(rows)}}};")
     lines += ["static const struct { const t2m_h_buffer *b; unsigned n, arena, nodes; } "
               "t2m_h_plans[] = {"]
-    lines += [f"    {{t2m_h_buffers{k}, {len(p.memory['lifetimes'])}u, "
-              f"{p.memory['arena_bytes']}u, {p.n_nodes}u}}," for k, p in enumerate(progs)]
+    lines += [f"    {{t2m_h_buffers{k}, {len(p.memory.lifetimes)}u, "
+              f"{p.memory.arena_bytes}u, {p.n_nodes}u}}," for k, p in enumerate(progs)]
     lines += ["};", "",
               "/* Before layer i only the buffers live at i may be touched: poison the rest. */",
               "void t2m_h_layer(int model, int layer, const void *arena)", "{",
@@ -1057,6 +1057,6 @@ def test_concatenation_inputs_are_written_in_place():
                    ("skew", 0.5), 0.0, -1.0, 7) for kind in ("mul", "sub", "prelu")
               for form in MERGE_FORMS[kind]]
     check_batch(cases, True, "regression")
-    placed = [set(build_case(c).graph.meta["memory"]["in_place"]) for c in cases[:4]]
+    placed = [set(build_case(c).graph.record(MemoryPlan).in_place) for c in cases[:4]]
     copies = [build_case(c).c_text.count("t2m_cat_s8(") for c in cases[:4]]
     assert [len(p) for p in placed] == [2, 1, 0, 2] and copies == [0, 1, 2, 1], (placed, copies)

@@ -22,10 +22,11 @@ from torch import nn
 from conftest import assert_no_leftovers, cli_in_process
 from torch2mcu import Torch2MCUError, cli
 from torch2mcu.ir import Graph, Node, Tensor
+from torch2mcu.ir.records import WeightEncoding, WeightQuant
+from torch2mcu.ops.add import AddQuant
 from torch2mcu.passes.check_overflow import accumulator_bound, check_overflow
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.targets.cortex_m import FitError
-from torch2mcu.ir.records import WeightEncoding
 
 SHAPE = (1, 8, 8)
 
@@ -415,7 +416,8 @@ def test_accumulator_just_inside_int32_is_accepted_and_bit_exact():
     _, q = run_passes(_linear_graph(k, 1.0, BIAS_AT_LIMIT), _positive_calibration(k),
                       formats=("dense",))
     node = q.nodes[0]
-    bound = accumulator_bound(node.params["weight_q"], node.record(WeightEncoding).bias_folded)
+    bound = accumulator_bound(node.record(WeightQuant).weight_q,
+                              node.record(WeightEncoding).bias_folded)
     assert 2**31 - 1 - 3e7 < bound.max() <= 2**31 - 1
     x = np.stack([np.full(k, 127), np.full(k, -128), np.where(np.arange(k) % 2, 127, -128)])
     x = x.astype(np.int8)
@@ -427,9 +429,11 @@ def test_accumulator_just_inside_int32_is_accepted_and_bit_exact():
 
 def test_overflow_proof_covers_add_and_average_pool():
     """The add kernel's shifted inputs and the pool's window sums are checked too."""
-    add = Node("add", "add", ["a", "b"], ["y"], {
-        "input1_offset": 128, "input2_offset": 0, "left_shift": 24, "input1_multiplier": 1 << 30,
-        "input1_shift": 0, "input2_multiplier": 1 << 30, "input2_shift": 0})
+    add = Node("add", "add", ["a", "b"], ["y"])
+    add.put(AddQuant(input1_offset=128, input2_offset=0, output_offset=0, left_shift=24,
+                     input1_multiplier=1 << 30, input1_shift=0, input2_multiplier=1 << 30,
+                     input2_shift=0, output_multiplier=1 << 30, output_shift=0, act_min=-128,
+                     act_max=127))
     g = Graph("g", {}, [add], ["a"], ["y"])
     with pytest.raises(Torch2MCUError, match="add input 1 overflows int32"):
         check_overflow(g)

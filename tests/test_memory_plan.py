@@ -5,30 +5,30 @@ from __future__ import annotations
 
 from conftest import convert_and_verify
 from test_models import DepthwiseSeparable, Residual
+from torch2mcu.ir.records import ConvPlan, MemoryPlan, weight_format
 from torch2mcu.models import LeNet5
-from torch2mcu.ir.records import ConvPlan, weight_format
 
 
 def _check_plan(graph, elem_bytes):
-    mem = graph.meta["memory"]
-    assert mem["elem_bytes"] == elem_bytes
-    offs, life = mem["offsets"], mem["lifetimes"]
-    sizes = mem["sizes"]
+    mem = graph.record(MemoryPlan)
+    assert mem.elem_bytes == elem_bytes
+    offs, life = mem.offsets, mem.lifetimes
+    sizes = mem.sizes
     for b in offs:
         if "#scratch" not in b:
             assert sizes[b] >= graph.tensors[b].size * elem_bytes
     for a in offs:
         assert offs[a] % 4 == 0
-        assert offs[a] + sizes[a] <= mem["arena_bytes"]
+        assert offs[a] + sizes[a] <= mem.arena_bytes
         for b in offs:
             if a < b and life[a][0] <= life[b][1] and life[b][0] <= life[a][1]:
                 disjoint = offs[a] + sizes[a] <= offs[b] or offs[b] + sizes[b] <= offs[a]
                 assert disjoint, f"{a} and {b} are live together and overlap"
-    assert mem["lower_bound_bytes"] <= mem["arena_bytes"]
+    assert mem.lower_bound_bytes <= mem.arena_bytes
     # every reader of a buffer runs within its lifetime
     for i, node in enumerate(graph.nodes):
         for t in node.inputs:
-            b = mem["base"][t]
+            b = mem.base[t]
             if b in life:
                 assert life[b][0] < i <= life[b][1]
 
@@ -45,19 +45,19 @@ def test_plans_are_valid(out_dir):
 
 def test_lenet_arena_reuses_memory(out_dir):
     conv = convert_and_verify(LeNet5(), (1, 28, 28), out_dir, seed=6, formats=("dense",))["converted"]
-    mem = conv.int8_graph.meta["memory"]
-    total = sum(mem["sizes"].values())
+    mem = conv.int8_graph.record(MemoryPlan)
+    total = sum(mem.sizes.values())
     # int8: both max-pools are fused into their convs, so the unpooled 6x28x28 output never
     # exists; the largest step is conv1 reading its padded input copy (32x32 = 1024 bytes, plus
     # the dense kernel's gathered windows: 25 bytes for each of the 2x2 pooled pixels) while
     # writing the pooled 6x14x14 (1176 bytes)
     conv1 = conv.int8_graph.node("conv1")
     assert weight_format(conv1) == "dense" and conv1.record(ConvPlan).col_bytes == 100
-    assert mem["sizes"]["conv1#scratch"] == 1024 + 100
-    assert mem["arena_bytes"] == mem["lower_bound_bytes"] == 1024 + 100 + 1176
-    assert mem["arena_bytes"] < total
+    assert mem.sizes["conv1#scratch"] == 1024 + 100
+    assert mem.arena_bytes == mem.lower_bound_bytes == 1024 + 100 + 1176
+    assert mem.arena_bytes < total
     # flatten is free: fc1 reads conv2's (pooled) buffer directly
     fc1 = conv.int8_graph.node("fc1")
-    assert mem["base"][fc1.inputs[0]] == conv.int8_graph.node("conv2").output
+    assert mem.base[fc1.inputs[0]] == conv.int8_graph.node("conv2").output
     # float32 baseline: unfused, conv1 out (4704 floats) + pool1 out (1176 floats)
-    assert conv.float_graph.meta["memory"]["arena_bytes"] == 4 * (4704 + 1176)
+    assert conv.float_graph.record(MemoryPlan).arena_bytes == 4 * (4704 + 1176)

@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 from conftest import convert_and_verify
+from torch2mcu.ir.records import FusedActivation
 from torch2mcu.models import LeNet5
+from torch2mcu.ops.base import act_of
 
 
 class PlainCNN(nn.Module):
@@ -149,7 +151,8 @@ def test_bn_is_folded_and_activations_fused(out_dir):
     ops = [n.op for n in r["converted"].int8_graph.nodes]
     assert "batchnorm" not in ops and "clamp" not in ops
     convs = [n for n in r["converted"].int8_graph.nodes if n.op == "conv2d"]
-    assert [n.attrs["act"] for n in convs] == [(0.0, float("inf")), (0.0, 6.0)]
+    assert [act_of(n) for n in convs] == [(0.0, float("inf")), (0.0, 6.0)]
+    assert [n.record(FusedActivation).layers for n in convs] == [["features_2"], ["features_6"]]
 
 
 def test_batch_exported_with_more_than_one_sample(out_dir):

@@ -13,10 +13,10 @@ from torch import nn
 import torch2mcu
 from conftest import convert_and_verify, randomize
 from torch2mcu.frontend import capture, to_ir
+from torch2mcu.ir.records import FusedPool, WeightEncoding, weight_format
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.quant.params import quantize_array
 from torch2mcu.reference import run_float, run_int8
-from torch2mcu.ir.records import WeightEncoding, weight_format
 
 aten = torch.ops.aten
 
@@ -248,7 +248,7 @@ def test_model_is_bit_exact(name, cls, shape, out_dir):
     ops = [n.op for n in g.nodes]
     assert "batchnorm" not in ops and "clamp" not in ops, ops
     if name == "dilated_2d":
-        assert any(n.attrs.get("pool") for n in g.nodes if n.op == "conv2d")  # pool fused
+        assert any(n.has(FusedPool) for n in g.nodes if n.op == "conv2d")  # pool fused
         assert any(n.attrs.get("adaptive") for n in g.nodes if n.op == "avgpool2d")
         kernels = {n.record(WeightEncoding).kernel for n in g.nodes if n.op == "conv2d"}
         assert {"conv2d_rows_dilated", "conv2d_dense_dilated"} <= kernels, kernels

@@ -20,7 +20,11 @@ from torch2mcu.errors import Torch2MCUError
 from torch2mcu.frontend import capture
 from torch2mcu.frontend.convert import to_ir
 from torch2mcu.ir import Graph, Node, QuantParams, Tensor
+from torch2mcu.ir.records import FusedActivation, WeightQuant
 from torch2mcu.ops import get_op
+from torch2mcu.ops.base import act_of
+from torch2mcu.ops.conv_transpose2d import TransposeInput
+from torch2mcu.ops.pad import PadValue
 from torch2mcu.reference import run_float
 
 aten = torch.ops.aten
@@ -256,11 +260,13 @@ def test_decoder_models_bit_exact_on_host_and_cortex_m4(name, sparsity, tmp_path
             "padded_cnn": "pad"}[name] in ops
     if name == "convtranspose_ae":  # BatchNorm folded, ReLU / ReLU6 fused into the kernels
         assert [n.op for n in g.nodes] == ["conv2d"] * 2 + ["conv_transpose2d"] * 3
-        assert [n.attrs.get("act") for n in g.nodes[2:]] == [(0.0, np.inf)] * 2 + [None]
+        assert [act_of(n) for n in g.nodes[2:]] == [(0.0, np.inf)] * 2 + [(-np.inf, np.inf)]
+        assert [n.has(FusedActivation) for n in g.nodes[2:]] == [True, True, False]
     if sparsity:  # the pruning reached every weighted layer, transposed convs included
         for n in g.nodes:
-            if "weight_q" in n.params:
-                zeros = 1 - np.count_nonzero(n.params["weight_q"]) / n.params["weight_q"].size
+            if n.has(WeightQuant):
+                wq = n.record(WeightQuant).weight_q
+                zeros = 1 - np.count_nonzero(wq) / wq.size
                 assert zeros >= 0.85, (n.name, zeros)
     r = torch2mcu.verify(conv, x, emulator="cortex-m4")
     assert r["mismatches"] == 0
@@ -308,7 +314,7 @@ def test_overflow_bound_covers_the_taps_that_meet(case):
     p = tuple(min(pp, ((n - 1) * ss + kk - 1) // 2) for pp, n, ss, kk in zip(p, hw, s, k))
     node, graph, o = _conv_transpose_node(rng, cin, cout, groups, k, s, p, (0, 0), hw, False,
                                           zp=int(rng.integers(-128, 128)))
-    zp = -int(node.attrs["input_offset"])
+    zp = -int(node.record(TransposeInput).input_offset)
     dev = max(abs(-128 - zp), abs(127 - zp))
     w_abs = o_torch(node, np.abs)
     meet = F.conv_transpose2d(torch.ones((1, cin) + hw, dtype=torch.float64),
@@ -322,20 +328,21 @@ def test_overflow_bound_covers_the_taps_that_meet(case):
 
 def o_torch(node, fn=lambda w: w):
     from torch2mcu.ops.conv_transpose2d import to_torch_layout
-    return to_torch_layout(fn(node.params["weight_q"].astype(np.float64)), node.attrs["groups"])
+    return to_torch_layout(fn(node.record(WeightQuant).weight_q.astype(np.float64)),
+                           node.attrs["groups"])
 
 
 def test_overflow_proof_refuses_a_layer_that_can_overflow():
     rng = np.random.default_rng(5)
     node, graph, o = _conv_transpose_node(rng, 600, 2, 1, (16, 16), (1, 1), (0, 0), (0, 0), (2, 2))
-    node.params["weight_q"][:] = 127  # 600 channels * 256 taps * 127 * 128 > 2^31
+    node.record(WeightQuant).weight_q[:] = 127  # 600 channels * 256 taps * 127 * 128 > 2^31
     with pytest.raises(Torch2MCUError, match="can overflow"):
         o.check_overflow(node)
-    node.params["weight_q"][:] = 1
+    node.record(WeightQuant).weight_q[:] = 1
     o.check_overflow(node)
     # with stride 4 only a sixteenth of the taps meet at one output: 600 * 16 * 127 * 128 fits
     node.attrs["stride"] = (4, 4)
-    node.params["weight_q"][:] = 127
+    node.record(WeightQuant).weight_q[:] = 127
     o.check_overflow(node)
 
 
@@ -368,6 +375,7 @@ def test_pad_constant_is_quantized_in_the_merged_range(tmp_path):
     node = next(n for n in g.nodes if n.op == "pad")
     q = g.tensors[node.output].quant
     assert g.tensors[node.inputs[0]].quant == q
-    assert abs((node.attrs["value_q"] - q.zero_point) * q.scale - (-7.0)) <= q.scale / 2 + 1e-6
+    value_q = node.record(PadValue).value_q
+    assert abs((value_q - q.zero_point) * q.scale - (-7.0)) <= q.scale / 2 + 1e-6
     lo, _ = g.meta["calibrated_ranges"][node.inputs[0]]
     assert lo > -7.0  # the conv alone never reaches the constant: the merge did

@@ -17,7 +17,8 @@ import torch2mcu
 from conftest import randomize
 from torch2mcu.compress.api import one_shot_prune
 from torch2mcu.frontend import capture, to_ir
-from torch2mcu.ops.softmax import MAX_DEPTH
+from torch2mcu.ir.records import WeightQuant
+from torch2mcu.ops.softmax import MAX_DEPTH, SoftmaxQuant
 
 aten = torch.ops.aten
 
@@ -163,7 +164,8 @@ def test_classifier_head_is_bit_exact_on_host_and_emulated_m4(arch, head, sparsi
     q = conv.int8_graph.tensors[conv.int8_graph.outputs[0]].quant
     assert (q.scale, q.zero_point) == OUTPUT_QUANT[head]
     weighted = [n for n in conv.int8_graph.nodes if n.op in ("linear", "conv2d")]
-    assert all(np.mean(n.params["weight_q"] == 0) >= 0.85 for n in weighted) == bool(sparsity)
+    assert all(np.mean(n.record(WeightQuant).weight_q == 0) >= 0.85
+               for n in weighted) == bool(sparsity)
 
 
 @pytest.mark.parametrize("log", [False, True], ids=["Softmax2d-emulated", "LogSoftmax-host"])
@@ -183,7 +185,7 @@ def test_near_uniform_softmax_over_many_classes_is_defined(tmp_path):
     conv, x = _convert(model, (1, 8, 8), tmp_path / "out", seed=24, n=4,
                        tweak=lambda m: (m.net[-1].weight.mul_(1e-3), m.net[-1].bias.zero_()))
     node = conv.int8_graph.nodes[-1]
-    assert node.op == "softmax" and node.attrs["depth"] == 600
+    assert node.op == "softmax" and node.record(SoftmaxQuant).depth == 600
     r = torch2mcu.verify(conv, x)
     assert r["mismatches"] == 0 and r["float_max_abs_error"] < 1e-5
     assert (r["reference_outputs"] == -128).all()

@@ -15,6 +15,7 @@ from conftest import randomize
 from test_memory_plan import _check_plan
 from torch2mcu.compress.api import one_shot_prune
 from torch2mcu.frontend import capture
+from torch2mcu.ir.records import MemoryPlan, WeightQuant
 from torch2mcu.passes import plan_memory as pm
 
 
@@ -139,7 +140,7 @@ class Features(nn.Module):
 def test_feature_vectors(tmp_path):
     conv, _ = _convert(Features(), (1, 3, 4), tmp_path / "out", seed=7)
     assert {"cat", "mul", "prelu"} <= set(_ops(conv))
-    assert not conv.int8_graph.meta["memory"]["in_place"] == {}
+    assert not conv.int8_graph.record(MemoryPlan).in_place == {}
 
 
 # ---- refusals ----------------------------------------------------------------------------------
@@ -197,36 +198,36 @@ def _without_placement(monkeypatch):
 def test_fire_module_concatenates_in_place(tmp_path, monkeypatch):
     conv, r = _convert(Fire(), (3, 8, 8), tmp_path / "in_place", seed=8)
     for g in (conv.int8_graph, conv.float_graph):
-        mem = g.meta["memory"]
+        mem = g.record(MemoryPlan)
         cats = [n for n in g.nodes if n.op == "cat"]
         assert len(cats) == 2
         for cat in cats:  # every input is written into its block: no buffer of its own
             for t in cat.inputs:
-                assert mem["in_place"][t] == cat.output and t not in mem["sizes"]
-                assert mem["base"][t] == mem["base"][cat.output]
-        assert mem["inner"][cats[0].inputs[1]] == mem["inner"].get(cats[0].output, 0) + \
-            8 * 4 * 4 * mem["elem_bytes"]
+                assert mem.in_place[t] == cat.output and t not in mem.sizes
+                assert mem.base[t] == mem.base[cat.output]
+        assert mem.inner[cats[0].inputs[1]] == mem.inner.get(cats[0].output, 0) + \
+            8 * 4 * 4 * mem.elem_bytes
     for dtype in ("int8", "float32"):
         assert "t2m_cat_" not in _c_text(conv, dtype)  # no copies
-    m8 = conv.int8_graph.meta["memory"]
+    m8 = conv.int8_graph.record(MemoryPlan)
     # the same model planned with copies: the same outputs, more memory
     _without_placement(monkeypatch)
     copied, r2 = _convert(Fire(), (3, 8, 8), tmp_path / "copied", seed=8)
-    c8 = copied.int8_graph.meta["memory"]
+    c8 = copied.int8_graph.record(MemoryPlan)
     assert _c_text(copied).count("t2m_cat_s8(") == 4
     assert np.array_equal(r["reference_outputs"], r2["reference_outputs"])
-    assert m8["arena_bytes"] <= c8["arena_bytes"]
-    assert m8["lower_bound_bytes"] <= c8["lower_bound_bytes"]
+    assert m8.arena_bytes <= c8.arena_bytes
+    assert m8.lower_bound_bytes <= c8.lower_bound_bytes
 
     def live(mem, i):
-        return sum(mem["sizes"][b] for b, (lo, hi) in mem["lifetimes"].items() if lo <= i <= hi)
+        return sum(mem.sizes[b] for b, (lo, hi) in mem.lifetimes.items() if lo <= i <= hi)
 
     for i, node in enumerate(conv.int8_graph.nodes):
         if node.op == "cat":  # in place: only the output is live; copied: inputs and output
             out = conv.int8_graph.tensors[node.output].size
             assert live(m8, i) == out and live(c8, i) == 2 * out
-    print(f"fire arena: in place {m8['arena_bytes']} B (lower bound {m8['lower_bound_bytes']}), "
-          f"copied {c8['arena_bytes']} B (lower bound {c8['lower_bound_bytes']})")
+    print(f"fire arena: in place {m8.arena_bytes} B (lower bound {m8.lower_bound_bytes}), "
+          f"copied {c8.arena_bytes} B (lower bound {c8.lower_bound_bytes})")
 
 
 class Fallbacks(nn.Module):
@@ -250,15 +251,15 @@ class Fallbacks(nn.Module):
 def test_fallback_copies_are_bit_exact(tmp_path):
     conv, _ = _convert(Fallbacks(), (2, 5, 5), tmp_path / "out", seed=9, n=32)
     g = conv.int8_graph
-    mem = g.meta["memory"]
+    mem = g.record(MemoryPlan)
     cats = [n for n in g.nodes if n.op == "cat"]
-    placed = set(mem["in_place"])
+    placed = set(mem.in_place)
     u, v, w, out = cats
     assert u.inputs[0] == g.inputs[0] and u.inputs[0] not in placed and u.inputs[1] in placed
     assert v.inputs[0] == v.inputs[1] and v.inputs[0] not in placed and u.output in placed
     assert w.inputs[0] in placed and w.inputs[1] not in placed
-    assert mem["base"][a_in_u := u.inputs[1]] == mem["base"][v.output]  # nested two levels
-    assert mem["inner"][a_in_u] == mem["inner"].get(v.output, 0) + 2 * 2 * 25 + 2 * 25
+    assert mem.base[a_in_u := u.inputs[1]] == mem.base[v.output]  # nested two levels
+    assert mem.inner[a_in_u] == mem.inner.get(v.output, 0) + 2 * 2 * 25 + 2 * 25
     assert out.output == g.outputs[0] and all(t in placed for t in out.inputs)
     text = _c_text(conv)
     assert text.count("t2m_cat_s8(") == 4  # x, b, b (in v) and b (in w)
@@ -322,5 +323,5 @@ def test_whole_model_is_bit_exact_on_host_and_cortex_m4(name, sparsity, tmp_path
     ref = r["reference_outputs"]
     assert len(np.unique(ref)) > 1
     if sparsity:
-        w = [n.params["weight_q"] for n in conv.int8_graph.nodes if "weight_q" in n.params]
+        w = [n.record(WeightQuant).weight_q for n in conv.int8_graph.nodes if n.has(WeightQuant)]
         assert sum(int((q == 0).sum()) for q in w) >= 0.85 * sum(q.size for q in w)

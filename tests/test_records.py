@@ -11,7 +11,8 @@ from torch import nn
 from conftest import randomize
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.frontend import capture, to_ir
-from torch2mcu.ir.records import ConvPlan, WeightEncoding
+from torch2mcu.ir.records import (TYPES, ConvPlan, FoldedBatchNorm, FusedActivation, FusedPool,
+                                  MemoryPlan, QuantData, WeightEncoding, WeightQuant)
 from torch2mcu.ir.serialize import graph_from_json, graph_to_json
 from torch2mcu.passes import driver
 
@@ -62,3 +63,55 @@ def test_driver_checks_what_a_pass_ensures(monkeypatch):
     cal = np.random.default_rng(5).standard_normal((8, 1, 6, 6)).astype(np.float32)
     with pytest.raises(Torch2MCUError, match="'encode_weights' ensures 'weights_encoded'"):
         driver.run_passes(_graph(), cal)
+
+
+class _Block(nn.Module):
+    """Every fusion and an op with its own int8 parameters: conv + BN + ReLU + max-pool, a
+    residual add, a linear layer and a softmax head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(4, 4, 1)
+        self.fc = nn.Linear(4 * 3 * 3, 5)
+
+    def forward(self, x):
+        y = self.pool(torch.relu(self.bn(self.conv(x))))
+        y = y + self.conv2(y)
+        return torch.softmax(self.fc(y.flatten(1)), dim=1)
+
+
+def test_every_pass_result_is_a_record_and_op_attributes_stay_the_frontends():
+    """What each pass learns lands in its typed record (and survives the graph file); the
+    attributes and parameter names the frontend lowered are all a node still has."""
+    print("seed=7")
+    model = randomize(_Block(), 7)
+    lowered = to_ir(capture(model, (torch.randn(1, 2, 6, 6),)))
+    cal = np.random.default_rng(7).standard_normal((16, 2, 6, 6)).astype(np.float32)
+    _, q = driver.run_passes(lowered, cal)
+    by = {n.name: n for n in q.nodes}
+    conv = next(n for n in q.nodes if n.has(FoldedBatchNorm))
+    assert conv.has(FusedActivation) and conv.has(FusedPool)
+    assert conv.record(FusedActivation).lo == 0.0 and conv.record(FusedPool).window == (2, 2)
+    assert [n.op for n in q.nodes if n.has(WeightQuant)] == ["conv2d", "conv2d", "linear"]
+    assert {type(r).__name__ for n in q.nodes for r in n.records.values()
+            if isinstance(r, QuantData)} == {"AddQuant", "SoftmaxQuant"}
+    assert q.record(MemoryPlan).arena_bytes >= q.record(MemoryPlan).lower_bound_bytes > 0
+    before = {n.name: n for n in lowered.nodes}
+    for name, node in by.items():
+        if name in before:
+            assert set(node.attrs) == set(before[name].attrs), name
+            assert set(node.params) <= set(before[name].params) | {"bias"}, name
+        assert all(type(r).__name__ in TYPES for r in node.records.values())
+    back = graph_from_json(graph_to_json(q))
+    assert back.record(MemoryPlan) == q.record(MemoryPlan)
+    for a, b in zip(q.nodes, back.nodes):
+        assert set(a.records) == set(b.records), a.name
+        for kind in (FoldedBatchNorm, FusedActivation, FusedPool):
+            if a.has(kind):
+                assert a.record(kind) == b.record(kind)
+        if a.has(WeightQuant):
+            ra, rb = a.record(WeightQuant), b.record(WeightQuant)
+            assert np.array_equal(ra.weight_q, rb.weight_q) and ra.act_min == rb.act_min

@@ -20,14 +20,14 @@ import torch2mcu
 from torch2mcu.api import measure
 from torch2mcu.artifacts import folder_view
 from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ir.records import MemoryPlan, WeightEncoding, WeightQuant, weight_format
 from torch2mcu.ir.serialize import graph_from_json
 from torch2mcu.models.lenet5 import LeNet5
 from torch2mcu.report.build import build_report
-from torch2mcu.report.readme import write_folder_readme
 from torch2mcu.report.cli import add_report_parser
+from torch2mcu.report.readme import write_folder_readme
 from torch2mcu.report.tables import layer_table, summary_table
 from torch2mcu.targets.cortex_m import CC, TARGETS
-from torch2mcu.ir.records import WeightEncoding, weight_format
 
 SEED = 3
 SPARSITY = {"conv1": 0.4, "conv2": 0.75, "fc1": 0.96, "fc2": 0.9, "fc3": 0.7}
@@ -153,20 +153,20 @@ def test_derived_layer_figures(measured):
     """Encoding, nonzero MACs and arena use are not manifest fields: recompute them here."""
     out, data = measured
     graph = graph_from_json((out / "graph.int8.json").read_text())
-    mem = graph.meta["memory"]
+    mem = graph.record(MemoryPlan)
     m = folder_view(out)["measurements"]["cortex-m4"]["int8"]
     for i, (node, row) in enumerate(zip(graph.nodes, data["layers"])):
         assert row["name"] == node.name
         assert row["format"] == (weight_format(node) if node.has(WeightEncoding) else None)
-        if "weight_q" in node.params:
-            w = node.params["weight_q"]
+        if node.has(WeightQuant):
+            w = node.record(WeightQuant).weight_q
             assert row["nonzeros"] == int(np.count_nonzero(w))
             assert row["effective_macs"] * w.size == row["macs"] * row["nonzeros"]
             enc = node.record(WeightEncoding).encoding.bytes
             assert row["values_bytes"] + row["index_bytes"] == enc["values"] + enc["index"] + \
                 enc["pointers"]
-        live = sum(mem["sizes"][b] for b, (lo, hi) in mem["lifetimes"].items() if lo <= i <= hi)
-        assert row["arena_bytes"] == live <= mem["arena_bytes"]
+        live = sum(mem.sizes[b] for b, (lo, hi) in mem.lifetimes.items() if lo <= i <= hi)
+        assert row["arena_bytes"] == live <= mem.arena_bytes
     t = data["totals"]
     assert t["instructions"] + t["call_overhead_instructions"] == \
         m["instructions"] + m["marks_total_delta"]

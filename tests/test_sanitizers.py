@@ -11,6 +11,7 @@ The negative controls check that each kind of finding really is reported.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ from test_fuzz import (SEED, Program, _run, _settings, batches, build_case, buil
 from test_models import CASES
 from test_sparse import SparseNet, _prune
 from torch2mcu.codegen.folder import runtime_dir
+from torch2mcu.ir.records import MemoryPlan
 from torch2mcu.reference import run_float
 from torch2mcu.targets.host import STRICT_FLAGS
 
@@ -89,10 +91,10 @@ def converted(tmp_path_factory):
 def _program(conv, dtype: str, n: int) -> Program:
     g = conv.int8_graph if dtype == "int8" else conv.float_graph
     m = conv.manifest[dtype]
-    assert m["arena_bytes"] == g.meta["memory"]["arena_bytes"]
+    assert m["arena_bytes"] == g.record(MemoryPlan).arena_bytes
     size = int(np.prod(g.tensors[g.inputs[0]].shape))
     return Program(conv.name, size, int(np.prod(g.tensors[g.outputs[0]].shape)), n,
-                   g.meta["memory"], len(g.nodes))
+                   g.record(MemoryPlan), len(g.nodes))
 
 
 def _build_folders(folders: list[Path], progs: list[Program], ctype: str, work: Path,
@@ -103,7 +105,7 @@ def _build_folders(folders: list[Path], progs: list[Program], ctype: str, work: 
     for k, (folder, p) in enumerate(zip(folders, progs)):
         for f in (f"{p.name}.c", f"{p.name}.h"):
             shutil.copyfile(folder / f, work / f)
-        mark = f"t2m_h_layer({k}, i, arena)" if poison and p.memory["arena_bytes"] else "((void)0)"
+        mark = f"t2m_h_layer({k}, i, arena)" if poison and p.memory.arena_bytes else "((void)0)"
         units.append((f"{p.name}.c", mark))
     return build_program(work, units, progs, ctype, FLAGS, poison=poison)
 
@@ -158,11 +160,11 @@ def test_control_poisoned_arena_is_reported(converted, tmp_path):
     """A memory plan that says a live buffer is dead must give use-after-poison."""
     conv, xq = _one_model(converted)
     p = _program(conv, "int8", 1)
-    lifetimes = dict(p.memory["lifetimes"])
-    victim = max(lifetimes, key=lambda b: p.memory["sizes"][b])
+    lifetimes = dict(p.memory.lifetimes)
+    victim = max(lifetimes, key=lambda b: p.memory.sizes[b])
     lo, hi = lifetimes[victim]
     lifetimes[victim] = (lo, lo)  # claims the buffer dies right after it is written
-    p.memory = {**p.memory, "lifetimes": lifetimes}
+    p.memory = dataclasses.replace(p.memory, lifetimes=lifetimes)
     assert hi > lo, "the control needs a buffer read by a later layer"
     exe = _build_folders([conv.int8_dir], [p], "int8_t", tmp_path)
     _, err = run_program(exe, [p], [xq[:1]], np.int8, env=ENV)

@@ -11,7 +11,7 @@ from torch import nn
 import torch2mcu
 from conftest import randomize
 from torch2mcu.encodings import conv_offsets, decode, encode
-from torch2mcu.ir.records import WeightEncoding
+from torch2mcu.ir.records import FusedPool, WeightEncoding, WeightQuant
 
 SEED = 2024
 PATTERNS = ["random", "empty_rows", "trailing_zeros", "all_zero", "dense", "one_per_row"]
@@ -127,7 +127,7 @@ def test_every_format_is_bit_exact_on_host(sparsity, pattern, tmp_path):
         chosen = {n.record(WeightEncoding).format for n in conv.int8_graph.nodes
                   if n.has(WeightEncoding)}
         assert chosen == {fmt}
-        fused = [n.name for n in conv.int8_graph.nodes if "pool" in n.attrs]
+        fused = [n.name for n in conv.int8_graph.nodes if n.has(FusedPool)]
         assert fused == ["c1", "gc"]
         r = torch2mcu.verify(conv, x, torch_check=False)
         assert r["mismatches"] == 0, f"{fmt}: {r['mismatched_values']} values differ"
@@ -145,7 +145,7 @@ def test_pruned_zeros_are_exact_in_graph_and_c(tmp_path):
     text = (conv.int8_dir / "model.c").read_text()
     for node in conv.int8_graph.nodes:
         if node.op in ("conv2d", "linear"):
-            wq = node.params["weight_q"]
+            wq = node.record(WeightQuant).weight_q
             # every pruned weight is exactly 0 (tiny unpruned ones may round to 0 as well)
             assert (wq[zeros[node.name]] == 0).all(), node.name
             body = text.split(f"static const int8_t {node.name}_weights[")[1].split("};")[0]

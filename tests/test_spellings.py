@@ -12,6 +12,7 @@ import torch2mcu
 from conftest import randomize
 from torch2mcu.frontend.convert import HANDLERS, SUPPORTED
 from torch2mcu.ops import all_ops
+from torch2mcu.ops.pointwise import LookupTable
 
 
 class Spelled(nn.Module):
@@ -175,13 +176,13 @@ def test_pointwise_model_is_bit_exact_on_the_emulated_m4(tmp_path):
 
 
 def _quantized_pointwise(attrs, q_in, q_out):
-    from torch2mcu.ir import QuantParams
+    from torch2mcu.ir import Node, QuantParams
 
     class G:  # the two tensors quantize() reads
         tensors = {"x": type("T", (), {"quant": QuantParams(*q_in)})(),
                    "y": type("T", (), {"quant": QuantParams(*q_out)})()}
 
-    node = type("N", (), {"inputs": ["x"], "output": "y", "attrs": dict(attrs), "params": {}})()
+    node = Node("f", "pointwise", ["x"], ["y"], dict(attrs))
     all_ops()["pointwise"].quantize(node, G)
     return node
 
@@ -194,30 +195,33 @@ def test_pointwise_exact_table_is_the_rounded_float_function(fn):
     node = _quantized_pointwise({"fn": fn, "table": "exact"}, (0.05, 3), (1 / 256, -128))
     q = np.arange(-128, 128)
     want = np.clip(np.floor(apply(fn, 0, 0.05 * (q - 3.0)) * 256 + 0.5) - 128, -128, 127)
-    assert np.array_equal(node.params["table"], want.astype(np.int8))
+    assert np.array_equal(node.record(LookupTable).table, want.astype(np.int8))
 
 
 def test_sigmoid_tanh_hardswish_leaky_relu_tables_follow_tflm():
     """By default these four use TFLM's integer arithmetic (tests/test_tflm_oracle.py checks it
     against TFLM): not the rounded float function, which differs by a step somewhere; sigmoid
     and tanh carry TFLM's fixed output quantization."""
-    from torch2mcu.ir import QuantParams
+    from torch2mcu.ir import Node, QuantParams
     from torch2mcu.ops import _tflm_act
     from torch2mcu.ops.pointwise import exact_table, uses_tflm
 
     op = all_ops()["pointwise"]
     for fn, fixed in [("sigmoid", (1 / 256, -128)), ("tanh", (1 / 128, 0))]:
-        assert op.output_quant(type("N", (), {"attrs": {"fn": fn}})(), None) == QuantParams(*fixed)
-    assert op.output_quant(type("N", (), {"attrs": {"fn": "hardswish"}})(), None) is None
+        assert op.output_quant(Node("f", "pointwise", ["x"], ["y"], {"fn": fn}),
+                               None) == QuantParams(*fixed)
+    assert op.output_quant(Node("f", "pointwise", ["x"], ["y"], {"fn": "hardswish"}),
+                           None) is None
     for fn, alpha in [("hardswish", 0.0), ("leaky_relu", 0.1)]:
         node = _quantized_pointwise({"fn": fn, "alpha": alpha}, (0.043, 7), (0.021, -90))
         assert uses_tflm(node)
         qi, qo = QuantParams(0.043, 7), QuantParams(0.021, -90)
-        assert np.array_equal(node.params["table"], _tflm_act.table(fn, qi, qo, alpha))
-        assert not np.array_equal(node.params["table"], exact_table(fn, alpha, 0.0, qi, qo))
+        assert np.array_equal(node.record(LookupTable).table, _tflm_act.table(fn, qi, qo, alpha))
+        assert not np.array_equal(node.record(LookupTable).table,
+                                  exact_table(fn, alpha, 0.0, qi, qo))
     # an output scale below input scale / 128: TFLM refuses HARD_SWISH; the exact table is used
     node = _quantized_pointwise({"fn": "hardswish"}, (0.5, 0), (0.001, 0))
-    assert node.attrs["table"] == "exact"
+    assert node.record(LookupTable).arithmetic == "exact"
 
 
 ARITH = {"x + 3": lambda t: t + 3, "3 + x": lambda t: 3 + t, "x - 0.5": lambda t: t - 0.5,

@@ -43,7 +43,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tflite_builder as tb  # noqa: E402
 
 from torch2mcu.ir import Graph, Node, QuantParams, Tensor  # noqa: E402
+from torch2mcu.ir.records import WeightQuant  # noqa: E402
 from torch2mcu.ops import get_op  # noqa: E402
+from torch2mcu.ops.mul import MulQuant  # noqa: E402
+from torch2mcu.ops.pad import PadValue  # noqa: E402
+from torch2mcu.ops.pointwise import LookupTable  # noqa: E402
+from torch2mcu.ops.prelu import PReLUQuant  # noqa: E402
+from torch2mcu.ops.softmax import SoftmaxQuant  # noqa: E402
 from torch2mcu.quant import fixedpoint as fp  # noqa: E402
 
 SEED = int(os.environ.get("T2M_TFLM_SEED", "7301"))
@@ -232,7 +238,7 @@ def make_conv_case(rng, depthwise: bool, dilated: bool = False):
     ctx = dict(b=b, cin=cin, cout=cout, groups=groups, hw=(h, w), k=(kh, kw), s=(sh, sw),
                p=(ph, pw), d=(dh, dw), mode=mode, z_in=z_in, s_in=s_in, s_out=s_out, z_out=z_out,
                act=act,
-               bias=bias is not None, shifts=sorted(set(node.params["shift"].tolist())))
+               bias=bias is not None, shifts=sorted(set(node.record(WeightQuant).shift.tolist())))
     return node, graph, x, mode, mult, act, ctx
 
 
@@ -240,7 +246,7 @@ def tflm_conv(node, graph, x, mode, mult, act, depthwise):
     qin, qout = graph.tensors["x"].quant, graph.tensors["y"].quant
     b = x.shape[0]
     oc, oh, ow = graph.tensors["y"].shape
-    wq = node.params["weight_q"]
+    wq = node.record(WeightQuant).weight_q
     if depthwise:
         w_tfl = np.ascontiguousarray(wq.transpose(1, 2, 3, 0))  # (1, kh, kw, out_c)
     else:
@@ -249,7 +255,8 @@ def tflm_conv(node, graph, x, mode, mult, act, depthwise):
     pads = (ph, ph, pw, pw) if mode == "pad" else (0, 0, 0, 0)
     model = tb.conv2d_model(
         (b,) + tuple(nchw_to_nhwc(x).shape[1:]), (qin.scale, qin.zero_point), w_tfl,
-        node.params["weight_scale"], node.params.get("bias_q"), (qout.scale, qout.zero_point),
+        node.record(WeightQuant).weight_scale, node.record(WeightQuant).bias_q,
+        (qout.scale, qout.zero_point),
         (b, oh, ow, oc), node.attrs["stride"], tb.SAME if mode == "same" else tb.VALID, act=act,
         pads=pads, depthwise=depthwise, depth_multiplier=mult or 1,
         dilation=node.attrs.get("dilation", (1, 1)))
@@ -299,15 +306,17 @@ def make_linear_case(rng, batch=None, in_f=None, out_f=None, big_m=None):
                   [node], ["x"], ["y"], meta={"quantized": True})
     get_op("linear").quantize(node, graph)
     ctx = dict(b=b, in_f=in_f, out_f=out_f, z_in=z_in, s_in=s_in, s_out=s_out, z_out=z_out,
-               act=act, bias=bias is not None, shifts=sorted(set(node.params["shift"].tolist())))
+               act=act, bias=bias is not None,
+               shifts=sorted(set(node.record(WeightQuant).shift.tolist())))
     return node, graph, x, act, ctx
 
 
 def tflm_linear(node, graph, x, act):
     qin, qout = graph.tensors["x"].quant, graph.tensors["y"].quant
     model = tb.fully_connected_model(
-        x.shape[0], (qin.scale, qin.zero_point), node.params["weight_q"],
-        node.params["weight_scale"], node.params.get("bias_q"), (qout.scale, qout.zero_point),
+        x.shape[0], (qin.scale, qin.zero_point), node.record(WeightQuant).weight_q,
+        node.record(WeightQuant).weight_scale, node.record(WeightQuant).bias_q,
+        (qout.scale, qout.zero_point),
         act=act)
     return tb.run_tflm(model, [x])
 
@@ -340,16 +349,16 @@ def test_tflm_build_uses_double_rounding():
     s_w = np.array([f32(s_out / s_in * 2.0 ** v) for v in rng.uniform(-4, -1, out_f)], np.float32)
     mults, shifts = zip(*(fp.quantize_multiplier(float(np.float64(s_in) * np.float64(sw) / s_out))
                           for sw in s_w))
-    node = Node("fc", "linear", ["x"], ["y"], attrs={"act_min": -128, "act_max": 127},
-                params={"weight": wq.astype(np.float32), "weight_q": wq, "weight_scale": s_w,
-                        "multiplier": np.array(mults, np.int32),
-                        "shift": np.array(shifts, np.int32)})
+    node = Node("fc", "linear", ["x"], ["y"], params={"weight": wq.astype(np.float32)})
+    node.put(WeightQuant(wq, s_w, None, np.array(mults, np.int32), np.array(shifts, np.int32),
+                         -128, 127))
     graph = Graph("g", {"x": Tensor("x", (in_f,), QuantParams(s_in, z_in)),
                         "y": Tensor("y", (out_f,), QuantParams(s_out, z_out))},
                   [node], ["x"], ["y"], meta={"quantized": True})
     x = (z_in + rng.integers(-3, 4, (b, in_f))).astype(np.int8)  # small accumulators: no clamping
     acc = (x.astype(np.int64) - z_in) @ wq.astype(np.int64).T
-    m, s = node.params["multiplier"].astype(np.int64), node.params["shift"].astype(np.int64)
+    q = node.record(WeightQuant)
+    m, s = q.multiplier.astype(np.int64), q.shift.astype(np.int64)
     assert (s <= 0).all()
     double = np.clip(fp.requantize(acc, m, s) + z_out, -128, 127)
     single = np.clip(_single_rounding(acc, m, s) + z_out, -128, 127)
@@ -491,7 +500,7 @@ def test_mul_matches_tflm(case):
     got = tb.run_tflm(tb.binary_model("mul", (b,) + s1, (b,) + s2, (b,) + out, *qs, act=act),
                       [xa, xb])
     ctx = dict(b=b, s1=s1, s2=s2, q1=qs[0], q2=qs[1], qout=qs[2], act=act,
-               shift=node.attrs["output_shift"])
+               shift=node.record(MulQuant).output_shift)
     assert np.array_equal(got, ours), report(ctx, got, ours)
 
 
@@ -543,9 +552,9 @@ def test_prelu_matches_tflm(case):
     op.quantize(node, graph)
     x = int8_input(rng, (b,) + shape, q_in[1])
     ours = op.run_int8(node, [x], graph)
-    aq = node.params["alpha_q"]
+    aq = node.record(PReLUQuant).alpha_q
     a_shape = (1,) if n_alpha == 1 else (c,) + (1,) * (len(shape) - 1)
-    q_alpha = (node.attrs["alpha_scale"], node.attrs["alpha_zero_point"])
+    q_alpha = (node.record(PReLUQuant).alpha_scale, node.record(PReLUQuant).alpha_zero_point)
     got = tb.run_tflm(tb.prelu_model((b,) + shape, q_in, aq.reshape(a_shape), q_alpha, q_out),
                       [x])
     ctx = dict(b=b, shape=shape, alpha=alpha.round(3).tolist(), q_in=q_in, q_out=q_out,
@@ -605,9 +614,10 @@ def tflm_aborts_softmax(x_rows: np.ndarray, node) -> np.ndarray:
 
     xi = x_rows.astype(np.int64)
     diff = xi - xi.max(axis=1, keepdims=True)
-    r = fp.requantize(diff, node.attrs["input_multiplier"], node.attrs["input_shift"])
+    sq = node.record(SoftmaxQuant)
+    r = fp.requantize(diff, sq.input_multiplier, sq.input_shift)
     terms = fp.rounding_divide_by_pot(gl.exp_on_negative_values(r, 5), 12)
-    return np.where(diff >= node.attrs["diff_min"], terms, 0).sum(axis=1) >= (1 << 28)
+    return np.where(diff >= node.record(SoftmaxQuant).diff_min, terms, 0).sum(axis=1) >= (1 << 28)
 
 
 def softmax_node(shape, axis, log, q_in):
@@ -682,7 +692,7 @@ def test_pointwise_table_matches_tflm(fn, case):
                         "y": Tensor("y", (256,), QuantParams(*q_out))}, [node], ["x"], ["y"],
                   meta={"quantized": True})
     op.quantize(node, graph)
-    assert node.attrs.get("table") != "exact", "TFLM accepts these quantizations"
+    assert node.record(LookupTable).arithmetic == "tflm", "TFLM accepts these quantizations"
     x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
     ours = op.run_int8(node, [x], graph)
     model = tb.unary_model(TFLM_KIND[fn], (1, 256), q_in, q_out, alpha=float(np.float32(alpha)))
@@ -751,7 +761,7 @@ def make_transpose_conv_case(rng):
     ctx = dict(b=b, cin=cin, cout=cout, groups=groups, hw=(h, w), k=k, s=s, p=p, op=op,
                mode="same" if mode == tb.SAME else "valid", z_in=z_in, s_in=s_in, s_out=s_out,
                z_out=z_out, act=act, bias=bias is not None,
-               shifts=sorted(set(node.params["shift"].tolist())))
+               shifts=sorted(set(node.record(WeightQuant).shift.tolist())))
     return node, graph, x, mode, act, ctx
 
 
@@ -764,11 +774,12 @@ def tflm_transpose_conv(node, graph, x, mode, act):
     outs = []
     for g in range(groups):
         o_sl = slice(g * opg, (g + 1) * opg)
-        wq = node.params["weight_q"][o_sl]
-        bias = node.params.get("bias_q")
+        wq = node.record(WeightQuant).weight_q[o_sl]
+        bias = node.record(WeightQuant).bias_q
         model = tb.transpose_conv_model(
             (x.shape[0], x.shape[2], x.shape[3], ipg), (qin.scale, qin.zero_point),
-            np.ascontiguousarray(wq.transpose(0, 2, 3, 1)), node.params["weight_scale"][o_sl],
+            np.ascontiguousarray(wq.transpose(0, 2, 3, 1)),
+            node.record(WeightQuant).weight_scale[o_sl],
             None if bias is None else bias[o_sl], (qout.scale, qout.zero_point),
             (x.shape[0], oh, ow, opg), node.attrs["stride"], mode, act=act)
         xg = nchw_to_nhwc(x[:, g * ipg:(g + 1) * ipg])
@@ -807,10 +818,11 @@ def test_pad_matches_tflm(case):
     op.quantize(node, graph)
     x = int8_input(rng, (b, c, h, w), q[1])
     ours = op.run_int8(node, [x], graph)
-    model = tb.padv2_model((b, h, w, c), q, ((top, bottom), (left, right)), node.attrs["value_q"])
+    model = tb.padv2_model((b, h, w, c), q, ((top, bottom), (left, right)),
+                           node.record(PadValue).value_q)
     got = nhwc_to_nchw(tb.run_tflm(model, [nchw_to_nhwc(x)]))
     ctx = dict(b=b, c=c, hw=(h, w), pads=(top, bottom, left, right), q=q, value=value,
-               value_q=node.attrs["value_q"])
+               value_q=node.record(PadValue).value_q)
     assert np.array_equal(got, ours), report(ctx, got, ours)
 
 

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from torch2mcu.api import convert, measure, verify
 from torch2mcu.data import load_idx_dataset
-from torch2mcu.ir.records import weight_format
+from torch2mcu.ir.records import WeightQuant, weight_format
 from torch2mcu.models.train import CACHE, accuracy, trained
 from torch2mcu.report.build import build_report
 from torch2mcu.report.cli import print_report
@@ -74,8 +74,8 @@ def run_demo(out: str = "out/demo", dataset: str = "fashion-mnist", data_dir=Non
     for col in ("layer", "weights", "nonzero", "sparsity", "int8 format"):
         t.add_column(col, justify="left" if col in ("layer", "int8 format") else "right")
     for node in conv.int8_graph.nodes:
-        if "weight_q" in node.params:
-            w = node.params["weight_q"]
+        if node.has(WeightQuant):
+            w = node.record(WeightQuant).weight_q
             nz = int(np.count_nonzero(w))
             t.add_row(node.name, f"{w.size:,}", f"{nz:,}", f"{100 * (1 - nz / w.size):.1f}%",
                       weight_format(node))

@@ -11,7 +11,7 @@ import numpy as np
 from torch2mcu import __version__
 from torch2mcu.codegen.emitter import emit_model
 from torch2mcu.ir import Graph
-from torch2mcu.ir.records import WeightEncoding, weight_format
+from torch2mcu.ir.records import MemoryPlan, WeightEncoding, stored_weights, weight_format
 from torch2mcu.ops import get_op
 
 
@@ -38,7 +38,7 @@ def layer_table(graph: Graph, const_bytes: dict[str, int]) -> list[dict]:
                "output": list(graph.tensors[node.output].shape), "details": op.describe(node),
                "macs": op.macs(node, graph), "const_bytes": const_bytes.get(node.name, 0)}
         if "weight" in node.params:
-            w = node.params["weight_q"] if graph.quantized else node.params["weight"]
+            w = stored_weights(node)
             nz = int(np.count_nonzero(w))
             row.update(params=int(w.size) + int(node.params["bias"].size
                                                  if "bias" in node.params else 0),
@@ -64,7 +64,7 @@ def write_model_folder(graph: Graph, dtype: str, name: str, dest: Path, provenan
     (dest / f"{name}.h").write_text(h_text)
     runtime = copy_runtime(dest)
     tin, tout = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
-    mem = graph.meta["memory"]
+    mem = graph.record(MemoryPlan)
 
     def io(t):
         d = {"shape": list(t.shape), "size": t.size}
@@ -76,7 +76,7 @@ def write_model_folder(graph: Graph, dtype: str, name: str, dest: Path, provenan
         "tool": "torch2mcu", "version": __version__, "name": name, "dtype": dtype,
         "provenance": provenance, "input": io(tin), "output": io(tout),
         "input_size": tin.size, "output_size": tout.size,
-        "arena_bytes": mem["arena_bytes"], "arena_lower_bound_bytes": mem["lower_bound_bytes"],
+        "arena_bytes": mem.arena_bytes, "arena_lower_bound_bytes": mem.lower_bound_bytes,
         "const_bytes": sum(const_bytes.values()), "files": sorted([f"{name}.c", f"{name}.h"] + runtime),
         "layers": layer_table(graph, const_bytes),
     }

@@ -31,8 +31,26 @@ class Tensor:
         return int(math.prod(self.shape))
 
 
+class HasRecords:
+    """Typed pass results (ir/records.py) kept by type name in `self.records`."""
+
+    def put(self, record) -> None:
+        self.records[type(record).__name__] = record
+
+    def has(self, kind: type) -> bool:
+        return kind.__name__ in self.records
+
+    def record(self, kind: type):
+        """The record of this type; an internal error if the pass that writes it has not run."""
+        rec = self.records.get(kind.__name__)
+        if rec is None:
+            raise AssertionError(f"internal error: {self.where()} has no {kind.__name__} record "
+                                 f"(written by the {getattr(kind, 'written_by', '?')} pass)")
+        return rec
+
+
 @dataclass
-class Node:
+class Node(HasRecords):
     """One operator application. `attrs` hold plain values; `params` hold numpy arrays."""
 
     name: str
@@ -45,21 +63,6 @@ class Node:
     # Typed pass results (ir/records.py) by type name, apart from the op's own attrs and params.
     records: dict = field(default_factory=dict)
 
-    def put(self, record) -> None:
-        self.records[type(record).__name__] = record
-
-    def has(self, kind: type) -> bool:
-        return kind.__name__ in self.records
-
-    def record(self, kind: type):
-        """The node's record of this type; an internal error if the pass that writes it has not
-        run on this node."""
-        rec = self.records.get(kind.__name__)
-        if rec is None:
-            raise AssertionError(f"internal error: {self.where()} has no {kind.__name__} record "
-                                 f"(written by the {getattr(kind, 'written_by', '?')} pass)")
-        return rec
-
     @property
     def output(self) -> str:
         return self.outputs[0]
@@ -69,13 +72,17 @@ class Node:
 
 
 @dataclass
-class Graph:
+class Graph(HasRecords):
     name: str
     tensors: dict[str, Tensor]
     nodes: list[Node]
     inputs: list[str]
     outputs: list[str]
     meta: dict = field(default_factory=dict)
+    records: dict = field(default_factory=dict)  # graph-wide pass results (the memory plan)
+
+    def where(self) -> str:
+        return f"graph '{self.name}'"
 
     @property
     def quantized(self) -> bool:

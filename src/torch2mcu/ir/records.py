@@ -61,6 +61,94 @@ class WeightEncoding(Record):
         return self.encoding.format
 
 
+@dataclass
+class WeightQuant(Record):
+    """A weighted layer's int8 data (quantize): per-output-channel symmetric weights and their
+    scales, the int32 bias (None without one), the Q31 multipliers and shifts that take the
+    int32 sum to the output scale, and the output clamp (the fused activation, quantized)."""
+
+    written_by = "quantize"
+    weight_q: np.ndarray             # int8, the float weight's shape
+    weight_scale: np.ndarray         # float32, per output channel
+    bias_q: np.ndarray | None        # int32, per output channel
+    multiplier: np.ndarray           # int32 Q31, per output channel
+    shift: np.ndarray                # int32, per output channel
+    act_min: int
+    act_max: int
+
+
+@dataclass
+class FoldedBatchNorm(Record):
+    """A BatchNorm folded into this conv / linear's weights and bias (fold_bn)."""
+
+    written_by = "fold_bn"
+    layer: str                       # the BatchNorm's node name
+
+
+@dataclass
+class FusedActivation(Record):
+    """Clamps (ReLU, ReLU6, hardtanh) fused into this op's output (fuse_activation): the
+    intersection of their bounds, in float, and the clamp layers that are gone."""
+
+    written_by = "fuse_activation"
+    lo: float
+    hi: float
+    layers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FusedPool(Record):
+    """A max-pool (window == stride, no padding) computed inside this int8 conv (fuse_pool)."""
+
+    written_by = "fuse_pool"
+    window: tuple[int, int]
+    layer: str                       # the max-pool's node name
+
+
+@dataclass
+class QuantData(Record):
+    """Base of the int8 parameters an op without weights computes in quantize (TFLM's add
+    multipliers, a lookup table, a pad value...). Each op module declares its own subclass."""
+
+    written_by = "quantize"
+
+
+@dataclass
+class MemoryPlan(Record):
+    """The static arena (plan_memory): every intermediate buffer's offset, size and lifetime.
+
+    base: per tensor, the buffer it lives in (itself, a reshape's source, or the concatenation
+    it was written into); inner: for a tensor inside a larger buffer, its byte offset there;
+    in_place: the tensors written straight into a concatenation's output. Buffers named
+    "<node>#scratch" are a node's working memory."""
+
+    written_by = "plan_memory"
+    elem_bytes: int
+    arena_bytes: int
+    lower_bound_bytes: int
+    offsets: dict[str, int]
+    sizes: dict[str, int]
+    base: dict[str, str]
+    inner: dict[str, int]
+    output_base: str
+    in_place: dict[str, str]
+    lifetimes: dict[str, tuple[int, int]]
+
+
+def fused_layers(node) -> list[str]:
+    """The layers computed inside this node by the fusion passes: a fused pool, fused clamps."""
+    out = [node.record(FusedPool).layer] if node.has(FusedPool) else []
+    return out + (list(node.record(FusedActivation).layers) if node.has(FusedActivation) else [])
+
+
+def stored_weights(node) -> np.ndarray | None:
+    """The weights the generated code stores: int8 once quantized, float before; None for a
+    layer without weights."""
+    if node.has(WeightQuant):
+        return node.record(WeightQuant).weight_q
+    return node.params.get("weight")
+
+
 def weight_format(node) -> str:
     """The storage format of a weighted layer: its WeightEncoding's, "dense" before (or
     without) encode_weights."""

@@ -48,6 +48,7 @@ def _dec(v):
             return float(v["__float__"])
         if "__record__" in v:  # only registered types: loading a graph runs no code
             from torch2mcu.ir.records import TYPES  # noqa: PLC0415
+            import torch2mcu.ops  # noqa: F401, PLC0415 - the ops' own records register on import
 
             if v["__record__"] not in TYPES:
                 raise ValueError(f"unknown record type {v['__record__']!r}")
@@ -61,6 +62,7 @@ def _dec(v):
 def graph_to_json(g: Graph) -> str:
     doc = {
         "name": g.name, "inputs": g.inputs, "outputs": g.outputs, "meta": _enc(g.meta),
+        "records": _enc(g.records),
         "tensors": [{"name": t.name, "shape": list(t.shape),
                      "quant": None if t.quant is None else
                      {"scale": t.quant.scale, "zero_point": t.quant.zero_point}}
@@ -83,4 +85,5 @@ def graph_from_json(text: str) -> Graph:
     nodes = [Node(n["name"], n["op"], n["inputs"], n["outputs"], _dec(n["attrs"]),
                   _dec(n["params"]), n["source"], _dec(n.get("records", {})))
              for n in doc["nodes"]]
-    return Graph(doc["name"], tensors, nodes, doc["inputs"], doc["outputs"], _dec(doc["meta"]))
+    return Graph(doc["name"], tensors, nodes, doc["inputs"], doc["outputs"], _dec(doc["meta"]),
+                 _dec(doc.get("records", {})))

@@ -32,7 +32,9 @@ class Template(Op):
         return xs[0].astype(np.float32)  # batched: xs[i] has shape (B, *input_shape)
 
     def quantize(self, node, graph):
-        """Fill node.attrs / node.params with the int8 data; tensor quant params are set."""
+        """Tensor quant params are set: compute the kernel's int8 data and store it as a typed
+        record, node.put(MyOpQuant(...)) with `@dataclass class MyOpQuant(QuantData)` declared
+        in this module (ir/records.py), never in node.attrs (those are the op's own)."""
 
     def run_int8(self, node, xs, graph):
         return xs[0]  # exactly the C kernel's integer arithmetic (int64 where needed)

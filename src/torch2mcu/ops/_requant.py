@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from torch2mcu.errors import Torch2MCUError
-from torch2mcu.ir.records import WeightEncoding
+from torch2mcu.ir.records import WeightEncoding, WeightQuant
 from torch2mcu.ops.base import act_of
 from torch2mcu.quant import fixedpoint as fp
 from torch2mcu.quant.params import (activation_bounds, quantize_bias, quantize_weights,
@@ -24,40 +24,46 @@ def quantize_weighted(node, graph) -> None:
         # for the folded zero-point term and the sums.
         need = np.abs(node.params["bias"].astype(np.float64)) / (np.float64(qin.scale) * 2.0**29)
         scales = np.maximum(scales.astype(np.float64), need).astype(np.float32)
-    node.params["weight_q"] = quantize_weights(w, scales)
-    node.params["weight_scale"] = scales
-    if "bias" in node.params:
-        node.params["bias_q"] = quantize_bias(node.params["bias"], qin.scale, scales)
+    bias_q = (quantize_bias(node.params["bias"], qin.scale, scales) if "bias" in node.params
+              else None)
     mults, shifts = [], []
     for s in scales.astype(np.float64):
         m, sh = fp.quantize_multiplier(float(np.float64(qin.scale) * s / np.float64(qout.scale)))
         mults.append(m)
         shifts.append(sh)
-    node.params["multiplier"] = np.array(mults, dtype=np.int32)
-    node.params["shift"] = np.array(shifts, dtype=np.int32)
     lo, hi = act_of(node)
-    node.attrs["act_min"], node.attrs["act_max"] = activation_bounds(lo, hi, qout.scale, qout.zero_point)
+    act_min, act_max = activation_bounds(lo, hi, qout.scale, qout.zero_point)
+    node.put(WeightQuant(quantize_weights(w, scales), scales, bias_q,
+                         np.array(mults, dtype=np.int32), np.array(shifts, dtype=np.int32),
+                         int(act_min), int(act_max)))
+
+def check_weights_quantized(node) -> None:
+    if not node.has(WeightQuant):
+        raise Torch2MCUError("missing the int8 weights", where=node.where(),
+                             fix="run the quantize pass")
 
 
 def requantize_output(acc: np.ndarray, node, graph, channel_axis: int) -> np.ndarray:
     """acc (int64, one channel axis) -> clamped int8, per channel."""
     qout = graph.tensors[node.output].quant
+    q = node.record(WeightQuant)
     shape = [1] * acc.ndim
     shape[channel_axis] = -1
-    m = node.params["multiplier"].astype(np.int64).reshape(shape)
-    s = node.params["shift"].astype(np.int64).reshape(shape)
+    m = q.multiplier.astype(np.int64).reshape(shape)
+    s = q.shift.astype(np.int64).reshape(shape)
     out = fp.requantize(acc, m, s) + qout.zero_point
-    return np.clip(out, node.attrs["act_min"], node.attrs["act_max"]).astype(np.int8)
+    return np.clip(out, q.act_min, q.act_max).astype(np.int8)
 
 
 def emit_requant(node, ctx) -> str:
     """Declare multiplier/shift arrays and the t2m_requant_s8 struct; returns its C name."""
     qout = ctx.graph.tensors[node.output].quant
-    mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", node.params["multiplier"])
-    shift = ctx.const_array(f"{node.name}_shift", "int32_t", node.params["shift"])
+    q = node.record(WeightQuant)
+    mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", q.multiplier)
+    shift = ctx.const_array(f"{node.name}_shift", "int32_t", q.shift)
     return ctx.const_struct(f"{node.name}_requant", "t2m_requant_s8", {
-        "output_offset": qout.zero_point, "act_min": node.attrs["act_min"],
-        "act_max": node.attrs["act_max"], "multiplier": mult, "shift": shift})
+        "output_offset": qout.zero_point, "act_min": q.act_min, "act_max": q.act_max,
+        "multiplier": mult, "shift": shift})
 
 
 def emit_weights_s8(node, ctx) -> tuple[str | None, str, str]:
@@ -90,7 +96,8 @@ def accumulator_bound(weight_q: np.ndarray, bias_folded: np.ndarray) -> np.ndarr
 
 def check_accumulator(node) -> None:
     """conv2d / linear: the accumulator bound must fit int32 for every output channel."""
-    bound = accumulator_bound(node.params["weight_q"], node.record(WeightEncoding).bias_folded)
+    bound = accumulator_bound(node.record(WeightQuant).weight_q,
+                              node.record(WeightEncoding).bias_folded)
     if bound.max(initial=0) > fp.INT32_MAX:
         c = int(np.argmax(bound))
         raise Torch2MCUError(

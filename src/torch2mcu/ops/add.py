@@ -1,10 +1,13 @@
 """Element-wise add of two activations (residual connections), TFLM reference_integer_ops::Add."""
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
 
 from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ir.records import QuantData
 from torch2mcu.ops import register
 from torch2mcu.ops.base import Op, act_name, act_of, float_act, require
 from torch2mcu.quant import fixedpoint as fp
@@ -13,6 +16,24 @@ from torch2mcu.quant.params import activation_bounds
 LEFT_SHIFT = 20  # TFLM's headroom for int8 add
 INT8_MIN, INT8_MAX = -128, 127
 aten = torch.ops.aten
+
+
+@dataclass
+class AddQuant(QuantData):
+    """TFLM's int8 ADD (and SUB) parameters: t2m_add_params_s8, field for field."""
+
+    input1_offset: int
+    input2_offset: int
+    output_offset: int
+    left_shift: int
+    input1_multiplier: int
+    input1_shift: int
+    input2_multiplier: int
+    input2_shift: int
+    output_multiplier: int
+    output_shift: int
+    act_min: int
+    act_max: int
 
 
 class Add(Op):
@@ -37,43 +58,48 @@ class Add(Op):
         mo, so = fp.quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * float(qo.scale)))
         lo, hi = act_of(node)
         act_min, act_max = activation_bounds(lo, hi, qo.scale, qo.zero_point)
-        node.attrs.update(input1_offset=-q1.zero_point, input2_offset=-q2.zero_point,
-                          output_offset=qo.zero_point, left_shift=LEFT_SHIFT,
-                          input1_multiplier=m1, input1_shift=s1, input2_multiplier=m2,
-                          input2_shift=s2, output_multiplier=mo, output_shift=so,
-                          act_min=act_min, act_max=act_max)
+        node.put(AddQuant(-q1.zero_point, -q2.zero_point, qo.zero_point, LEFT_SHIFT, m1, s1,
+                          m2, s2, mo, so, act_min, act_max))
 
     def run_int8(self, node, xs, graph):
-        a = node.attrs
-        v1 = (xs[0].astype(np.int64) + a["input1_offset"]) << a["left_shift"]
-        v2 = (xs[1].astype(np.int64) + a["input2_offset"]) << a["left_shift"]
-        s = (fp.requantize(v1, a["input1_multiplier"], a["input1_shift"])
-             + fp.requantize(v2, a["input2_multiplier"], a["input2_shift"]))
-        out = fp.requantize(s, a["output_multiplier"], a["output_shift"]) + a["output_offset"]
-        return np.clip(out, a["act_min"], a["act_max"]).astype(np.int8)
+        a = node.record(AddQuant)
+        v1 = (xs[0].astype(np.int64) + a.input1_offset) << a.left_shift
+        v2 = (xs[1].astype(np.int64) + a.input2_offset) << a.left_shift
+        s = (fp.requantize(v1, a.input1_multiplier, a.input1_shift)
+             + fp.requantize(v2, a.input2_multiplier, a.input2_shift))
+        out = fp.requantize(s, a.output_multiplier, a.output_shift) + a.output_offset
+        return np.clip(out, a.act_min, a.act_max).astype(np.int8)
 
     def check_quantized(self, node, graph):
-        require("output_multiplier" in node.attrs, node, "missing add parameters",
+        require(node.has(AddQuant), node, f"missing {self.name} parameters",
                 "run the quantize pass")
+
+    def shifted_extremes(self, node) -> list[list[int]]:
+        """Per input, the rescaled images of the int8 extremes (-128, 127) after the left
+        shift (requantization is monotone, so they bound every rescaled input); an error if a
+        shifted input overflows int32."""
+        a = node.record(AddQuant)
+        left = a.left_shift
+        if not 0 <= left <= 30:
+            raise Torch2MCUError(f"{self.name} left shift {left} is outside 0..30",
+                                 where=node.where(),
+                                 fix="please report this with the model that triggered it")
+        extremes = []
+        for k, offset, mult, shift in ((1, a.input1_offset, a.input1_multiplier, a.input1_shift),
+                                       (2, a.input2_offset, a.input2_multiplier, a.input2_shift)):
+            shifted = [(x + offset) << left for x in (INT8_MIN, INT8_MAX)]
+            if max(abs(v) for v in shifted) > fp.INT32_MAX:
+                raise Torch2MCUError(f"{self.name} input {k} overflows int32 when shifted left "
+                                     f"by {left}", where=node.where(),
+                                     fix="please report this with the model")
+            extremes.append([int(fp.requantize(v, mult, shift)) for v in shifted])
+        return extremes
 
     def check_overflow(self, node):
         """Each input becomes (x - z) * 2^left_shift, then is rescaled; both, and the sum of the
         two rescaled inputs, must fit int32 (requantization is monotone, so the extreme inputs
         bound it)."""
-        a = node.attrs
-        left = int(a["left_shift"])
-        if not 0 <= left <= 30:
-            raise Torch2MCUError(f"add left shift {left} is outside 0..30", where=node.where(),
-                                 fix="please report this with the model that triggered it")
-        extremes = []
-        for k in (1, 2):
-            offset = int(a[f"input{k}_offset"])
-            shifted = [(x + offset) << left for x in (INT8_MIN, INT8_MAX)]
-            if max(abs(v) for v in shifted) > fp.INT32_MAX:
-                raise Torch2MCUError(f"add input {k} overflows int32 when shifted left by {left}",
-                                     where=node.where(), fix="please report this with the model")
-            extremes.append([int(fp.requantize(v, a[f"input{k}_multiplier"],
-                                               a[f"input{k}_shift"])) for v in shifted])
+        extremes = self.shifted_extremes(node)
         lo = min(extremes[0]) + min(extremes[1])
         hi = max(extremes[0]) + max(extremes[1])
         if lo < fp.INT32_MIN or hi > fp.INT32_MAX:
@@ -94,11 +120,8 @@ class Add(Op):
         y = ctx.ptr(node.output)
         n = ctx.graph.tensors[node.output].size
         if ctx.dtype == "int8":
-            keys = ["input1_offset", "input2_offset", "output_offset", "left_shift",
-                    "input1_multiplier", "input1_shift", "input2_multiplier", "input2_shift",
-                    "output_multiplier", "output_shift", "act_min", "act_max"]
             p = ctx.const_struct(f"{node.name}_params", "t2m_add_params_s8",
-                                 {k: node.attrs[k] for k in keys})
+                                 asdict(node.record(AddQuant)))
             ctx.call(f"t2m_{self.name}_s8(&{p}, {n}u, {a}, {b}, {y});")
         else:
             lo, hi = ctx.float_bounds(*act_of(node))

@@ -64,12 +64,12 @@ class Cat(Op):
         return f"{len(node.inputs)} inputs along channels"
 
     def emit(self, node, ctx):
-        mem, eb = ctx.mem, ctx.mem["elem_bytes"]
-        inner = mem.get("inner", {})
+        mem, eb = ctx.mem, ctx.mem.elem_bytes
+        inner = mem.inner
         y = node.output
         suffix = "s8" if ctx.dtype == "int8" else "f32"
         for t, off in zip(node.inputs, block_offsets(node, ctx.graph)):
-            in_place = (mem["base"][t] == mem["base"][y]
+            in_place = (mem.base[t] == mem.base[y]
                         and inner.get(t, 0) == inner.get(y, 0) + off * eb)
             if in_place:
                 continue  # its producer wrote it into its block already

@@ -2,15 +2,25 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from torch2mcu.ir.records import QuantData
 from torch2mcu.ops import register
 from torch2mcu.ops.base import Op, act_name, act_of, float_act
 from torch2mcu.quant.params import activation_bounds
 
 aten = torch.ops.aten
+
+
+@dataclass
+class ClampBounds(QuantData):
+    """The clamp's bounds as int8 values in its tensor's quantization."""
+
+    act_min: int
+    act_max: int
 
 
 class Clamp(Op):
@@ -28,11 +38,11 @@ class Clamp(Op):
 
     def quantize(self, node, graph):
         q = graph.tensors[node.inputs[0]].quant
-        node.attrs["act_min"], node.attrs["act_max"] = activation_bounds(*act_of(node), q.scale,
-                                                                         q.zero_point)
+        node.put(ClampBounds(*activation_bounds(*act_of(node), q.scale, q.zero_point)))
 
     def run_int8(self, node, xs, graph):
-        return np.clip(xs[0], node.attrs["act_min"], node.attrs["act_max"]).astype(np.int8)
+        b = node.record(ClampBounds)
+        return np.clip(xs[0], b.act_min, b.act_max).astype(np.int8)
 
     def describe(self, node):
         return act_name(node)
@@ -41,7 +51,8 @@ class Clamp(Op):
         x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
         n = ctx.graph.tensors[node.output].size
         if ctx.dtype == "int8":
-            ctx.call(f"t2m_clamp_s8({n}u, {node.attrs['act_min']}, {node.attrs['act_max']}, {x}, {y});")
+            b = node.record(ClampBounds)
+            ctx.call(f"t2m_clamp_s8({n}u, {b.act_min}, {b.act_max}, {x}, {y});")
         else:
             lo, hi = ctx.float_bounds(*act_of(node))
             ctx.call(f"t2m_clamp_f32({n}u, {lo}, {hi}, {x}, {y});")

@@ -7,12 +7,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from torch2mcu.ir.records import ConvPlan
+from torch2mcu.ir.records import ConvPlan, FusedPool, WeightQuant
 from torch2mcu.ops import register
-from torch2mcu.ops._requant import (check_accumulator, emit_requant, emit_weights_s8,
-                                    quantize_weighted, requantize_output)
+from torch2mcu.ops._requant import (check_accumulator, check_weights_quantized, emit_requant,
+                                    emit_weights_s8, quantize_weighted, requantize_output)
 from torch2mcu.ops._spatial import as4d, from4d, like, single, spatial
-from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, pair, require
+from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, pair
 
 aten = torch.ops.aten
 
@@ -23,6 +23,11 @@ def conv_out(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int
 
 def dilation_of(node) -> tuple[int, int]:
     return tuple(node.attrs.get("dilation", (1, 1)))
+
+
+def pool_of(node) -> tuple[int, int]:
+    """The window of the max-pool fused into this conv (fuse_pool), (1, 1) without one."""
+    return tuple(node.record(FusedPool).window) if node.has(FusedPool) else (1, 1)
 
 
 class Conv2d(Op):
@@ -38,22 +43,20 @@ class Conv2d(Op):
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
         dh, dw = dilation_of(node)
         oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
-        if "pool" in node.attrs:  # fused max-pool, window == stride
-            qh, qw = node.attrs["pool"]
-            oh, ow = oh // qh, ow // qw
-        return like(in_shapes[0], weight.shape[0], oh, ow)
+        qh, qw = pool_of(node)  # a fused max-pool, window == stride
+        return like(in_shapes[0], weight.shape[0], oh // qh, ow // qw)
 
     def conv_shape(self, node, graph) -> tuple[int, int, int]:
         """The conv outputs the kernel computes, as (C, H, W): with a fused pool, only the rows
         and columns that some pooling window reads."""
         oc, oh, ow = spatial(self.infer_shape(node, [graph.tensors[node.inputs[0]].shape]))
-        qh, qw = node.attrs.get("pool", (1, 1))
+        qh, qw = pool_of(node)
         return oc, oh * qh, ow * qw
 
     def _pool(self, y: np.ndarray, node) -> np.ndarray:
-        if "pool" not in node.attrs:
+        if not node.has(FusedPool):
             return y
-        k = tuple(node.attrs["pool"])
+        k = pool_of(node)
         return F.max_pool2d(torch.from_numpy(y.astype(np.float64)), k, k).numpy().astype(y.dtype)
 
     def _torch_args(self, node):
@@ -75,17 +78,17 @@ class Conv2d(Op):
         # float64 holds every partial sum exactly (|sum| < 2^53), so this is integer arithmetic;
         # zero padding stands for x = z_in, which contributes nothing, as in the C kernel.
         x = torch.from_numpy(as4d(xs[0]).astype(np.float64) - zin)
-        w = torch.from_numpy(node.params["weight_q"].astype(np.float64))
+        q = node.record(WeightQuant)
+        w = torch.from_numpy(q.weight_q.astype(np.float64))
         acc = F.conv2d(x, w, None, **self._torch_args(node)).numpy().astype(np.int64)
-        if "bias_q" in node.params:
-            acc = acc + node.params["bias_q"].astype(np.int64).reshape(1, -1, 1, 1)
+        if q.bias_q is not None:
+            acc = acc + q.bias_q.astype(np.int64).reshape(1, -1, 1, 1)
         check_int32(acc, node)
         y = self._pool(requantize_output(acc, node, graph, channel_axis=1), node)
         return from4d(y, xs[0].ndim == 3)
 
     def check_quantized(self, node, graph):
-        for key in ("weight_q", "multiplier", "shift"):
-            require(key in node.params, node, f"missing {key}", "run the quantize pass")
+        check_weights_quantized(node)
 
     def macs(self, node, graph):
         w = node.params["weight"]
@@ -95,7 +98,7 @@ class Conv2d(Op):
         w = node.params["weight"]
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
         dh, dw = dilation_of(node)
-        pool = node.attrs.get("pool")
+        pool = node.record(FusedPool) if node.has(FusedPool) else None
         if node.attrs.get("one_d"):
             geometry = f"1-D kernel {w.shape[3]}, stride {sw}, pad {pw}" + (
                 f", dilation {dw}" if dw > 1 else "")
@@ -104,7 +107,7 @@ class Conv2d(Op):
                         + (f", dilation {dh}x{dw}" if (dh, dw) != (1, 1) else ""))
         return (f"{geometry}, groups {node.attrs['groups']}, "
                 f"bias {'yes' if 'bias' in node.params else 'no'}, act {act_name(node)}"
-                + (f", max-pool {pool[0]}x{pool[1]} fused ({node.attrs['pool_layer']})"
+                + (f", max-pool {pool.window[0]}x{pool.window[1]} fused ({pool.layer})"
                    if pool else ""))
 
     def emit(self, node, ctx):
@@ -131,7 +134,7 @@ class Conv2d(Op):
         plan = node.record(ConvPlan)
         hb, wb = plan.prepared
         _, coh, cow = self.conv_shape(node, g)
-        qh, qw = node.attrs.get("pool", (1, 1))
+        qh, qw = pool_of(node)
         if plan.pad:
             pad = ctx.const_struct(f"{node.name}_pad", "t2m_pad_shape", plan.pad)
             z_in = g.tensors[node.inputs[0]].quant.zero_point

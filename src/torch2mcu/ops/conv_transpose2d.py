@@ -15,19 +15,30 @@ output channels first, as for Conv2d.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ir.records import QuantData, WeightQuant
 from torch2mcu.ops import register
-from torch2mcu.ops._requant import emit_requant, quantize_weighted, requantize_output
+from torch2mcu.ops._requant import (check_weights_quantized, emit_requant, quantize_weighted,
+                                    requantize_output)
 from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, pair, require
 from torch2mcu.quant import fixedpoint as fp
 
 aten = torch.ops.aten
 
 U16_MAX = 0xFFFF
+
+
+@dataclass
+class TransposeInput(QuantData):
+    """The offset the kernel adds to each input (TFLM's input_offset, -z_in)."""
+
+    input_offset: int
 
 
 def transpose_out(size: int, k: int, stride: int, pad: int, output_padding: int) -> int:
@@ -111,32 +122,31 @@ class ConvTranspose2d(Op):
 
     def quantize(self, node, graph):
         quantize_weighted(node, graph)
-        node.attrs["input_offset"] = -int(graph.tensors[node.inputs[0]].quant.zero_point)
+        node.put(TransposeInput(-int(graph.tensors[node.inputs[0]].quant.zero_point)))
 
     def run_int8(self, node, xs, graph):
         # float64 holds every partial sum exactly (|sum| < 2^53): integer arithmetic.
-        x = torch.from_numpy(xs[0].astype(np.float64) + node.attrs["input_offset"])
-        w = torch.from_numpy(to_torch_layout(node.params["weight_q"].astype(np.float64),
-                                             node.attrs["groups"]))
+        q = node.record(WeightQuant)
+        x = torch.from_numpy(xs[0].astype(np.float64) + node.record(TransposeInput).input_offset)
+        w = torch.from_numpy(to_torch_layout(q.weight_q.astype(np.float64), node.attrs["groups"]))
         acc = F.conv_transpose2d(x, w, None, **self._torch_args(node)).numpy().astype(np.int64)
-        if "bias_q" in node.params:
-            acc = acc + node.params["bias_q"].astype(np.int64).reshape(1, -1, 1, 1)
+        if q.bias_q is not None:
+            acc = acc + q.bias_q.astype(np.int64).reshape(1, -1, 1, 1)
         check_int32(acc, node)
         return requantize_output(acc, node, graph, channel_axis=1)
 
     def check_quantized(self, node, graph):
-        for key in ("weight_q", "multiplier", "shift"):
-            require(key in node.params, node, f"missing {key}", "run the quantize pass")
-        require("input_offset" in node.attrs, node, "missing input_offset", "run the quantize pass")
+        check_weights_quantized(node)
+        require(node.has(TransposeInput), node, "missing input_offset", "run the quantize pass")
 
     def accumulator_bound(self, node) -> np.ndarray:
         """Per output channel: the largest |partial sum| the kernel can form, |bias| +
         max|x - z| * (the largest sum of |w| over the taps that reach one output)."""
-        dev = max_input_deviation(-int(node.attrs["input_offset"]))
-        bias = node.params.get("bias_q")
-        bias = (np.zeros(node.params["weight_q"].shape[0], np.int64) if bias is None
-                else np.abs(bias.astype(np.int64)))
-        return bias + dev * tap_class_bound(node.params["weight_q"], node.attrs["stride"])
+        q = node.record(WeightQuant)
+        dev = max_input_deviation(-node.record(TransposeInput).input_offset)
+        bias = (np.zeros(q.weight_q.shape[0], np.int64) if q.bias_q is None
+                else np.abs(q.bias_q.astype(np.int64)))
+        return bias + dev * tap_class_bound(q.weight_q, node.attrs["stride"])
 
     def check_overflow(self, node):
         bound = self.accumulator_bound(node)
@@ -190,12 +200,13 @@ class ConvTranspose2d(Op):
             lo, hi = ctx.float_bounds(*act_of(node))
             ctx.call(f"t2m_conv_transpose2d_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
             return
-        wq = ctx.const_array(f"{node.name}_weights", "int8_t", node.params["weight_q"])
-        bias = (ctx.const_array(f"{node.name}_bias", "int32_t", node.params["bias_q"])
-                if "bias_q" in node.params else "NULL")
+        q = node.record(WeightQuant)
+        wq = ctx.const_array(f"{node.name}_weights", "int8_t", q.weight_q)
+        bias = (ctx.const_array(f"{node.name}_bias", "int32_t", q.bias_q)
+                if q.bias_q is not None else "NULL")
         rq = emit_requant(node, ctx)
-        ctx.call(f"t2m_conv_transpose2d_s8(&{shape}, &{rq}, {node.attrs['input_offset']}, {x}, "
-                 f"{wq}, {bias}, {y});")
+        offset = node.record(TransposeInput).input_offset
+        ctx.call(f"t2m_conv_transpose2d_s8(&{shape}, &{rq}, {offset}, {x}, {wq}, {bias}, {y});")
 
 
 # ---- lowering from aten ------------------------------------------------------------------------

@@ -5,10 +5,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from torch2mcu.ir.records import WeightQuant
 from torch2mcu.ops import register
-from torch2mcu.ops._requant import (check_accumulator, emit_requant, emit_weights_s8,
-                                    quantize_weighted, requantize_output)
-from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act, require
+from torch2mcu.ops._requant import (check_accumulator, check_weights_quantized, emit_requant,
+                                    emit_weights_s8, quantize_weighted, requantize_output)
+from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act
 
 aten = torch.ops.aten
 
@@ -32,15 +33,15 @@ class Linear(Op):
     def run_int8(self, node, xs, graph):
         zin = graph.tensors[node.inputs[0]].quant.zero_point
         x = xs[0].astype(np.float64) - zin  # exact: integer sums far below 2^53
-        acc = (x @ node.params["weight_q"].astype(np.float64).T).astype(np.int64)
-        if "bias_q" in node.params:
-            acc = acc + node.params["bias_q"].astype(np.int64)
+        q = node.record(WeightQuant)
+        acc = (x @ q.weight_q.astype(np.float64).T).astype(np.int64)
+        if q.bias_q is not None:
+            acc = acc + q.bias_q.astype(np.int64)
         check_int32(acc, node)
         return requantize_output(acc, node, graph, channel_axis=1)
 
     def check_quantized(self, node, graph):
-        for key in ("weight_q", "multiplier", "shift"):
-            require(key in node.params, node, f"missing {key}", "run the quantize pass")
+        check_weights_quantized(node)
 
     def macs(self, node, graph):
         return int(np.prod(node.params["weight"].shape))

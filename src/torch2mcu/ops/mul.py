@@ -5,10 +5,13 @@ M = s_x * s_y / s_out, clamped to the fused activation's bounds.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
 
 from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ir.records import QuantData
 from torch2mcu.ops import register
 from torch2mcu.ops._broadcast import broadcast_shape, loop_shape
 from torch2mcu.ops.base import Op, act_name, act_of, float_act, require
@@ -16,8 +19,19 @@ from torch2mcu.quant import fixedpoint as fp
 from torch2mcu.quant.params import activation_bounds
 
 aten = torch.ops.aten
-KEYS = ("input1_offset", "input2_offset", "output_offset", "output_multiplier", "output_shift",
-        "act_min", "act_max")
+
+
+@dataclass
+class MulQuant(QuantData):
+    """TFLM's int8 MUL parameters: t2m_mul_params_s8, field for field."""
+
+    input1_offset: int
+    input2_offset: int
+    output_offset: int
+    output_multiplier: int
+    output_shift: int
+    act_min: int
+    act_max: int
 
 
 class Mul(Op):
@@ -38,29 +52,26 @@ class Mul(Op):
         real = float(np.float64(q1.scale) * np.float64(q2.scale) / np.float64(qo.scale))
         m, s = fp.quantize_multiplier(real)
         act_min, act_max = activation_bounds(*act_of(node), qo.scale, qo.zero_point)
-        node.attrs.update(input1_offset=-q1.zero_point, input2_offset=-q2.zero_point,
-                          output_offset=qo.zero_point, output_multiplier=m, output_shift=s,
-                          act_min=act_min, act_max=act_max)
+        node.put(MulQuant(-q1.zero_point, -q2.zero_point, qo.zero_point, m, s, act_min, act_max))
 
     def check_quantized(self, node, graph):
-        require("output_multiplier" in node.attrs, node, "missing mul parameters",
-                "run the quantize pass")
+        require(node.has(MulQuant), node, "missing mul parameters", "run the quantize pass")
 
     def run_int8(self, node, xs, graph):
-        a = node.attrs
-        prod = ((xs[0].astype(np.int64) + a["input1_offset"])
-                * (xs[1].astype(np.int64) + a["input2_offset"]))
+        a = node.record(MulQuant)
+        prod = ((xs[0].astype(np.int64) + a.input1_offset)
+                * (xs[1].astype(np.int64) + a.input2_offset))
         # limited to [-256, 255] before the offset, as in the C (no int32 overflow); the same
         # int8 result as adding first
-        r = np.clip(fp.requantize(prod, a["output_multiplier"], a["output_shift"]), -256, 255)
-        return np.clip(r + a["output_offset"], a["act_min"], a["act_max"]).astype(np.int8)
+        r = np.clip(fp.requantize(prod, a.output_multiplier, a.output_shift), -256, 255)
+        return np.clip(r + a.output_offset, a.act_min, a.act_max).astype(np.int8)
 
     def check_overflow(self, node):
         """(x - z_x)(y - z_y) with int8 x, y and zero points in [-128, 127]: at most 255 * 255 in
         magnitude; the requantization saturates and is clamped before the offset."""
-        a = node.attrs
-        peak = max(abs(v + a["input1_offset"]) for v in (-128, 127)) * \
-            max(abs(v + a["input2_offset"]) for v in (-128, 127))
+        a = node.record(MulQuant)
+        peak = max(abs(v + a.input1_offset) for v in (-128, 127)) * \
+            max(abs(v + a.input2_offset) for v in (-128, 127))
         if peak > fp.INT32_MAX:
             raise Torch2MCUError(f"the mul product ({peak:,}) overflows int32",
                                  where=node.where(), fix="please report this with the model")
@@ -79,7 +90,7 @@ class Mul(Op):
             g.tensors[node.output].shape, *(g.tensors[t].shape for t in node.inputs)))
         if ctx.dtype == "int8":
             p = ctx.const_struct(f"{node.name}_params", "t2m_mul_params_s8",
-                                 {k: node.attrs[k] for k in KEYS})
+                                 asdict(node.record(MulQuant)))
             ctx.call(f"t2m_mul_s8(&{p}, &{shape}, {a}, {b}, {y});")
         else:
             lo, hi = ctx.float_bounds(*act_of(node))

@@ -14,12 +14,14 @@ opposite side of that dimension is not padded out as well; that mix is refused.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ir.records import QuantData
 from torch2mcu.ops import register
 from torch2mcu.ops.base import Op, require
 from torch2mcu.quant.fixedpoint import round_half_away
@@ -45,6 +47,13 @@ def view_3d(shape: tuple, pads: tuple) -> tuple[tuple[int, int, int], tuple[int,
     return (math.prod(shape[:-2]), shape[-2], shape[-1]), (pads[2], pads[3], pads[0], pads[1])
 
 
+@dataclass
+class PadValue(QuantData):
+    """The constant, quantized in the input's scale."""
+
+    value_q: int
+
+
 class Pad(Op):
     name = "pad"
     summary = ("constant padding of the last one or two dimensions, any value, negative pads "
@@ -66,20 +75,20 @@ class Pad(Op):
     def quantize(self, node, graph):
         q = graph.tensors[node.inputs[0]].quant
         v = round_half_away(np.float64(node.attrs["value"]) / np.float64(q.scale)) + q.zero_point
-        node.attrs["value_q"] = int(np.clip(v, -128, 127))
+        node.put(PadValue(int(np.clip(v, -128, 127))))
 
     def check_quantized(self, node, graph):
-        require("value_q" in node.attrs, node, "missing the quantized pad value",
+        require(node.has(PadValue), node, "missing the quantized pad value",
                 "run the quantize pass")
 
     def run_int8(self, node, xs, graph):
         x = torch.from_numpy(np.ascontiguousarray(xs[0]))
-        return F.pad(x, list(node.attrs["pads"]), value=int(node.attrs["value_q"])).numpy()
+        return F.pad(x, list(node.attrs["pads"]), value=node.record(PadValue).value_q).numpy()
 
     def describe(self, node):
         return (f"pads {tuple(node.attrs['pads'])} (last dimension first), value "
-                f"{node.attrs['value']:g}" + (f" (int8 {node.attrs['value_q']})"
-                                              if "value_q" in node.attrs else ""))
+                f"{node.attrs['value']:g}" + (f" (int8 {node.record(PadValue).value_q})"
+                                              if node.has(PadValue) else ""))
 
     def emit(self, node, ctx):
         in_shape = ctx.graph.tensors[node.inputs[0]].shape
@@ -98,7 +107,7 @@ class Pad(Op):
         if offset:
             x = f"({x} + {offset})"
         if ctx.dtype == "int8":
-            ctx.call(f"t2m_pad_s8(&{shape}, {node.attrs['value_q']}, {x}, {y});")
+            ctx.call(f"t2m_pad_s8(&{shape}, {node.record(PadValue).value_q}, {x}, {y});")
         else:
             value = ctx.float_literal(node.attrs["value"])
             ctx.call(f"t2m_pad_f32(&{shape}, {value}, {x}, {y});")

@@ -8,7 +8,8 @@ from the input and output quantization and looked up by t2m_lut_s8. How the tabl
   so results are bit-exact with TFLM. As in TFLM, sigmoid's output is fixed at scale 1/256, zero
   point -128 and tanh's at 1/128, 0; hardswish and leaky_relu take theirs from calibration. A
   hardswish whose output scale is below input scale / 128 (TFLM refuses it) falls back to the
-  exact table; attrs["table"] = "exact" asks for the exact table for any of the four.
+  exact table (the LookupTable record says which); attrs["table"] = "exact" asks for the exact
+  table for any of the four.
 - hardsigmoid, elu, gelu, gelu_tanh, silu and the affine x * alpha + beta (TFLM has no int8
   kernel for them, or none that is a function of one input) use the exact table:
   table[q + 128] = quantize(f(dequantize(q))), f in float64 and rounding half away from zero,
@@ -17,11 +18,14 @@ float32: the same functions in C99 float math (expf, tanhf, erff).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from torch2mcu.ir import QuantParams
+from torch2mcu.ir.records import QuantData
 from torch2mcu.ops import _tflm_act, register
 from torch2mcu.ops.base import Op, require
 from torch2mcu.quant.fixedpoint import round_half_away
@@ -43,8 +47,19 @@ FUNCTIONS = {
 }
 
 
+@dataclass
+class LookupTable(QuantData):
+    """The int8 function as a table: table[q + 128] is f's output for input q."""
+
+    table: np.ndarray                # int8, 256 entries
+    arithmetic: str                  # "tflm" (TFLM's integer arithmetic) or "exact"
+
+
 def uses_tflm(node) -> bool:
-    """Whether the node's int8 table is TFLM's arithmetic (else the exactly rounded function)."""
+    """Whether the node's int8 table is TFLM's arithmetic (else the exactly rounded function):
+    the quantize pass's choice once it ran, else what the op asks for."""
+    if node.has(LookupTable):
+        return node.record(LookupTable).arithmetic == "tflm"
     return node.attrs["fn"] in _tflm_act.TFLM_FUNCTIONS and node.attrs.get("table") != "exact"
 
 
@@ -89,19 +104,20 @@ class Pointwise(Op):
     def quantize(self, node, graph):
         qi, qo = graph.tensors[node.inputs[0]].quant, graph.tensors[node.output].quant
         fn, alpha = node.attrs["fn"], node.attrs.get("alpha", 0.0)
+        # None when TFLM refuses this quantization: the exact table instead
         table = _tflm_act.table(fn, qi, qo, alpha) if uses_tflm(node) else None
-        if table is None:
-            if uses_tflm(node):  # TFLM refuses this quantization: the exact table instead
-                node.attrs["table"] = "exact"
-            table = exact_table(fn, alpha, node.attrs.get("beta", 0.0), qi, qo)
-        node.params["table"] = table
+        if table is not None:
+            node.put(LookupTable(table, "tflm"))
+        else:
+            node.put(LookupTable(exact_table(fn, alpha, node.attrs.get("beta", 0.0), qi, qo),
+                                 "exact"))
 
     def check_quantized(self, node, graph):
-        require(node.params.get("table") is not None and node.params["table"].shape == (256,),
+        require(node.has(LookupTable) and node.record(LookupTable).table.shape == (256,),
                 node, "missing pointwise table", "run the quantize pass")
 
     def run_int8(self, node, xs, graph):
-        return node.params["table"][xs[0].astype(np.int64) + 128]
+        return node.record(LookupTable).table[xs[0].astype(np.int64) + 128]
 
     def describe(self, node):
         alpha, beta = node.attrs.get("alpha"), node.attrs.get("beta", 0.0)
@@ -114,7 +130,7 @@ class Pointwise(Op):
         x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
         n = ctx.graph.tensors[node.output].size
         if ctx.dtype == "int8":
-            table = ctx.const_array(f"{node.name}_table", "int8_t", node.params["table"])
+            table = ctx.const_array(f"{node.name}_table", "int8_t", node.record(LookupTable).table)
             ctx.call(f"t2m_lut_s8({n}u, {table}, {x}, {y});")
         else:
             alpha = ctx.float_literal(node.attrs.get("alpha", 0.0))

@@ -8,10 +8,12 @@ clamped to int8. The output is quantized from calibration.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
+from torch2mcu.ir.records import QuantData
 from torch2mcu.ops import register
 from torch2mcu.ops.base import Op, require
 from torch2mcu.quant import fixedpoint as fp
@@ -19,8 +21,27 @@ from torch2mcu.quant.fixedpoint import round_half_away
 from torch2mcu.quant.params import activation_params
 
 aten = torch.ops.aten
-KEYS = ("input_offset", "alpha_offset", "output_offset", "output_multiplier_1",
-        "output_shift_1", "output_multiplier_2", "output_shift_2")
+
+
+@dataclass
+class PReLUQuant(QuantData):
+    """TFLM's int8 PRELU parameters (t2m_prelu_params_s8, field for field), then the slopes
+    as int8 and their quantization."""
+
+    input_offset: int
+    alpha_offset: int
+    output_offset: int
+    output_multiplier_1: int
+    output_shift_1: int
+    output_multiplier_2: int
+    output_shift_2: int
+    alpha_q: np.ndarray              # int8, one slope or one per channel
+    alpha_scale: float
+    alpha_zero_point: int
+
+    def kernel_params(self) -> dict:
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("alpha_q", "alpha_scale", "alpha_zero_point")}
 
 
 def _layout(node, shape) -> tuple[int, int]:
@@ -59,29 +80,25 @@ class PReLU(Op):
         alpha = node.params["alpha"].astype(np.float64)
         sa, za = activation_params(float(alpha.min()), float(alpha.max()))
         q = np.clip(round_half_away(alpha / sa) + za, -128, 127).astype(np.int8)
-        node.params["alpha_q"] = q
         si, so = np.float64(qi.scale), np.float64(qo.scale)
         m1, s1 = fp.quantize_multiplier(float(si / so))
         m2, s2 = fp.quantize_multiplier(float(si * np.float64(sa) / so))
-        node.attrs.update(alpha_scale=sa, alpha_zero_point=za, input_offset=-qi.zero_point,
-                          alpha_offset=-za, output_offset=qo.zero_point, output_multiplier_1=m1,
-                          output_shift_1=s1, output_multiplier_2=m2, output_shift_2=s2)
+        node.put(PReLUQuant(-qi.zero_point, -za, qo.zero_point, m1, s1, m2, s2, q, float(sa),
+                            int(za)))
 
     def check_quantized(self, node, graph):
-        require("alpha_q" in node.params and "output_multiplier_2" in node.attrs, node,
-                "missing PReLU parameters", "run the quantize pass")
+        require(node.has(PReLUQuant), node, "missing PReLU parameters", "run the quantize pass")
 
     def run_int8(self, node, xs, graph):
-        a = node.attrs
-        v = xs[0].astype(np.int64) + a["input_offset"]
-        aq = node.params["alpha_q"].astype(np.int64)
+        a = node.record(PReLUQuant)
+        v = xs[0].astype(np.int64) + a.input_offset
+        aq = a.alpha_q.astype(np.int64)
         aq = aq.reshape((1, -1) + (1,) * (v.ndim - 2)) if aq.size > 1 else aq.reshape(())
-        pos = fp.requantize(v, a["output_multiplier_1"], a["output_shift_1"])
-        neg = fp.requantize(v * (aq + a["alpha_offset"]), a["output_multiplier_2"],
-                            a["output_shift_2"])
+        pos = fp.requantize(v, a.output_multiplier_1, a.output_shift_1)
+        neg = fp.requantize(v * (aq + a.alpha_offset), a.output_multiplier_2, a.output_shift_2)
         # limited to [-256, 255] before the offset, as in the C: the same int8 result
         r = np.clip(np.where(v >= 0, pos, neg), -256, 255)
-        return np.clip(r + a["output_offset"], -128, 127).astype(np.int8)
+        return np.clip(r + a.output_offset, -128, 127).astype(np.int8)
 
     def check_overflow(self, node):
         """|x - z_x| <= 255 and |alpha - z_a| <= 255, so the product is at most 65,025 in
@@ -93,16 +110,17 @@ class PReLU(Op):
     def describe(self, node):
         a = node.params["alpha"]
         return (f"{a.size} slope{'s' if a.size > 1 else ''}"
-                + (f", alpha s={node.attrs['alpha_scale']:.6g} z={node.attrs['alpha_zero_point']}"
-                   if "alpha_scale" in node.attrs else ""))
+                + (f", alpha s={node.record(PReLUQuant).alpha_scale:.6g} "
+                   f"z={node.record(PReLUQuant).alpha_zero_point}" if node.has(PReLUQuant)
+                   else ""))
 
     def emit(self, node, ctx):
         x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
         groups, inner = _layout(node, ctx.graph.tensors[node.output].shape)
         if ctx.dtype == "int8":
-            alpha = ctx.const_array(f"{node.name}_alpha", "int8_t", node.params["alpha_q"])
-            p = ctx.const_struct(f"{node.name}_params", "t2m_prelu_params_s8",
-                                 {k: node.attrs[k] for k in KEYS})
+            a = node.record(PReLUQuant)
+            alpha = ctx.const_array(f"{node.name}_alpha", "int8_t", a.alpha_q)
+            p = ctx.const_struct(f"{node.name}_params", "t2m_prelu_params_s8", a.kernel_params())
             ctx.call(f"t2m_prelu_s8(&{p}, {groups}u, {inner}u, {alpha}, {x}, {y});")
         else:
             alpha = ctx.const_array(f"{node.name}_alpha", "float", node.params["alpha"])

@@ -22,12 +22,14 @@ float32: max subtracted first, expf, sum, then a division (softmax) or x - max -
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import QuantParams
+from torch2mcu.ir.records import QuantData
 from torch2mcu.ops import _gemmlowp as gl
 from torch2mcu.ops import register
 from torch2mcu.ops.base import Op, require
@@ -47,6 +49,18 @@ DIFF_FLOOR = -256  # every diff_min at or below this includes every int8 differe
 def split(shape: tuple, axis: int) -> tuple[int, int, int]:
     """(outer, depth, inner) of a per-sample shape around the softmax axis."""
     return (math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
+
+
+@dataclass
+class SoftmaxQuant(QuantData):
+    """TFLM's Prepare results for int8 SOFTMAX / LOG_SOFTMAX, and the softmax's depth."""
+
+    depth: int
+    input_multiplier: int
+    input_shift: int
+    diff_min: int
+    reverse_multiplier: int = 0      # log_softmax only
+    reverse_shift: int = 0
 
 
 def softmax_params(scale: float, log: bool) -> dict:
@@ -120,29 +134,31 @@ class Softmax(Op):
 
     def quantize(self, node, graph):
         qi = graph.tensors[node.inputs[0]].quant
-        node.attrs.update(softmax_params(qi.scale, node.attrs["log"]))
-        node.attrs["depth"] = graph.tensors[node.inputs[0]].shape[node.attrs["axis"]]
+        depth = graph.tensors[node.inputs[0]].shape[node.attrs["axis"]]
+        node.put(SoftmaxQuant(depth=depth, **softmax_params(qi.scale, node.attrs["log"])))
 
     def check_quantized(self, node, graph):
-        require("input_multiplier" in node.attrs, node, "missing softmax parameters",
+        require(node.has(SoftmaxQuant), node, "missing softmax parameters",
                 "run the quantize pass")
 
     def run_int8(self, node, xs, graph):
         outer, depth, inner = split(graph.tensors[node.inputs[0]].shape, node.attrs["axis"])
-        return softmax_int8(xs[0], outer, depth, inner, node.attrs, node.attrs["log"])
+        return softmax_int8(xs[0], outer, depth, inner, asdict(node.record(SoftmaxQuant)),
+                            node.attrs["log"])
 
     def check_overflow(self, node):
         """The Q12 sum holds `depth` terms of at most 2^19 each (exp(0) = 1); a difference that
         is rescaled lies in [diff_min, 0], and |diff_min| * 2^shift <= 31 * 2^26 (that is how
         diff_min is chosen); the log_softmax difference of two Q5 values is formed in int64 by
         the kernel. The rest is fixed-point arithmetic on values in [0, 1]."""
-        depth = int(node.attrs["depth"])
+        q = node.record(SoftmaxQuant)
+        depth = q.depth
         if depth > MAX_DEPTH:
             raise Torch2MCUError(
                 f"softmax over {depth} classes: the int8 kernel's Q12 sum of exponentials can "
                 f"overflow int32 beyond {MAX_DEPTH} classes", where=node.where(),
                 fix="apply the softmax to the dequantized output instead (argmax is unchanged)")
-        shift, diff_min = int(node.attrs["input_shift"]), int(node.attrs["diff_min"])
+        shift, diff_min = q.input_shift, q.diff_min
         if shift > 0 and (-diff_min) << shift > fp.INT32_MAX:
             raise Torch2MCUError(f"softmax difference bound {diff_min} overflows int32 when "
                                  f"shifted left by {shift}", where=node.where(),
@@ -157,13 +173,13 @@ class Softmax(Op):
         outer, depth, inner = split(ctx.graph.tensors[node.inputs[0]].shape, node.attrs["axis"])
         kind = "softmax_log" if node.attrs["log"] else "softmax"
         if ctx.dtype == "int8":
-            a = node.attrs
+            q = node.record(SoftmaxQuant)
             fields = {"outer": outer, "depth": depth, "inner": inner,
-                      "input_multiplier": a["input_multiplier"], "input_shift": a["input_shift"],
-                      "diff_min": a["diff_min"]}
-            if a["log"]:
-                fields.update(reverse_multiplier=a["reverse_multiplier"],
-                              reverse_shift=a["reverse_shift"])
+                      "input_multiplier": q.input_multiplier, "input_shift": q.input_shift,
+                      "diff_min": q.diff_min}
+            if node.attrs["log"]:
+                fields.update(reverse_multiplier=q.reverse_multiplier,
+                              reverse_shift=q.reverse_shift)
             p = ctx.const_struct(f"{node.name}_params", "t2m_softmax_params_s8", fields)
             ctx.call(f"t2m_{kind}_s8(&{p}, {x}, {y});")
         else:

@@ -8,11 +8,10 @@ import torch
 
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ops import register
-from torch2mcu.ops.add import Add
+from torch2mcu.ops.add import Add, AddQuant
 from torch2mcu.ops.base import float_act
 from torch2mcu.quant import fixedpoint as fp
 
-INT8_MIN, INT8_MAX = -128, 127
 aten = torch.ops.aten
 
 
@@ -26,30 +25,18 @@ class Sub(Add):
         return float_act(xs[0].astype(np.float32) - xs[1].astype(np.float32), node)
 
     def run_int8(self, node, xs, graph):
-        a = node.attrs
-        v1 = (xs[0].astype(np.int64) + a["input1_offset"]) << a["left_shift"]
-        v2 = (xs[1].astype(np.int64) + a["input2_offset"]) << a["left_shift"]
-        d = (fp.requantize(v1, a["input1_multiplier"], a["input1_shift"])
-             - fp.requantize(v2, a["input2_multiplier"], a["input2_shift"]))
-        r = np.clip(fp.requantize(d, a["output_multiplier"], a["output_shift"]), -256, 255)
-        return np.clip(r + a["output_offset"], a["act_min"], a["act_max"]).astype(np.int8)
+        a = node.record(AddQuant)
+        v1 = (xs[0].astype(np.int64) + a.input1_offset) << a.left_shift
+        v2 = (xs[1].astype(np.int64) + a.input2_offset) << a.left_shift
+        d = (fp.requantize(v1, a.input1_multiplier, a.input1_shift)
+             - fp.requantize(v2, a.input2_multiplier, a.input2_shift))
+        r = np.clip(fp.requantize(d, a.output_multiplier, a.output_shift), -256, 255)
+        return np.clip(r + a.output_offset, a.act_min, a.act_max).astype(np.int8)
 
     def check_overflow(self, node):
         """As add's proof (each shifted input fits int32; rescaling is monotone), with the
         difference's extremes: min1 - max2 and max1 - min2."""
-        a = node.attrs
-        left = int(a["left_shift"])
-        if not 0 <= left <= 30:
-            raise Torch2MCUError(f"sub left shift {left} is outside 0..30", where=node.where(),
-                                 fix="please report this with the model that triggered it")
-        ext = []
-        for k in (1, 2):
-            shifted = [(x + int(a[f"input{k}_offset"])) << left for x in (INT8_MIN, INT8_MAX)]
-            if max(abs(v) for v in shifted) > fp.INT32_MAX:
-                raise Torch2MCUError(f"sub input {k} overflows int32 when shifted left by {left}",
-                                     where=node.where(), fix="please report this with the model")
-            ext.append([int(fp.requantize(v, a[f"input{k}_multiplier"], a[f"input{k}_shift"]))
-                        for v in shifted])
+        ext = self.shifted_extremes(node)
         lo, hi = min(ext[0]) - max(ext[1]), max(ext[0]) - min(ext[1])
         if lo < fp.INT32_MIN or hi > fp.INT32_MAX:
             raise Torch2MCUError(f"the difference of the rescaled sub inputs ([{lo:,}, {hi:,}]) "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph, verify_graph
-from torch2mcu.ir.records import ConvPlan, WeightEncoding
+from torch2mcu.ir.records import ConvPlan, MemoryPlan, WeightEncoding
 from torch2mcu.ops import get_op
 from torch2mcu.passes.check_overflow import check_overflow
 from torch2mcu.passes.encode_weights import FORMATS, encode_weights
@@ -29,6 +29,8 @@ def no_batchnorm(g: Graph) -> list[str]:
 
 
 def quantized(g: Graph) -> list[str]:
+    """Every tensor has QuantParams (each op's int8 records, WeightQuant or its own QuantData,
+    are checked by the graph verifier through Op.check_quantized)."""
     if not g.quantized:
         return ["the graph is not quantized"]
     return [f"tensor {t}" for t, v in g.tensors.items() if v.quant is None]
@@ -44,7 +46,7 @@ def weights_encoded(g: Graph) -> list[str]:
 
 
 def memory_planned(g: Graph) -> list[str]:
-    return [] if "memory" in g.meta else ["the graph has no memory plan"]
+    return [] if g.has(MemoryPlan) else ["the graph has no MemoryPlan"]
 
 
 @dataclass(frozen=True)

@@ -22,19 +22,19 @@ from torch2mcu.encodings import conv_offsets, encode
 from torch2mcu.encodings.cost import conv_cycles, fc_cycles, select
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
-from torch2mcu.ir.records import ConvPlan, WeightEncoding
+from torch2mcu.ir.records import ConvPlan, WeightEncoding, WeightQuant
 from torch2mcu.ops import get_op
 from torch2mcu.ops._spatial import spatial
-from torch2mcu.ops.conv2d import dilation_of
+from torch2mcu.ops.conv2d import dilation_of, pool_of
 
 FORMATS = ("dense", "csr", "rel")
 OBJECTIVES = ("flash", "speed", "balanced")
 
 
 def fold_bias(node, z_in: int) -> np.ndarray:
-    w = node.params["weight_q"].astype(np.int64).reshape(node.params["weight_q"].shape[0], -1)
-    b = node.params["bias_q"].astype(np.int64) if "bias_q" in node.params else np.zeros(w.shape[0],
-                                                                                           np.int64)
+    q = node.record(WeightQuant)
+    w = q.weight_q.astype(np.int64).reshape(q.weight_q.shape[0], -1)
+    b = q.bias_q.astype(np.int64) if q.bias_q is not None else np.zeros(w.shape[0], np.int64)
     folded = b - z_in * w.sum(axis=1)
     if folded.max(initial=0) > 2**31 - 1 or folded.min(initial=0) < -(2**31):
         raise Torch2MCUError("the folded bias overflows int32", where=node.where(),
@@ -45,7 +45,7 @@ def fold_bias(node, z_in: int) -> np.ndarray:
 def _conv_geometry(node, graph):
     c, h, w = spatial(graph.tensors[node.inputs[0]].shape)  # a 1-D (C, L) input is (C, 1, L)
     _, oh, ow = get_op("conv2d").conv_shape(node, graph)
-    kh, kw = node.params["weight_q"].shape[2:]
+    kh, kw = node.record(WeightQuant).weight_q.shape[2:]
     (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
     dh, dw = dilation_of(node)
     if (ph, pw) == (0, 0):
@@ -59,7 +59,8 @@ def _kernel(node, fmt: str, enc) -> str:
     """The runtime kernel a layer in this format calls (see KERNEL_CODE_BYTES)."""
     if fmt == "dense":
         dilated = "_dilated" if node.op == "conv2d" and dilation_of(node) != (1, 1) else ""
-        if node.op == "conv2d" and node.params["weight_q"].shape[0] // node.attrs["groups"] < 2:
+        out_c = node.record(WeightQuant).weight_q.shape[0]
+        if node.op == "conv2d" and out_c // node.attrs["groups"] < 2:
             return "conv2d_rows" + dilated
         return f"{node.op}_dense" + dilated
     return f"{node.op}_{fmt}{8 * enc.index_bytes}"
@@ -68,7 +69,7 @@ def _kernel(node, fmt: str, enc) -> str:
 def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int) -> int:
     """Bytes of working memory the conv kernel needs beside the padded input (mirrors
     t2m_conv2d_s8_scratch_bytes / t2m_conv2d_sparse_s8_scratch_bytes)."""
-    qh, qw = node.attrs.get("pool", (1, 1))
+    qh, qw = pool_of(node)
     if fmt == "dense":
         # the gathered receptive fields of one pooling window, when a group has several
         # output channels to share them
@@ -91,7 +92,7 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
         if not get_op(node.op).encodes_weights:
             continue
         z_in = g.tensors[node.inputs[0]].quant.zero_point
-        wq = node.params["weight_q"]
+        wq = node.record(WeightQuant).weight_q
         bias_folded = fold_bias(node, z_in)
         if node.op == "conv2d":
             hb, wb, pad = _conv_geometry(node, g)
@@ -121,7 +122,7 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
                        "bias_folded": bias_folded})
     for layer, fmt in zip(layers, select(layers, objective)):
         node, enc = layer["node"], layer["encs"][fmt]
-        wq = node.params["weight_q"]
+        wq = node.record(WeightQuant).weight_q
         node.put(WeightEncoding(enc, layer["candidates"][fmt][2], layer["bias_folded"], {
             f: {"bytes": b, "cycles_estimate": round(c), "kernel": k}
             for f, (b, c, k) in layer["candidates"].items()}))

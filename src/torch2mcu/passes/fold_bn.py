@@ -2,13 +2,15 @@
 
 A transposed conv folds like a conv: its weights are stored output channel first.
 
-Requires: a float graph. Ensures: no batchnorm nodes remain.
+Requires: a float graph. Ensures: no batchnorm nodes remain; a layer that absorbed one carries a
+FoldedBatchNorm record.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from torch2mcu.ir import Graph, Node, Tensor
+from torch2mcu.ir.records import FoldedBatchNorm, FusedActivation
 from torch2mcu.ops import get_op
 from torch2mcu.ops.batchnorm import bn_scale_shift
 
@@ -34,11 +36,11 @@ def fold_bn(graph: Graph) -> Graph:
         foldable = (prev is not None and get_op(prev.op).folds_batchnorm
                     and len(g.consumers(prev.output)) == 1
                     and node.inputs[0] not in g.outputs
-                    and tuple(prev.attrs.get("act", (-np.inf, np.inf))) == (-np.inf, np.inf))
+                    and not prev.has(FusedActivation))
         if foldable:
             prev.params["weight"], prev.params["bias"] = fold_conv_bn_weights(
                 prev.params["weight"], prev.params.get("bias"), scale, shift)
-            prev.attrs["folded_bn"] = node.name
+            prev.put(FoldedBatchNorm(node.name))
             g.replace_uses(node.output, prev.output)
             continue
         new_nodes.extend(_as_depthwise(g, node, scale, shift))

@@ -23,15 +23,17 @@ once (into two concatenations, or twice into one). A reshape of a tensor is plac
 the tensor. Placement nests: a concatenation placed in a larger one puts its own inputs there
 too.
 
-Requires: a graph whose tensors have final shapes. Ensures: graph.meta["memory"]: per buffer its
-offset, size and lifetime; per tensor its buffer ("base") and, for a tensor inside a larger
-buffer, its byte offset there ("inner"); "in_place": the tensors written into a concatenation.
+Requires: a graph whose tensors have final shapes. Ensures: the graph's MemoryPlan record: per
+buffer its offset, size and lifetime; per tensor its buffer (base) and, for a tensor inside a
+larger buffer, its byte offset there (inner); in_place: the tensors written into a
+concatenation.
 """
 from __future__ import annotations
 
 from collections import Counter
 
 from torch2mcu.ir import Graph
+from torch2mcu.ir.records import MemoryPlan
 from torch2mcu.ops import get_op
 
 ALIGN = 4
@@ -152,9 +154,7 @@ def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
     offsets, arena = _best_placement(buffers, size, start, end)
     lower = max((sum(size[b] for b in buffers if start[b] <= i <= end[b])
                  for i in range(len(g.nodes))), default=0)
-    g.meta["memory"] = {"elem_bytes": elem_bytes, "arena_bytes": arena,
-                        "lower_bound_bytes": lower, "offsets": offsets, "sizes": size, "base": base,
-                        "inner": inner, "output_base": out_base,
-                        "in_place": {r: c for r, (c, _) in sorted(placed.items())},
-                        "lifetimes": {b: (start[b], end[b]) for b in buffers}}
+    g.put(MemoryPlan(elem_bytes, arena, lower, offsets, size, base, inner, out_base,
+                     {r: c for r, (c, _) in sorted(placed.items())},
+                     {b: (start[b], end[b]) for b in buffers}))
     return g

@@ -23,6 +23,7 @@ from pathlib import Path
 from torch2mcu.artifacts import folder_view
 from torch2mcu.errors import Torch2MCUError, spell
 from torch2mcu.ir import Graph
+from torch2mcu.ir.records import MemoryPlan, fused_layers
 from torch2mcu.ir.serialize import graph_from_json
 from torch2mcu.ops import all_ops
 from torch2mcu.report import fmt
@@ -77,10 +78,9 @@ def _int8_graph(folder: Path):
     return graph_from_json((folder / "graph.int8.json").read_text())
 
 
-def _live_arena_bytes(memory: dict, index: int) -> int:
+def _live_arena_bytes(memory: MemoryPlan, index: int) -> int:
     """Bytes of the arena buffers live while layer `index` runs (its inputs, output, scratch)."""
-    return sum(memory["sizes"][b] for b, (lo, hi) in memory.get("lifetimes", {}).items()
-               if lo <= index <= hi)
+    return sum(memory.sizes[b] for b, (lo, hi) in memory.lifetimes.items() if lo <= index <= hi)
 
 
 def _effective_macs(row: dict) -> int:
@@ -96,7 +96,7 @@ def _float_groups(graph: Graph, float_layers: list[dict]) -> dict[str, list[str]
     float_names = {r["name"] for r in float_layers}
     groups = {}
     for n in graph.nodes:
-        members = [n.name, n.attrs.get("pool_layer"), *n.attrs.get("fused", [])]
+        members = [n.name, *fused_layers(n)]
         groups[n.name] = [m for m in members if m in float_names]
     return groups
 
@@ -105,7 +105,7 @@ def layer_rows(folder: Path, manifest: dict, measured: dict | None) -> list[dict
     """One row per int8 layer: shapes, weights, encoding, bytes, arena use, MACs and, when
     measured, instructions and estimated cycles (int8 and the float32 layers it replaces)."""
     graph = _int8_graph(folder)
-    memory = graph.meta.get("memory", {})
+    memory = graph.record(MemoryPlan) if graph.has(MemoryPlan) else None
     float_rows = json.loads((folder / "float32" / "manifest.json").read_text())["layers"] \
         if (folder / "float32" / "manifest.json").is_file() else []
     groups = _float_groups(graph, float_rows)
