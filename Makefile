@@ -2,7 +2,7 @@
 VENV := .venv
 STAMP := $(VENV)/.torch2mcu-setup
 
-.PHONY: demo test test-fast setup fuzz clean
+.PHONY: demo test test-fast setup fuzz bench clean
 
 demo: $(STAMP)
 	$(VENV)/bin/torch2mcu demo
@@ -18,6 +18,11 @@ test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n 2 $(addprefix --ignore=tests/,$(SLOW))
 
 setup: $(STAMP)
+
+# The MLPerf Tiny reference shapes and LeNet-5 on an emulated Cortex-M4, next to the anchors
+# (docs/anchors/): per layer class and per model. A few minutes.
+bench: $(STAMP)
+	$(VENV)/bin/torch2mcu bench
 
 # The long property-based run of the operator fuzzer (thousands of cases; the seed is printed).
 fuzz: $(STAMP)
