@@ -20,7 +20,7 @@ test-fast: $(STAMP)
 setup: $(STAMP)
 
 # The MLPerf Tiny reference shapes and LeNet-5 on an emulated Cortex-M4, next to the anchors
-# (docs/anchors/): per layer class and per model. A few minutes.
+# (docs/anchors/): per layer class and per model. One to two minutes.
 bench: $(STAMP)
 	$(VENV)/bin/torch2mcu bench
 

@@ -70,11 +70,18 @@ def build(spec: BenchModel, calibration: torch.Tensor, seed: int = SEED) -> tupl
     return random_model(spec.factory, seed, calibration), f"random, seed {seed}"
 
 
-def graph_macs(spec: BenchModel) -> int:
-    """The model's MACs from its captured float graph, without calibrating or measuring."""
+def float_graph(spec: BenchModel):
+    """The model's captured float graph (before any pass: BatchNorm not yet folded)."""
     from torch2mcu.frontend import capture, to_ir  # noqa: PLC0415
+
+    model = random_model(spec.factory, SEED)
+    return to_ir(capture(model, (torch.zeros((1, *spec.input_shape)),)), spec.key)
+
+
+def graph_macs(spec: BenchModel) -> int:
+    """The model's MACs from its float graph, without calibrating or measuring (BatchNorm
+    counts none: it is folded into the layer before)."""
     from torch2mcu.ops import get_op  # noqa: PLC0415
 
-    model = random_model(spec.factory, SEED) if spec.key != "lenet5" else LeNet5().eval()
-    graph = to_ir(capture(model, (torch.zeros((1, *spec.input_shape)),)), spec.key)
+    graph = float_graph(spec)
     return sum(get_op(n.op).macs(n, graph) for n in graph.nodes)
