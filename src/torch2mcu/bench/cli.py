@@ -28,8 +28,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
                     "emulated Cortex-M target, and print per layer class the estimated cycles "
                     "and instructions per MAC, and per model flash, RAM, instructions, estimated "
                     "cycles and ms at the board clock, next to CMSIS-NN on the same emulator and "
-                    "the published MLPerf Tiny board latencies (cortex-m4 only). All five take one to "
-                    "two minutes.")
+                    "the published MLPerf Tiny board latencies (cortex-m4 only). All five take "
+                    "one to two minutes.")
     p.add_argument("--target", default="cortex-m4",
                    help="cortex-m4 (default: the anchors' core), cortex-m7, cortex-m33 or "
                         "cortex-m0plus")

@@ -1,4 +1,5 @@
-"""The bench runner: convert each bench model, measure its int8 C on a target, group per layer class.
+"""The bench runner: convert each bench model, measure its int8 C on a target, group by layer
+class.
 
 Each model goes through the ordinary pipeline: torch2mcu.convert (calibrated on random inputs,
 seeded) writes its folder, targets.cortex_m.measure_folder cross-builds the int8 C and counts it
@@ -91,7 +92,7 @@ def class_table(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _model_anchors(spec: BenchModel, m: dict, clock_hz: int) -> dict:
+def _model_anchors(spec: BenchModel, m: dict) -> dict:
     ref = anchors.CMSIS_NN_MODELS.get(spec.key)
     result = {}
     if ref:
@@ -157,7 +158,7 @@ def bench_model(spec: BenchModel, folder: Path, target: str, seed: int = SEED) -
         "classes": class_table(rows), "layers": rows,
     }
     if with_anchors:
-        result.update(_model_anchors(spec, result, t.clock_hz))
+        result.update(_model_anchors(spec, result))
     result["seconds"] = round(time.monotonic() - t0, 1)
     return result
 
@@ -176,7 +177,8 @@ def run_bench(models=None, target: str = "cortex-m4", out=None, overwrite: bool 
 
     specs = check_models(models)
     if target not in TARGETS:
-        raise Torch2MCUError(f"unknown target {target!r}", fix=f"choose one of {', '.join(TARGETS)}")
+        raise Torch2MCUError(f"unknown target {target!r}",
+                             fix=f"choose one of {', '.join(TARGETS)}")
     t = get_target(target)
     if out is not None:
         check_replaceable(Path(out), overwrite)  # before minutes of work, not after

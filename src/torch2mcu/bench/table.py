@@ -1,6 +1,7 @@
 """The bench's terminal tables: per layer class, per model, and against the anchor figures."""
 from __future__ import annotations
 
+from rich import box
 from rich.table import Table
 
 from torch2mcu.report import fmt
@@ -16,7 +17,8 @@ def _f(v: float | None, digits: int = 2) -> str:
 
 def _table(title: str, caption: str, columns: list[str], left: int = 1) -> Table:
     """A table whose first `left` columns are text, the others numbers."""
-    t = Table(title=title, caption=caption, caption_justify="left")
+    t = Table(title=title, caption=caption, caption_justify="left", box=box.SIMPLE_HEAD,
+              show_edge=False)
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i < left else "right", no_wrap=i >= left)
     return t
@@ -24,10 +26,9 @@ def _table(title: str, caption: str, columns: list[str], left: int = 1) -> Table
 
 def class_table(r: dict) -> Table:
     anchored = bool(r["anchors_source"])
-    cols = ["model", "layer class", "layers", "MACs", "est. cycles", "cycles / MAC",
-            "instr. / MAC"]
+    cols = ["model", "layer class", "layers", "MACs", "est. cycles", "cycles/MAC", "instr./MAC"]
     if anchored:
-        cols += ["CMSIS-NN cycles / MAC", "torch2mcu / CMSIS-NN"]
+        cols += ["CMSIS-NN cycles/MAC", "vs CMSIS-NN"]
     caption = ("cycles are emulator estimates (zero wait states); instructions are exact. Residual "
                "add: per output element; average pool: per input element.")
     if anchored:
@@ -58,7 +59,7 @@ def model_table(r: dict) -> Table:
                "mark; cycles and ms are emulator estimates (zero wait states), instructions "
                "exact.",
                ["model", "weights", "MACs", "flash B", "RAM B", "arena B", "stack B",
-                "instructions", "est. cycles", "cycles / MAC", f"est. ms at {mhz:.0f} MHz"], left=2)
+                "instructions", "est. cycles", "cycles/MAC", f"est. ms at {mhz:.0f} MHz"], left=2)
     for m in r["models"]:
         t.add_row(m["key"], m["weights"].split(" (")[0], fmt.mega(m["macs"]),
                   fmt.count(m["flash_bytes"]), fmt.count(m["ram_bytes"]),
@@ -93,7 +94,7 @@ def mlperf_table(r: dict) -> Table:
                "torch2mcu: emulator estimate, zero wait states. X-CUBE-AI 10.2 (MLPerf Tiny v1.3, "
                "NUCLEO-L4R5ZI at 120 MHz): board measurement, with flash wait states.",
                ["model", "task", f"torch2mcu est. ms at {mhz:.0f} MHz", "X-CUBE-AI board ms",
-                "ratio", "X-CUBE-AI cycles / MAC"], left=2)
+                "ratio", "X-CUBE-AI cycles/MAC"], left=2)
     for m in r["models"]:
         a = m.get("mlperf")
         if not a:
