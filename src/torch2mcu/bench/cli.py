@@ -19,9 +19,8 @@ def _model_list(text: str) -> list[str]:
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     """Register `torch2mcu bench [--target T] [--models A,B] [--out DIR [--force]] [--json]`."""
     p = subparsers.add_parser(
-        "bench", help="convert and measure the MLPerf Tiny reference shapes and LeNet-5 "
-                      "(random weights, fixed seed): cycles per MAC per layer class, and per "
-                      "model flash, RAM, instructions, est. cycles and ms, next to the anchors",
+        "bench", help="measure the MLPerf Tiny reference shapes and LeNet-5 on a target, next "
+                      "to CMSIS-NN and the published MLPerf Tiny latencies",
         description="Convert the built-in bench models (DS-CNN KWS, MobileNetV1-0.25 VWW, "
                     "ResNet-8, the FC autoencoder, all with random weights from a fixed seed, "
                     "and LeNet-5, trained if the demo cached it), measure their int8 C on an "
