@@ -62,6 +62,7 @@ def test_json_result(ae_run):
     assert r["labels"]["mlperf"] == "board measurement"
     [m] = r["models"]
     assert m["key"] == "autoencoder" and m["macs"] == MACS["autoencoder"]
+    assert m["bit_exact"] is True and r["bit_exact"] is True
     for k in ("flash_bytes", "ram_bytes", "arena_bytes", "stack_bytes", "instructions",
               "cycles_estimate"):
         assert isinstance(m[k], int) and m[k] > 0, k
@@ -104,6 +105,17 @@ def test_json_output(ae_run, monkeypatch, capsys):
     monkeypatch.setattr(run, "run_bench", lambda *a, **kw: r)
     assert main(["bench", "--models", "autoencoder", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == r
+
+
+def test_wrong_code_fails_the_bench(ae_run, monkeypatch, capsys):
+    import torch2mcu.bench.run as run
+
+    r = json.loads(json.dumps(ae_run[0]))
+    r["models"][0]["bit_exact"] = r["bit_exact"] = False
+    monkeypatch.setattr(run, "run_bench", lambda *a, **kw: r)
+    assert main(["bench", "--models", "autoencoder"]) == 1
+    cap = capsys.readouterr()
+    assert "NO" in cap.out and "differs from the Python integer reference" in cap.err
 
 
 def test_unknown_model(capsys):

@@ -47,11 +47,16 @@ def cmd_bench(args) -> int:
     from torch2mcu.bench.run import run_bench
     from torch2mcu.bench.table import print_bench
     from torch2mcu.cli import _print_json
-    from torch2mcu.ui import out
+    from torch2mcu.errors import EXIT_MISMATCH, EXIT_OK
+    from torch2mcu.ui import out, warn
 
     r = run_bench(args.models, target=args.target, out=args.out, overwrite=args.force)
     if args.json:
         _print_json(r)
     else:
         print_bench(r, out)
-    return 0
+    wrong = [m["key"] for m in r["models"] if not m["bit_exact"]]
+    if wrong:
+        warn(f"the emulated output of {', '.join(wrong)} differs from the Python integer "
+             "reference: the figures are of wrong code")
+    return EXIT_MISMATCH if wrong else EXIT_OK

@@ -4,7 +4,8 @@ class.
 Each model goes through the ordinary pipeline: torch2mcu.convert (calibrated on random inputs,
 seeded) writes its folder, targets.cortex_m.measure_folder cross-builds the int8 C and counts it
 in the emulator, per layer through the layer marks, on the first calibration input (the input
-`torch2mcu measure` uses). The float32 baseline is written by convert but not measured: the bench
+`torch2mcu measure` uses), and the emulated output for that input is checked against the
+Python integer reference. The float32 baseline is written by convert but not measured: the bench
 compares int8 kernels with int8 kernels.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from torch2mcu import __version__
@@ -113,6 +115,16 @@ def _model_anchors(spec: BenchModel, m: dict) -> dict:
     return result
 
 
+def _bit_exact(conv, elf: Path, t, x) -> bool:
+    """Whether the measured image's output for the measured input equals the Python integer
+    reference (a fast kernel that is wrong must not pass for a result)."""
+    from torch2mcu.targets.emulator import Emulator  # noqa: PLC0415
+
+    ref = conv.reference(x).reshape(1, -1)
+    y = Emulator(elf, t).run_model(conv.name, x.reshape(1, -1), np.int8, ref.shape[1]).outputs
+    return bool(np.array_equal(y, ref))
+
+
 def bench_model(spec: BenchModel, folder: Path, target: str, seed: int = SEED) -> dict:
     """Convert one bench model into `folder`, measure it on `target`; the model's result."""
     from torch2mcu.api import convert  # noqa: PLC0415
@@ -127,8 +139,11 @@ def bench_model(spec: BenchModel, folder: Path, target: str, seed: int = SEED) -
                    out=folder, name=spec.key, target=target)
     t = get_target(target)
     note(f"  building and emulating on {target}")
+    x = conv.quantize_input(calib[:1].numpy())
     try:
-        m = measure_folder(conv.int8_dir, t, inputs=conv.quantize_input(calib[:1].numpy()))
+        with tempfile.TemporaryDirectory(prefix="t2m_bench_build_") as elfs:
+            m = measure_folder(conv.int8_dir, t, inputs=x, out_dir=elfs)
+            exact = _bit_exact(conv, Path(elfs) / f"{spec.key}.elf", t, x)
     except FitError as e:
         raise Torch2MCUError(str(e), where=f"bench model {spec.key} on {target}",
                              fix="choose a target with more memory, or leave this model out "
@@ -155,7 +170,7 @@ def bench_model(spec: BenchModel, folder: Path, target: str, seed: int = SEED) -
         "instructions_per_mac": _ratio(m["instructions"], macs),
         "call_overhead_instructions": m["call_overhead_instructions"],
         "marks_match_total": m["marks_match_total"], "cycle_model": m["cycle_model"],
-        "classes": class_table(rows), "layers": rows,
+        "bit_exact": exact, "classes": class_table(rows), "layers": rows,
     }
     if with_anchors:
         result.update(_model_anchors(spec, result))
@@ -194,10 +209,11 @@ def run_bench(models=None, target: str = "cortex-m4", out=None, overwrite: bool 
         for i, spec in enumerate(specs, 1):
             note(f"[bold][{i}/{len(specs)}] {spec.key}[/bold]: {spec.label}: converting")
             r = bench_model(spec, root / spec.key, t.name, seed)
-            note(f"  {r['macs'] / 1e6:.2f} M MACs, {r['cycles_estimate'] / 1e6:.2f} M est. cycles "
-                 f"({r['seconds']:.0f} s)")
+            note(f"  {r['macs'] / 1e6:.2f} M MACs, {r['cycles_estimate'] / 1e6:.2f} M est. cycles, "
+                 f"{'bit-exact' if r['bit_exact'] else 'NOT bit-exact'} ({r['seconds']:.0f} s)")
             result["models"].append(r)
         result["cycle_model"] = result["models"][0]["cycle_model"]
+        result["bit_exact"] = all(m["bit_exact"] for m in result["models"])
         result["seconds"] = round(time.monotonic() - t0, 1)
 
     if out is None:
