@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from torch2mcu.report import fmt
@@ -120,7 +121,7 @@ def print_bench(r: dict, console) -> None:
                       "are Cortex-M4 figures (run with --target cortex-m4 to compare)")
     for m in r["models"]:
         if "no trained checkpoint" in m["weights"] or "cannot be loaded" in m["weights"]:
-            console.print(f"{m['key']}: {m['weights']}")
-    console.print(f"{len(r['models'])} model{'s' if len(r['models']) != 1 else ''} in "
-                  f"{r['seconds']:.0f} s" + (f"; folders and bench.json in {r['out']}"
-                                             if r.get("out") else ""))
+            console.print(escape(f"{m['key']}: {m['weights']}"))
+    console.print(escape(f"{len(r['models'])} model{'s' if len(r['models']) != 1 else ''} in "
+                         f"{r['seconds']:.0f} s" + (f"; folders and bench.json in {r['out']}"
+                                                    if r.get("out") else "")))
