@@ -2,7 +2,7 @@
 VENV := .venv
 STAMP := $(VENV)/.torch2mcu-setup
 
-.PHONY: demo test test-fast setup fuzz clean
+.PHONY: demo test test-fast setup fuzz bench clean
 
 demo: $(STAMP)
 	$(VENV)/bin/torch2mcu demo
@@ -13,11 +13,16 @@ test: $(STAMP)
 
 # The edit loop: everything but the whole-model, emulator-heavy and CLI-subprocess files (~1.5 min).
 SLOW := test_lenet_fashion.py test_cli.py test_measure_fit.py test_targets_models.py \
-        test_sanitizers.py test_compress.py test_cortex_m.py test_zoo.py
+        test_sanitizers.py test_compress.py test_cortex_m.py test_zoo.py test_bench.py
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n 2 $(addprefix --ignore=tests/,$(SLOW))
 
 setup: $(STAMP)
+
+# The MLPerf Tiny reference shapes and LeNet-5 on an emulated Cortex-M4, next to the anchors
+# (docs/anchors/): per layer class and per model. One to two minutes.
+bench: $(STAMP)
+	$(VENV)/bin/torch2mcu bench
 
 # The long property-based run of the operator fuzzer (thousands of cases; the seed is printed).
 fuzz: $(STAMP)

@@ -1,4 +1,5 @@
-"""The torch2mcu command line: convert, verify, demo. Each wraps a Python API call."""
+"""The torch2mcu command line: convert, verify, measure, report, compress, demo, bench. Each
+wraps a Python API call."""
 from __future__ import annotations
 
 import argparse
@@ -159,6 +160,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from torch2mcu.bench.cli import add_bench_parser
     from torch2mcu.compress.cli import add_compress_parser, add_sparsity_option
     from torch2mcu.report.cli import add_report_parser
 
@@ -217,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--target", default="cortex-m4", help="Cortex-M target to measure on")
     d.add_argument("--json", action="store_true", help="also print the results as JSON")
     d.set_defaults(func=cmd_demo)
+    add_bench_parser(sub)
     for cmd in sub.choices.values():
         cmd.add_argument("-q", "--quiet", action="store_true",
                          help="no progress or notes on stderr (warnings and errors still show)")
