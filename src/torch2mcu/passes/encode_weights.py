@@ -60,7 +60,7 @@ def fast_kernel(node, graph, bias_folded: np.ndarray) -> str | None:
     """The specialized dense kernel this conv can call (t2m_conv2d_fast_s8.c), or None:
     conv2d_dw3x3 for a 3x3 depthwise conv, conv2d_1x1 for a 1x1 conv without padding; both
     without dilation or fused pool, and only when the accumulator bound proves the short
-    requantization exact (t2m_rq_bounded: |acc| * 2^pre < 2^31, -31 <= shift <= 29)."""
+    requantization exact (t2m_rq_fast: |acc| < 2^30, -22 <= shift <= -1)."""
     if node.op != "conv2d" or "pool" in node.attrs or dilation_of(node) != (1, 1):
         return None
     wq = node.params["weight_q"]
@@ -73,11 +73,10 @@ def fast_kernel(node, graph, bias_folded: np.ndarray) -> str | None:
     else:
         return None
     shift = node.params["shift"].astype(np.int64)
-    if shift.min(initial=0) < -31 or shift.max(initial=0) > 29:
+    if shift.min(initial=0) < -22 or shift.max(initial=-1) > -1:
         return None
-    pre = np.where(shift > 0, shift + 1, 1)
     bound = accumulator_bound(wq, bias_folded)
-    return kind if bool(np.all(bound < (np.int64(1) << (31 - pre)))) else None
+    return kind if int(bound.max(initial=0)) < 2**30 else None
 
 
 def _kernel(node, fmt: str, enc, fast: str | None = None) -> str:
@@ -98,12 +97,13 @@ def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int, kernel: str =
     t2m_conv2d_s8_scratch_bytes / t2m_conv2d_sparse_s8_scratch_bytes /
     t2m_conv2d_dw3x3_s8_scratch_bytes)."""
     qh, qw = node.attrs.get("pool", (1, 1))
-    if kernel == "conv2d_1x1":  # two pixels' input channels, padded to a multiple of four
-        return 2 * ((wq.shape[1] + 3) // 4 * 4)
-    if kernel == "conv2d_dw3x3":  # one channel's padded plane
+    if kernel == "conv2d_1x1":  # two pixels' input channels (as int16 pairs on DSP cores)
+        return 4 * ((wq.shape[1] + 3) // 4 * 4)
+    if kernel == "conv2d_dw3x3":  # one channel's padded plane, one output row of int32 sums
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
         oh, ow = out_hw
-        return ((oh - 1) * sh + 3) * ((ow - 1) * sw + 3) if (ph, pw) != (0, 0) else 0
+        plane = ((oh - 1) * sh + 3) * ((ow - 1) * sw + 3) if (ph, pw) != (0, 0) else 0
+        return (plane + 3) // 4 * 4 + 4 * ow
     if fmt == "dense":
         # the gathered receptive fields of one pooling window, when a group has several
         # output channels to share them

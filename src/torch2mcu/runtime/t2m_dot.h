@@ -58,28 +58,17 @@ static inline void t2m_store_pooled(int8_t *out, int8_t v, int first)
 }
 
 /* ---- requantization with an accumulator bound known offline ----
- * The generator proves |acc| * 2^pre < 2^31 for every output of a layer (pre = shift + 1 for a
- * left shift, else 1: the accumulator bound of encode_weights). Then no saturation can occur and
- * MultiplyByQuantizedMultiplier (double rounding) reduces to
- *     h = SMMULR(acc << pre, multiplier)          = SaturatingRoundingDoublingHighMul(acc << s, M)
- *     r = (h' + (h' >> 31) + 2^(e-1)) >> e          = RoundingDivideByPOT(h, -shift)
- * where for a right shift e = -shift, h' = h, and for shift >= 0, e = 1, h' = 2h (which gives h).
- * The int8 clamp then needs no [-256, 255] guard: |r| < 2^30, so r + offset cannot overflow.
- * Equal to t2m_requantize_s8 for every accumulator within the bound. */
-typedef struct {
-    int32_t multiplier, pre, l, e, round;
-} t2m_rq_channel;
-
-static inline t2m_rq_channel t2m_rq_channel_of(const t2m_requant_s8 *q, int32_t c)
+ * The generator proves |acc| < 2^30 for every output of a layer (the accumulator bound of
+ * encode_weights) and -22 <= shift <= -1 for every channel. Then no saturation can occur and
+ * MultiplyByQuantizedMultiplier (double rounding) plus the output offset reduces to
+ *     h = SMMULR(2 * acc, multiplier)            = SaturatingRoundingDoublingHighMul(acc, M)
+ *     r = (h + (h >> 31) + round) >> e           = RoundingDivideByPOT(h, e) + offset
+ * with e = -shift and round = 2^(e-1) + offset * 2^e (t2m_rq_round): the offset, a multiple of
+ * 2^e, passes through the floor exactly, and |h| + |round| < 2^31. The int8 clamp then needs
+ * no [-256, 255] guard. Equal to t2m_requantize_s8 for every accumulator within the bound. */
+static inline int32_t t2m_rq_round(int32_t e, int32_t offset)
 {
-    t2m_rq_channel r;
-    const int32_t shift = q->shift[c];
-    r.multiplier = q->multiplier[c];
-    r.pre = shift > 0 ? shift + 1 : 1;
-    r.l = shift >= 0 ? 1 : 0;
-    r.e = shift >= 0 ? 1 : -shift;
-    r.round = (int32_t)1 << (r.e - 1);
-    return r;
+    return (1 + 2 * offset) * ((int32_t)1 << (e - 1));
 }
 
 /* (a * b + 2^31) >> 32: SMMULR with the DSP extension. */
@@ -94,12 +83,10 @@ static inline int32_t t2m_smmulr(int32_t a, int32_t b)
 #endif
 }
 
-/* The requantized accumulator (before the output offset) of one channel, see above. */
-static inline int32_t t2m_rq_bounded(int32_t acc, int32_t multiplier, int32_t pre, int32_t l,
-                                     int32_t e, int32_t round)
+/* The requantized accumulator plus the output offset (see above). */
+static inline int32_t t2m_rq_fast(int32_t acc, int32_t multiplier, int32_t e, int32_t round)
 {
-    int32_t h = t2m_smmulr((int32_t)((uint32_t)acc << pre), multiplier);
-    h = (int32_t)((uint32_t)h << l);
+    const int32_t h = t2m_smmulr(acc * 2, multiplier);
     return (h + (h >> 31) + round) >> e;
 }
 
