@@ -100,10 +100,10 @@ def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int, kernel: str =
     if kernel == "conv2d_1x1":  # two pixels' input channels (as int16 pairs on DSP cores)
         return 4 * ((wq.shape[1] + 3) // 4 * 4)
     if kernel == "conv2d_dw3x3":  # one channel's padded plane, one output row of int32 sums
-        (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+        sh, sw = node.attrs["stride"]
         oh, ow = out_hw
-        plane = ((oh - 1) * sh + 3) * ((ow - 1) * sw + 3) if (ph, pw) != (0, 0) else 0
-        return (plane + 3) // 4 * 4 + 4 * ow
+        plane = ((oh - 1) * sh + 3) * ((ow - 1) * sw + 3)
+        return (plane + 4) // 4 * 4 + 4 * (ow + 1)
     if fmt == "dense":
         # the gathered receptive fields of one pooling window, when a group has several
         # output channels to share them

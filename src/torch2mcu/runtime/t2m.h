@@ -194,8 +194,8 @@ void t2m_conv2d_rows_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
  * padding, done by the kernel.
  * t2m_conv2d_dw3x3_s8: 3x3 depthwise (groups == in_c == out_c), no dilation, no fused pool;
  *   weights (out_c, 1, 3, 3); pad_value is the input zero point. scratch: 4-byte aligned,
- *   t2m_conv2d_dw3x3_s8_scratch_bytes(shape) bytes: one channel's padded plane (when padded)
- *   and one output row of int32 sums.
+ *   t2m_conv2d_dw3x3_s8_scratch_bytes(shape) bytes: one channel's padded plane and one output
+ *   row of int32 sums.
  * t2m_conv2d_1x1_s8: 1x1, groups 1, no padding, no dilation, no fused pool, any stride;
  *   weights as 32-bit words (little-endian bytes): output channels in pairs, the two rows
  *   interleaved in groups of four input channels ([w[o][0..3], w[o+1][0..3], w[o][4..7], ...]),
@@ -203,11 +203,11 @@ void t2m_conv2d_rows_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
  *   of four. scratch: t2m_conv2d_1x1_s8_scratch_bytes(shape) bytes (4 * cin4). */
 static inline size_t t2m_conv2d_dw3x3_s8_scratch_bytes(const t2m_conv_shape *shape)
 {
-    const size_t plane = (shape->pad_h > 0 || shape->pad_w > 0)
-                             ? (size_t)((shape->out_h - 1) * shape->stride_h + 3) *
-                                   (size_t)((shape->out_w - 1) * shape->stride_w + 3)
-                             : 0u;
-    return (plane + 3u) / 4u * 4u + 4u * (size_t)shape->out_w;
+    const size_t plane = (size_t)((shape->out_h - 1) * shape->stride_h + 3) *
+                         (size_t)((shape->out_w - 1) * shape->stride_w + 3);
+    /* the plane (padded, or a copy for an odd width), a slack byte; a row of sums (rounded up
+     * to pairs) */
+    return (plane + 4u) / 4u * 4u + 4u * (size_t)(shape->out_w + 1);
 }
 
 static inline size_t t2m_conv2d_1x1_s8_scratch_bytes(const t2m_conv_shape *shape)

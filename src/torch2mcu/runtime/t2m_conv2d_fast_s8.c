@@ -51,13 +51,20 @@ static void t2m_pad_plane(const int8_t *in, int32_t in_h, int32_t in_w, int32_t 
             memset(dst, value, (size_t)cols);
         } else {
             const int8_t *src = in + (size_t)iy * (size_t)in_w;
-            int32_t x = 0, end = pad_left + in_w;
-            end = end < cols ? end : cols;
+            int32_t x = 0, n = in_w < cols - pad_left ? in_w : cols - pad_left;
             for (; x < pad_left && x < cols; ++x) {
                 dst[x] = value;
             }
-            for (; x < end; ++x) {
-                dst[x] = src[x - pad_left];
+            if (n > 0) {
+                int8_t *d = dst + pad_left;
+                int32_t i = 0;
+                for (; i + 4 <= n; i += 4) { /* word copies (one LDR / STR each on M3 and up) */
+                    memcpy(d + i, src + i, 4);
+                }
+                for (; i < n; ++i) {
+                    d[i] = src[i];
+                }
+                x = pad_left + n;
             }
             for (; x < cols; ++x) {
                 dst[x] = value;
@@ -83,13 +90,19 @@ void t2m_conv2d_dw3x3_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t out_h = shape->out_h, out_w = shape->out_w;
     const int32_t sh = shape->stride_h, sw = shape->stride_w;
     const int32_t in_h = shape->in_h, in_w = shape->in_w;
+#if defined(__ARM_FEATURE_DSP)
+    /* the stride-1 pair loop reads one column past an odd row: it walks a copy then */
+    const int32_t padded = shape->pad_h > 0 || shape->pad_w > 0 || (sw == 1 && (out_w & 1));
+#else
     const int32_t padded = shape->pad_h > 0 || shape->pad_w > 0;
-    /* the plane the kernel walks: the padded rows and columns that some output reads */
+#endif
+    /* the plane the kernel walks: the padded rows and columns that some output reads (and a
+     * slack byte after it, read by the pair loop on an odd last row) */
     const int32_t rows = padded ? (out_h - 1) * sh + 3 : in_h;
     const int32_t cols = padded ? (out_w - 1) * sw + 3 : in_w;
     const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
     /* one output row of int32 sums, after the padded plane (t2m_conv2d_dw3x3_s8_scratch_bytes) */
-    int32_t *acc_row = (int32_t *)(void *)(scratch + (padded ? ((size_t)rows * (size_t)cols + 3u) / 4u * 4u : 0u));
+    int32_t *acc_row = (int32_t *)(void *)(scratch + (padded ? ((size_t)rows * (size_t)cols + 4u) / 4u * 4u : 0u));
     int32_t c;
 
     for (c = 0; c < shape->out_c; ++c) {
@@ -116,7 +129,7 @@ void t2m_conv2d_dw3x3_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
             const int32_t w1_01 = t2m_pack16(f[1], f[4]), w1_2 = f[7];
             for (oy = 0; oy < out_h; ++oy) {
                 const int8_t *r0 = plane + (size_t)(oy * sh) * (size_t)cols;
-                const int8_t *const end = r0 + (out_w & ~1);
+                const int8_t *const end = r0 + ((out_w + 1) & ~1);
                 int32_t *a = acc_row;
                 for (; r0 != end; r0 += 2) {
                     int32_t acc0, acc1, x, xe, xo;
@@ -142,14 +155,6 @@ void t2m_conv2d_dw3x3_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                     a[0] = __smlabb(w1_2, xo, acc0);
                     a[1] = __smlabt(w1_2, xe, acc1);
                     a += 2;
-                }
-                if (out_w & 1) {
-                    const int8_t *r1 = r0 + cols, *r2 = r1 + cols;
-                    int32_t acc = b;
-                    acc += f[0] * r0[0] + f[1] * r0[1] + f[2] * r0[2];
-                    acc += f[3] * r1[0] + f[4] * r1[1] + f[5] * r1[2];
-                    acc += f[6] * r2[0] + f[7] * r2[1] + f[8] * r2[2];
-                    *a = acc;
                 }
                 t2m_rq_row(acc_row, out_w, m, e, round, lo, hi, out);
                 out += out_w;
