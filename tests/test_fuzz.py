@@ -242,6 +242,21 @@ def conv_layer(draw, shape, same_shape: bool = False):
 
 
 @st.composite
+def fast_conv_layer(draw, shape):
+    """The shapes of the specialized kernels (t2m_conv2d_fast_s8.c): a 3x3 depthwise conv (any
+    stride, padding 0-2, so small and odd planes hit the borders) or a 1x1 conv (any stride,
+    output channel counts odd and even, input counts not multiples of four)."""
+    c, h, w = shape
+    if draw(st.booleans()):
+        pads = tuple(draw(st.integers(max(0, -(-(3 - size) // 2)), 2)) for size in (h, w))
+        stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        return Conv(c, (3, 3), stride, pads, c, draw(st.booleans()), draw(ACT), 0.0, "random")
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    return Conv(draw(st.integers(1, 9)), (1, 1), stride, (0, 0), 1, draw(st.booleans()),
+                draw(ACT), draw(st.sampled_from([0.0, 0.0, 0.5])), "random")
+
+
+@st.composite
 def pool_layer(draw, shape):
     _, h, w = shape
     kind = draw(st.sampled_from(["max", "avg"]))
@@ -417,8 +432,10 @@ def layer_for(draw, shape):
         return draw(st.one_of(linear_layer(), CLAMP, POINTWISE, merge_layer(shape), HEAD,
                               pad_layer(shape)))
     kinds = ["conv", "pool", "linear", "clamp", "pointwise", "residual", "merge", "head",
-             "conv_transpose", "upsample", "pad", "dilated", "oned", "adaptive"]
+             "conv_transpose", "upsample", "pad", "dilated", "oned", "adaptive", "fast_conv"]
     kind = draw(st.sampled_from(kinds))
+    if kind == "fast_conv":
+        return draw(fast_conv_layer(shape))
     if kind == "merge":
         return draw(merge_layer(shape))
     if kind == "conv_transpose":
@@ -1044,6 +1061,32 @@ def test_saturated_requantization_plus_offset_does_not_overflow():
              0.0, 0),
         Case((1, 2, 3), (Residual("x+x", None, None, "relu"),), "dense", "balanced", True,
              ("neg", 8.5), 0.0, 0.0, 0)], True, "regression")
+
+
+def test_fast_conv_kernels_are_bit_exact():
+    """The specialized dense kernels (conv2d_dw3x3, conv2d_1x1) are chosen for their shapes and
+    are bit-exact on the host and the emulated Cortex-M4 (DSP paths), at the borders: planes
+    of 1-3 rows or columns, odd widths, stride 2, padding 0-2, channel counts that are not
+    multiples of the blocking (2 outputs, 4 inputs), an odd pixel count."""
+    dw = [((3, 5, 5), (1, 1), (1, 1)), ((2, 3, 3), (1, 1), (0, 0)), ((4, 1, 7), (1, 1), (1, 1)),
+          ((5, 7, 4), (2, 2), (1, 1)), ((3, 6, 9), (1, 2), (2, 1)), ((1, 2, 1), (2, 1), (1, 2)),
+          ((6, 9, 6), (2, 1), (0, 1)), ((7, 4, 11), (1, 1), (2, 2))]
+    pw = [((3, 5, 5), 5, (1, 1)), ((8, 4, 4), 4, (2, 2)), ((5, 7, 3), 1, (1, 1)),
+          ((1, 1, 1), 2, (1, 1)), ((6, 9, 7), 3, (2, 3)), ((4, 3, 8), 7, (3, 1))]
+    cases = [Case(shape, (Conv(shape[0], (3, 3), stride, pad, shape[0], k % 2 == 0,
+                               ["relu", "none", "relu6", "clamp"][k % 4], 0.0, "random"),),
+                  "dense", "speed", True, ("sym", 0.0), 0.0, -1.0, 100 + k)
+             for k, (shape, stride, pad) in enumerate(dw)]
+    cases += [Case(shape, (Conv(oc, (1, 1), stride, (0, 0), 1, k % 2 == 1,
+                                ["none", "relu", "clamp"][k % 3], 0.0, "random"),),
+                   "dense", "speed", True, ("skew", 0.5), 0.0, -1.0, 200 + k)
+              for k, (shape, oc, stride) in enumerate(pw)]
+    for c in cases:
+        kernels = {n.record(WeightEncoding).kernel for n in build_case(c).graph.nodes
+                   if n.has(WeightEncoding)}
+        assert kernels <= {"conv2d_dw3x3", "conv2d_1x1"} and kernels, (c, kernels)
+    check_batch(cases[:len(dw)], True, "regression")  # every case on the M4 too
+    check_batch(cases[len(dw):], True, "regression")
 
 
 def test_concatenation_inputs_are_written_in_place():

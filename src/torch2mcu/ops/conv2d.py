@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from torch2mcu.ir.records import ConvPlan, FusedPool, WeightQuant
+from torch2mcu.ir.records import ConvPlan, FusedPool, WeightEncoding, WeightQuant
 from torch2mcu.ops import register
 from torch2mcu.ops._requant import (check_accumulator, check_weights_quantized, emit_requant,
                                     emit_weights_s8, quantize_weighted, requantize_output)
@@ -132,6 +132,10 @@ class Conv2d(Op):
             ctx.call(f"t2m_conv2d{dil}_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
             return
         plan = node.record(ConvPlan)
+        kernel = node.record(WeightEncoding).kernel
+        if kernel in ("conv2d_dw3x3", "conv2d_1x1"):
+            self._emit_fast(node, ctx, kernel, x, y)
+            return
         hb, wb = plan.prepared
         _, coh, cow = self.conv_shape(node, g)
         qh, qw = pool_of(node)
@@ -156,6 +160,46 @@ class Conv2d(Op):
             ctx.call(f"t2m_conv2d{dil}_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {work});")
         else:  # one output channel per group (depthwise): walk kernel rows in place
             ctx.call(f"t2m_conv2d_rows{dil}_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
+
+    def _emit_fast(self, node, ctx, kernel, x, y):
+        """The specialized kernels of t2m_conv2d_fast_s8.c: they read the unpadded input."""
+        g = ctx.graph
+        c, h, w = spatial(g.tensors[node.inputs[0]].shape)
+        oc, oh, ow = spatial(g.tensors[node.output].shape)
+        wq = node.record(WeightQuant).weight_q
+        (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+        shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
+            "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": oh, "out_w": ow,
+            "k_h": wq.shape[2], "k_w": wq.shape[3], "stride_h": sh, "stride_w": sw,
+            "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": 1, "pool_w": 1,
+            "dilation_h": 1, "dilation_w": 1})
+        rq = emit_requant(node, ctx)
+        plan = node.record(ConvPlan)
+        work = ctx.scratch(node) if plan.col_bytes else "NULL"
+        rec = node.record(WeightEncoding)
+        bias = ctx.const_array(f"{node.name}_bias", "int32_t", rec.bias_folded)
+        if kernel == "conv2d_dw3x3":
+            wexpr = ctx.const_array(f"{node.name}_weights", "int8_t", rec.encoding.values)
+            z_in = g.tensors[node.inputs[0]].quant.zero_point
+            ctx.call(f"t2m_conv2d_dw3x3_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {work}, "
+                     f"{z_in});")
+            return
+        words = ctx.const_array(f"{node.name}_weights", "int32_t", pack_1x1_weights(wq))
+        ctx.call(f"t2m_conv2d_1x1_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, {work});")
+
+
+def pack_1x1_weights(wq: np.ndarray) -> np.ndarray:
+    """1x1 conv weights (O, I, 1, 1) in t2m_conv2d_1x1_s8's order, as little-endian 32-bit
+    words: output channels in pairs, the two rows interleaved in groups of four input channels,
+    an odd last row alone, the input channels padded with zeros to a multiple of four."""
+    o, i = wq.shape[:2]
+    i4 = (i + 3) // 4 * 4
+    rows = np.zeros((o, i4), np.int8)
+    rows[:, :i] = wq.reshape(o, i)
+    pairs = o // 2 * 2
+    body = rows[:pairs].reshape(o // 2, 2, i4 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    flat = np.concatenate([body, rows[pairs:].reshape(-1)])
+    return flat.view("<i4").astype(np.int32)
 
 
 # ---- lowering from aten ------------------------------------------------------------------------

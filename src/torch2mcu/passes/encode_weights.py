@@ -19,11 +19,12 @@ from __future__ import annotations
 import numpy as np
 
 from torch2mcu.encodings import conv_offsets, encode
-from torch2mcu.encodings.cost import conv_cycles, fc_cycles, select
+from torch2mcu.encodings.cost import conv_cycles, fast_conv_cycles, fc_cycles, select
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
-from torch2mcu.ir.records import ConvPlan, WeightEncoding, WeightQuant
+from torch2mcu.ir.records import ConvPlan, FusedPool, WeightEncoding, WeightQuant
 from torch2mcu.ops import get_op
+from torch2mcu.ops._requant import accumulator_bound
 from torch2mcu.ops._spatial import spatial
 from torch2mcu.ops.conv2d import dilation_of, pool_of
 
@@ -55,8 +56,34 @@ def _conv_geometry(node, graph):
                     "pad_left": pw}
 
 
-def _kernel(node, fmt: str, enc) -> str:
+def fast_kernel(node, graph, bias_folded: np.ndarray) -> str | None:
+    """The specialized dense kernel this conv can call (t2m_conv2d_fast_s8.c), or None:
+    conv2d_dw3x3 for a 3x3 depthwise conv, conv2d_1x1 for a 1x1 conv without padding; both
+    without dilation or fused pool, and only when the accumulator bound proves the short
+    requantization exact (t2m_rq_fast: |acc| < 2^30, -22 <= shift <= -1)."""
+    if node.op != "conv2d" or node.has(FusedPool) or dilation_of(node) != (1, 1):
+        return None
+    q = node.record(WeightQuant)
+    wq = q.weight_q
+    c = spatial(graph.tensors[node.inputs[0]].shape)[0]
+    groups = node.attrs["groups"]
+    if groups == c == wq.shape[0] and wq.shape[1:] == (1, 3, 3):
+        kind = "conv2d_dw3x3"
+    elif groups == 1 and wq.shape[2:] == (1, 1) and tuple(node.attrs["padding"]) == (0, 0):
+        kind = "conv2d_1x1"
+    else:
+        return None
+    shift = q.shift.astype(np.int64)
+    if shift.min(initial=0) < -22 or shift.max(initial=-1) > -1:
+        return None
+    bound = accumulator_bound(wq, bias_folded)
+    return kind if int(bound.max(initial=0)) < 2**30 else None
+
+
+def _kernel(node, fmt: str, enc, fast: str | None = None) -> str:
     """The runtime kernel a layer in this format calls (see KERNEL_CODE_BYTES)."""
+    if fmt == "dense" and fast:
+        return fast
     if fmt == "dense":
         dilated = "_dilated" if node.op == "conv2d" and dilation_of(node) != (1, 1) else ""
         out_c = node.record(WeightQuant).weight_q.shape[0]
@@ -66,10 +93,19 @@ def _kernel(node, fmt: str, enc) -> str:
     return f"{node.op}_{fmt}{8 * enc.index_bytes}"
 
 
-def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int) -> int:
+def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int, kernel: str = "",
+                    out_hw: tuple[int, int] = (0, 0)) -> int:
     """Bytes of working memory the conv kernel needs beside the padded input (mirrors
-    t2m_conv2d_s8_scratch_bytes / t2m_conv2d_sparse_s8_scratch_bytes)."""
+    t2m_conv2d_s8_scratch_bytes / t2m_conv2d_sparse_s8_scratch_bytes /
+    t2m_conv2d_dw3x3_s8_scratch_bytes)."""
     qh, qw = pool_of(node)
+    if kernel == "conv2d_1x1":  # two pixels' input channels (as int16 pairs on DSP cores)
+        return 4 * ((wq.shape[1] + 3) // 4 * 4)
+    if kernel == "conv2d_dw3x3":  # one channel's padded plane, one output row of int32 sums
+        sh, sw = node.attrs["stride"]
+        oh, ow = out_hw
+        plane = ((oh - 1) * sh + 3) * ((ow - 1) * sw + 3)
+        return (plane + 4) // 4 * 4 + 4 * (ow + 1)
     if fmt == "dense":
         # the gathered receptive fields of one pooling window, when a group has several
         # output channels to share them
@@ -100,11 +136,17 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
             offsets = conv_offsets(cin_g, kh, kw, hb, wb, dilation_of(node))
             _, oh, ow = get_op("conv2d").conv_shape(node, g)
             node.put(ConvPlan((hb, wb), pad, pad["c"] * hb * wb if pad else 0))
+            fast = fast_kernel(node, g, bias_folded)
 
-            def cycles(fmt, enc, node=node, oh=oh, ow=ow, cin_g=cin_g, kh=kh, kw=kw, wq=wq):
+            def cycles(fmt, enc, node=node, oh=oh, ow=ow, cin_g=cin_g, kh=kh, kw=kw, wq=wq,
+                       fast=fast):
+                if fmt == "dense" and fast:
+                    return fast_conv_cycles(fast, wq.shape[0], cin_g, oh, ow, dsp,
+                                            node.attrs["stride"][1])
                 return conv_cycles(fmt, enc.entries, wq.shape[0], oh, ow, cin_g * kh, kw, dsp,
                                    wq.shape[0] // node.attrs["groups"], node.attrs["stride"][1])
         else:
+            fast = None
             offsets = np.arange(wq.shape[1], dtype=np.int64)
 
             def cycles(fmt, enc, wq=wq):
@@ -117,7 +159,8 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
                 encs[fmt] = enc
         if not encs:
             encs["dense"] = encode("dense", wq, offsets)
-        candidates = {f: (e.total_bytes, cycles(f, e), _kernel(node, f, e)) for f, e in encs.items()}
+        candidates = {f: (e.total_bytes, cycles(f, e), _kernel(node, f, e, fast))
+                      for f, e in encs.items()}
         layers.append({"node": node, "encs": encs, "candidates": candidates,
                        "bias_folded": bias_folded})
     for layer, fmt in zip(layers, select(layers, objective)):
@@ -127,7 +170,12 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
             f: {"bytes": b, "cycles_estimate": round(c), "kernel": k}
             for f, (b, c, k) in layer["candidates"].items()}))
         if node.has(ConvPlan):
-            node.record(ConvPlan).col_bytes = _kernel_scratch(node, fmt, wq,
-                                                              g.tensors[node.output].shape[-1])
+            kernel = layer["candidates"][fmt][2]
+            if kernel in ("conv2d_dw3x3", "conv2d_1x1"):  # the kernel pads, if at all
+                c, h, w = spatial(g.tensors[node.inputs[0]].shape)
+                node.put(ConvPlan((h, w)))
+            out_hw = get_op("conv2d").conv_shape(node, g)[1:]
+            node.record(ConvPlan).col_bytes = _kernel_scratch(
+                node, fmt, wq, g.tensors[node.output].shape[-1], kernel, out_hw)
     g.meta["encoding"] = {"objective": objective, "dsp": dsp, "formats": list(formats)}
     return g

@@ -57,4 +57,43 @@ static inline void t2m_store_pooled(int8_t *out, int8_t v, int first)
     }
 }
 
+/* ---- requantization with an accumulator bound known offline ----
+ * The generator proves |acc| < 2^30 for every output of a layer (the accumulator bound of
+ * encode_weights) and -22 <= shift <= -1 for every channel. Then no saturation can occur and
+ * MultiplyByQuantizedMultiplier (double rounding) plus the output offset reduces to
+ *     h = SMMULR(2 * acc, multiplier)            = SaturatingRoundingDoublingHighMul(acc, M)
+ *     r = (h + (h >> 31) + round) >> e           = RoundingDivideByPOT(h, e) + offset
+ * with e = -shift and round = 2^(e-1) + offset * 2^e (t2m_rq_round): the offset, a multiple of
+ * 2^e, passes through the floor exactly, and |h| + |round| < 2^31. The int8 clamp then needs
+ * no [-256, 255] guard. Equal to t2m_requantize_s8 for every accumulator within the bound. */
+static inline int32_t t2m_rq_round(int32_t e, int32_t offset)
+{
+    return (1 + 2 * offset) * ((int32_t)1 << (e - 1));
+}
+
+/* (a * b + 2^31) >> 32: SMMULR with the DSP extension. */
+static inline int32_t t2m_smmulr(int32_t a, int32_t b)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+/* The requantized accumulator plus the output offset (see above). */
+static inline int32_t t2m_rq_fast(int32_t acc, int32_t multiplier, int32_t e, int32_t round)
+{
+    const int32_t h = t2m_smmulr(acc * 2, multiplier);
+    return (h + (h >> 31) + round) >> e;
+}
+
+static inline int8_t t2m_sat_s8(int32_t v, int32_t lo, int32_t hi)
+{
+    v = v < lo ? lo : v;
+    return (int8_t)(v > hi ? hi : v);
+}
+
 #endif /* T2M_DOT_H */
