@@ -20,7 +20,7 @@ from torch2mcu.errors import Torch2MCUError
 from torch2mcu.frontend import capture
 from torch2mcu.frontend.convert import to_ir
 from torch2mcu.ir import Graph, Node, QuantParams, Tensor
-from torch2mcu.ir.records import FusedActivation, WeightQuant
+from torch2mcu.ir.records import Calibration, FusedActivation, WeightQuant
 from torch2mcu.ops import get_op
 from torch2mcu.ops.base import act_of
 from torch2mcu.ops.conv_transpose2d import TransposeInput
@@ -377,5 +377,5 @@ def test_pad_constant_is_quantized_in_the_merged_range(tmp_path):
     assert g.tensors[node.inputs[0]].quant == q
     value_q = node.record(PadValue).value_q
     assert abs((value_q - q.zero_point) * q.scale - (-7.0)) <= q.scale / 2 + 1e-6
-    lo, _ = g.meta["calibrated_ranges"][node.inputs[0]]
+    lo, _ = g.record(Calibration).ranges[node.inputs[0]]
     assert lo > -7.0  # the conv alone never reaches the constant: the merge did

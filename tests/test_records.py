@@ -11,8 +11,9 @@ from torch import nn
 from conftest import randomize
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.frontend import capture, to_ir
-from torch2mcu.ir.records import (TYPES, ConvPlan, FoldedBatchNorm, FusedActivation, FusedPool,
-                                  MemoryPlan, QuantData, WeightEncoding, WeightQuant)
+from torch2mcu.ir.records import (TYPES, Calibration, ConvPlan, EncodingChoice, FoldedBatchNorm,
+                                  FusedActivation, FusedPool, MemoryPlan, QuantData,
+                                  WeightEncoding, WeightQuant)
 from torch2mcu.ir.serialize import graph_from_json, graph_to_json
 from torch2mcu.passes import driver
 
@@ -99,6 +100,8 @@ def test_every_pass_result_is_a_record_and_op_attributes_stay_the_frontends():
     assert {type(r).__name__ for n in q.nodes for r in n.records.values()
             if isinstance(r, QuantData)} == {"AddQuant", "SoftmaxQuant"}
     assert q.record(MemoryPlan).arena_bytes >= q.record(MemoryPlan).lower_bound_bytes > 0
+    assert q.record(Calibration).samples == 16 and q.record(EncodingChoice).objective
+    assert set(q.meta) <= {"batch", "quantized"}  # graph-wide pass results are records too
     before = {n.name: n for n in lowered.nodes}
     for name, node in by.items():
         if name in before:
@@ -106,7 +109,7 @@ def test_every_pass_result_is_a_record_and_op_attributes_stay_the_frontends():
             assert set(node.params) <= set(before[name].params) | {"bias"}, name
         assert all(type(r).__name__ in TYPES for r in node.records.values())
     back = graph_from_json(graph_to_json(q))
-    assert back.record(MemoryPlan) == q.record(MemoryPlan)
+    assert back.records == q.records
     for a, b in zip(q.nodes, back.nodes):
         assert set(a.records) == set(b.records), a.name
         for kind in (FoldedBatchNorm, FusedActivation, FusedPool):

@@ -16,6 +16,7 @@ from torch2mcu.codegen.inert import check_name
 from torch2mcu.errors import Torch2MCUError, spell
 from torch2mcu.frontend import capture, load_program, to_ir
 from torch2mcu.ir import Graph
+from torch2mcu.ir.records import Calibration
 from torch2mcu.ir.serialize import graph_from_json, graph_to_json
 from torch2mcu.artifacts import save_measurement
 from torch2mcu.outfolder import (changed_files, check_replaceable,
@@ -127,7 +128,7 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
         provenance = {"model_sha256": _program_hash(ep),
                       "options": {"name": name, "target": target, "objective": objective,
                                   "formats": list(formats),
-                                  "calibration_samples": int8_graph.meta["calibration_samples"]}}
+                                  "calibration_samples": int8_graph.record(Calibration).samples}}
         m8 = write_model_folder(int8_graph, "int8", name, tmp / "int8", provenance)
         warnings += fit_warnings(target, m8["const_bytes"], m8["arena_bytes"])
         for w in warnings:

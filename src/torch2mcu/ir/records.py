@@ -135,6 +135,26 @@ class MemoryPlan(Record):
     lifetimes: dict[str, tuple[int, int]]
 
 
+@dataclass
+class Calibration(Record):
+    """What quantize saw (a graph record): each tensor's float range over the calibration set,
+    and how many samples that set had."""
+
+    written_by = "quantize"
+    ranges: dict[str, tuple[float, float]]
+    samples: int
+
+
+@dataclass
+class EncodingChoice(Record):
+    """How encode_weights chose the layers' formats (a graph record)."""
+
+    written_by = "encode_weights"
+    objective: str
+    dsp: bool
+    formats: list[str]
+
+
 def fused_layers(node) -> list[str]:
     """The layers computed inside this node by the fusion passes: a fused pool, fused clamps."""
     out = [node.record(FusedPool).layer] if node.has(FusedPool) else []

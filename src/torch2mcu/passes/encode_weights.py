@@ -22,7 +22,7 @@ from torch2mcu.encodings import conv_offsets, encode
 from torch2mcu.encodings.cost import conv_cycles, fast_conv_cycles, fc_cycles, select
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
-from torch2mcu.ir.records import ConvPlan, FusedPool, WeightEncoding, WeightQuant
+from torch2mcu.ir.records import ConvPlan, EncodingChoice, FusedPool, WeightEncoding, WeightQuant
 from torch2mcu.ops import get_op
 from torch2mcu.ops._requant import accumulator_bound
 from torch2mcu.ops._spatial import spatial
@@ -177,5 +177,5 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
             out_hw = get_op("conv2d").conv_shape(node, g)[1:]
             node.record(ConvPlan).col_bytes = _kernel_scratch(
                 node, fmt, wq, g.tensors[node.output].shape[-1], kernel, out_hw)
-    g.meta["encoding"] = {"objective": objective, "dsp": dsp, "formats": list(formats)}
+    g.put(EncodingChoice(objective, dsp, list(formats)))
     return g

@@ -1,7 +1,8 @@
 """quantize: post-training int8 quantization from a calibration set (the DESIGN.md contract).
 
-Requires: folded, fused float graph. Ensures: every tensor has QuantParams; conv/linear carry
-per-channel int8 weights, int32 biases and Q31 multipliers; add carries TFLM's add parameters.
+Requires: folded, fused float graph. Ensures: every tensor has QuantParams; the graph carries a
+Calibration record; conv/linear carry a WeightQuant record (per-channel int8 weights, int32
+biases, Q31 multipliers), every other op with int8 parameters its own QuantData record.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph, QuantParams
+from torch2mcu.ir.records import Calibration
 from torch2mcu.ops import get_op
 from torch2mcu.quant.params import activation_params
 from torch2mcu.reference import run_float
@@ -45,7 +47,7 @@ def check_ranges(g: Graph) -> list[str]:
     A layer whose output never varies (a layer pruned away, say) is legal but suspicious:
     returns warnings for those. (The passes themselves accept any finite range: the fuzzer
     drives them with degenerate data on purpose.)"""
-    ranges = g.meta["calibrated_ranges"]
+    ranges = g.record(Calibration).ranges
     lo = {t: r[0] for t, r in ranges.items()}
     hi = {t: r[1] for t, r in ranges.items()}
     warnings = []
@@ -131,10 +133,9 @@ def quantize(graph: Graph, calibration: np.ndarray, progress=None) -> Graph:
             raise Torch2MCUError(f"activations of {producer.where() if producer else name} "
                                  "overflow to Inf/NaN on the calibration data",
                                  fix="check the model's weights and the input scaling")
-    g.meta["calibrated_ranges"] = {t: (lo[t], hi[t]) for t in g.tensors}
+    g.put(Calibration({t: (lo[t], hi[t]) for t in g.tensors}, int(cal.shape[0])))
     assign_quant(g, lo, hi)
     for node in g.nodes:
         get_op(node.op).quantize(node, g)
     g.meta["quantized"] = True
-    g.meta["calibration_samples"] = int(cal.shape[0])
     return g
