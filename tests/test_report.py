@@ -26,7 +26,7 @@ from torch2mcu.models.lenet5 import LeNet5
 from torch2mcu.report.build import build_report
 from torch2mcu.report.cli import add_report_parser
 from torch2mcu.report.readme import write_folder_readme
-from torch2mcu.report.tables import layer_table, summary_table
+from torch2mcu.report.tables import layer_table, summary_caption, summary_table
 from torch2mcu.targets.cortex_m import CC, TARGETS
 
 SEED = 3
@@ -36,7 +36,9 @@ COMPRESS = {"sensitivity": {"conv1": [[0.0, 0.9], [0.5, 0.88], [0.9, 0.6]],
             "layers": {"conv1": 0.4, "fc1": 0.96}, "float_val_accuracy": 0.9,
             "float_test_accuracy": 0.9012, "pruned_test_accuracy": 0.8991,
             "pruned_int8_test_accuracy": 0.8987, "test_samples": 10000}
-VERIFIED = {"inputs": 500, "mismatches": 0, "emulator": {"target": "cortex-m4", "mismatches": 0}}
+VERIFIED = {"inputs": 500, "mismatches": 0, "emulator": {"target": "cortex-m4", "mismatches": 0},
+            "agreement": {"top1_agreement": 0.984, "max_abs_error": 0.3125,
+                          "mean_abs_error": 0.02, "output_range": 12.5}}
 needs_arm = pytest.mark.skipif(shutil.which(CC) is None, reason="arm-none-eabi-gcc not installed")
 
 
@@ -152,6 +154,10 @@ def test_html_figures_equal_the_manifest(measured):
 def test_derived_layer_figures(measured):
     """Encoding, nonzero MACs and arena use are not manifest fields: recompute them here."""
     out, data = measured
+    for key in ("macs", "flash_bytes", "cycles_estimate"):  # each layer's share of the total
+        total = sum(r[key] for r in data["layers"])
+        assert all(r[f"{key}_share"] == r[key] / total for r in data["layers"])
+        assert abs(sum(r[f"{key}_share"] for r in data["layers"]) - 1) < 1e-9
     graph = graph_from_json((out / "graph.int8.json").read_text())
     mem = graph.record(MemoryPlan)
     m = folder_view(out)["measurements"]["cortex-m4"]["int8"]
@@ -203,14 +209,72 @@ def test_html_is_self_contained_and_embeds_the_pngs_beside_it(measured):
     assert "estimate" in html and "Not shown" not in html
 
 
+class _LayerTable(HTMLParser):
+    """The text of each cell of table#layers, a header cell's lines apart (<br>)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self._in, self._cell = [], False, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self._in = dict(attrs).get("id") == "layers"
+        elif self._in and tag == "tr":
+            self.rows.append([])
+        elif self._in and tag in ("td", "th"):
+            self._cell = [""]
+        elif self._cell is not None and tag == "br":
+            self._cell.append("")
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[-1] += data
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append(self._cell)
+            self._cell = None
+        elif tag == "table":
+            self._in = False
+
+
+@needs_arm
+def test_layer_table_fits_a_1400_pixel_window(measured):
+    """Every column's widest line, measured in DejaVu Sans at the table's 13 px (matplotlib's
+    text layout), plus its 16 px of padding, fits the page's 1368 px (1400 minus margins)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    out, _ = measured
+    p = _LayerTable()
+    p.feed((out / "report.html").read_text())
+    font = FontProperties(family="DejaVu Sans")
+
+    def px(text):
+        return TextPath((0, 0), text, size=13, prop=font).get_extents().width if text else 0
+
+    columns = list(zip(*p.rows))
+    assert len(columns) >= 18  # every column is there, the shares included
+    width = sum(max(px(line) for cell in col for line in cell) + 16 for col in columns)
+    print(f"layer table: {len(columns)} columns, {width:.0f} px")
+    assert width <= 1368
+
+
 @needs_arm
 def test_accuracy_and_bit_exactness_rows(measured):
     out, data = measured
     rows = {r["key"]: r for r in data["summary"]}
     assert rows["accuracy"]["float32"] == COMPRESS["float_test_accuracy"]
     assert rows["accuracy"]["int8"] == COMPRESS["pruned_int8_test_accuracy"]
-    assert rows["accuracy_pruned_float"]["int8"] == COMPRESS["pruned_test_accuracy"]
+    # the pruned float32 model is neither column: the caption says its accuracy
+    assert "accuracy_pruned_float" not in rows
+    assert "pruned float32 model (before int8): 89.91%" in summary_caption(data)
     assert rows["bit_exact"]["int8"] == {"inputs": 500, "mismatches": 0}
+    # how well int8 follows float32 on the inputs given to verify (any model, the user's data)
+    assert rows["top1_agreement"]["int8"] == 0.984 and rows["top1_agreement"]["float32"] is None
+    assert rows["max_abs_error"]["int8"] == 0.3125
+    html = (out / "report.html").read_text()
+    assert "top-1 agreement with float32 (500 inputs)" in html and "98.40%" in html
     assert rows["bit_exact_emulator"]["int8"] == {"inputs": 500, "mismatches": 0}
     assert "speed-up" in rows["cycles"]["ratio_label"] and "estimate" in rows["cycles"]["label"]
     # a later report without arguments shows what the first was given

@@ -160,7 +160,17 @@ def layer_rows(folder: Path, manifest: dict, measured: dict | None) -> list[dict
             row["float32_instructions"] = sum(float_counts[g]["instructions"] for g in members)
             row["float32_cycles_estimate"] = sum(float_counts[g]["cycles_estimate"] for g in members)
         rows.append(row)
+    _shares(rows)
     return rows
+
+
+def _shares(rows: list[dict]) -> None:
+    """Each layer's share of the model's MACs, constant bytes and (measured) estimated cycles,
+    as STM32Cube.AI's analyze shows them: where the time and the flash go."""
+    for key in ("macs", "flash_bytes", "cycles_estimate"):
+        total = sum(r[key] for r in rows if r.get(key))
+        for r in rows:
+            r[f"{key}_share"] = r[key] / total if total and r.get(key) is not None else None
 
 
 def layer_totals(rows: list[dict], manifest: dict, measured: dict | None) -> dict:
@@ -236,6 +246,8 @@ def _verification(verified: dict | None) -> dict | None:
     if not verified:
         return None
     v = {"inputs": int(verified["inputs"]), "mismatches": int(verified["mismatches"])}
+    if verified.get("agreement"):  # int8 against the float model on the user's inputs
+        v["agreement"] = {k: float(x) for k, x in verified["agreement"].items()}
     if verified.get("emulator"):
         e = verified["emulator"]
         v["emulator"] = {"target": e["target"], "mismatches": int(e["mismatches"]),
@@ -323,17 +335,22 @@ def summary_rows(manifest: dict, measured: dict | None, accuracy: dict | None,
                  {"float32": "float32.arena_bytes", "int8": "int8.arena_bytes"}),
         ]
     if accuracy:
+        # float32: the baseline (unpruned) model; int8: this folder's model. The pruned float32
+        # model is neither: the caption gives its accuracy.
         f_acc, q_acc = accuracy.get("float"), accuracy.get("int8")
         diff = 100 * (q_acc - f_acc) if f_acc is not None and q_acc is not None else None
         rows.append(_row("accuracy", "test accuracy", "fraction",
                          f_acc, q_acc, diff, "points",
                          {"float32": "report.accuracy.float", "int8": "report.accuracy.int8"}))
-        if accuracy.get("pruned_float") is not None:
-            p = accuracy["pruned_float"]
-            rows.append(_row("accuracy_pruned_float", "pruned float32 accuracy",
-                             "fraction", None, p,
-                             100 * (p - f_acc) if f_acc is not None else None, "points",
-                             {"int8": "report.accuracy.pruned_float"}))
+    if verification and verification.get("agreement"):
+        a, n = verification["agreement"], verification["inputs"]
+        if a.get("top1_agreement") is not None:
+            rows.append(_row("top1_agreement", f"top-1 agreement with float32 ({n:,} inputs)",
+                             "fraction", None, a["top1_agreement"],
+                             sources={"int8": "report.verification.agreement.top1_agreement"}))
+        rows.append(_row("max_abs_error", f"max |int8 - float32| output ({n:,} inputs)", "value",
+                         None, a["max_abs_error"],
+                         sources={"int8": "report.verification.agreement.max_abs_error"}))
     if verification:
         v = verification
         rows.append(_row("bit_exact", "bit-exact, host C", "check", None,

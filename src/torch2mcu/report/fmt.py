@@ -61,6 +61,8 @@ def value(v, unit: str) -> str:
         return f"{v:,.2f}"
     if unit == "fraction":
         return pct(v, 2)
+    if unit == "value":  # a float in the model's own output units
+        return f"{v:.4g}"
     return str(v)
 
 

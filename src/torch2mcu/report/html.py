@@ -14,11 +14,12 @@ from torch2mcu.report.tables import (layer_caption, layer_columns, summary_capti
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d232a;
-       max-width: 1320px; margin: 24px auto; padding: 0 16px; }
+       max-width: 1368px; margin: 24px auto; padding: 0 16px; }
 h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 32px; }
 .meta { color: #555; font-size: 13px; }
 table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
-th, td { padding: 3px 10px; border-bottom: 1px solid #e3e6ea; text-align: right; white-space: nowrap; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #e3e6ea; text-align: right; white-space: nowrap; }
+th { vertical-align: bottom; } #layers { font-size: 13px; }
 th { background: #f3f5f7; } td.l, th.l { text-align: left; }
 tr.total td { font-weight: 600; border-top: 2px solid #aab; }
 caption { caption-side: bottom; text-align: left; color: #555; font-size: 12px; padding-top: 6px;
@@ -60,7 +61,8 @@ def summary_html(data: dict) -> str:
 def layer_html(data: dict) -> str:
     cols = layer_columns(data)
     out = [f'<table id="layers"><caption>{escape(layer_caption(data))}</caption>', "<tr>" + "".join(
-        f'<th{" class=l" if j == "left" else ""}>{escape(h)}</th>' for _, h, _, j in cols) + "</tr>"]
+        f'<th{" class=l" if j == "left" else ""}>{escape(h).replace(chr(10), "<br>")}</th>'
+        for _, h, _, j in cols) + "</tr>"]
     for r in data["layers"]:
         keys = r.get("source_keys", {})
         out.append(f'<tr data-layer="{escape(r["name"])}">' + "".join(

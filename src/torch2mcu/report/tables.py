@@ -63,30 +63,37 @@ def layer_columns(data: dict, compact: bool = False) -> list[tuple[str, str, Cal
     def h(full, short):
         return short if compact else full
 
+    def share(key):
+        return lambda r: fmt.pct(r.get(key), 0 if compact else 1)
+
     cols = [("name", "layer", lambda r: r["name"], "left"),
             ("op", "op", op, "left"),
             ("inputs", "input", lambda r: fmt.shapes(r["inputs"]), "right"),
             ("output", "output", lambda r: fmt.shape(r["output"]), "right"),
             ("params", "params", lambda r: fmt.count(r["params"]), "right"),
-            ("nonzeros", h("nonzeros", "non-\nzeros"), lambda r: fmt.count(r["nonzeros"]), "right"),
+            ("nonzeros", "non-\nzeros", lambda r: fmt.count(r["nonzeros"]), "right"),
             ("sparsity", h("sparsity", "sparse"), lambda r: fmt.pct(r["sparsity"]), "right"),
             ("format", h("encoding", "enc."), lambda r: r["format"] or fmt.DASH, "left"),
-            ("flash_bytes", h("flash B", "flash\nB"), lambda r: fmt.count(r["flash_bytes"]), "right"),
-            ("arena_bytes", h("arena B", "arena\nB"), lambda r: fmt.count(r["arena_bytes"]), "right"),
+            ("flash_bytes", "flash\nB", lambda r: fmt.count(r["flash_bytes"]), "right"),
+            ("flash_bytes_share", "flash\n%", share("flash_bytes_share"), "right"),
+            ("arena_bytes", "arena\nB", lambda r: fmt.count(r["arena_bytes"]), "right"),
             ("macs", "MACs", lambda r: big(r["macs"]), "right"),
-            ("effective_macs", h("nonzero MACs", "nz\nMACs"), lambda r: big(r["effective_macs"]),
+            ("macs_share", "MACs\n%", share("macs_share"), "right"),
+            ("effective_macs", h("nonzero\nMACs", "nz\nMACs"), lambda r: big(r["effective_macs"]),
              "right")]
     if data["measured"]:
         cols += [("instructions", h("instructions", "instr."), lambda r: big(r["instructions"]),
                   "right"),
-                 ("cycles_estimate", h("cycles (estimate)", "cycles\nest."),
-                  lambda r: big(r["cycles_estimate"]), "right")]
+                 ("cycles_estimate", h("cycles\n(estimate)", "cycles\nest."),
+                  lambda r: big(r["cycles_estimate"]), "right"),
+                 ("cycles_estimate_share", "cycles\n%", share("cycles_estimate_share"), "right")]
     if not compact:
         def ratio(key):
             return lambda r: fmt.DASH if r.get(key) is None else f"{r[key]:.2f}"
-        cols.insert(10, ("bytes_per_nonzero", "bytes / nonzero", ratio("bytes_per_nonzero"), "right"))
+        cols.insert(11, ("bytes_per_nonzero", "bytes /\nnonzero", ratio("bytes_per_nonzero"),
+                         "right"))
         if data["measured"]:
-            cols.append(("instructions_per_nonzero_mac", "instructions / nonzero MAC",
+            cols.append(("instructions_per_nonzero_mac", "instructions /\nnonzero MAC",
                          ratio("instructions_per_nonzero_mac"), "right"))
     return cols
 
@@ -96,12 +103,15 @@ def totals_row(data: dict) -> dict:
     t = data["totals"]
     return {"name": "total", "op": "", "fused": [], "inputs": [], "output": [], "format": "",
             **{k: t.get(k) for k in ("params", "nonzeros", "sparsity", "flash_bytes", "arena_bytes",
-                                     "macs", "effective_macs", "instructions", "cycles_estimate")}}
+                                     "macs", "effective_macs", "instructions", "cycles_estimate")},
+            **{f"{k}_share": 1.0 if t.get(k) else None
+               for k in ("flash_bytes", "macs", "cycles_estimate")}}
 
 
 def layer_caption(data: dict) -> str:
     parts = ["flash B: the layer's constant data (weights, indices, bias, quantization); "
              "arena B: activation bytes live while it runs (total: the planned arena); "
+             "%: the layer's share of the model's total; "
              "nz MACs: multiply-accumulates with a nonzero weight"]
     if data["measured"]:
         overhead = data["totals"].get("call_overhead_instructions")
@@ -112,7 +122,8 @@ def layer_caption(data: dict) -> str:
 
 
 # Columns a narrow terminal leaves out first; report.html always has them all.
-DROP_ORDER = ("inputs", "effective_macs", "macs", "op")
+DROP_ORDER = ("flash_bytes_share", "cycles_estimate_share", "inputs", "macs_share",
+              "effective_macs", "macs", "op")
 
 
 def layer_table(data: dict, width: int | None = None) -> Table:
@@ -162,6 +173,11 @@ def summary_caption(data: dict) -> str:
     acc, ver = data.get("accuracy") or {}, data.get("verification")
     if acc.get("samples"):
         parts.append(f"accuracy on {acc['samples']:,} test images")
+    if acc.get("pruned_float") is not None:
+        parts.append(f"the pruned float32 model (before int8): {fmt.pct(acc['pruned_float'], 2)}")
+    if ver and ver.get("agreement"):
+        parts.append("agreement: the int8 model's dequantized outputs against the float32 "
+                     "model's on the inputs given to `verify`")
     if ver:
         parts.append(f"bit-exact: int8 outputs equal to the Python integer reference on "
                      f"{ver['inputs']:,} inputs")
