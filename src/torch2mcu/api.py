@@ -163,6 +163,12 @@ _NEEDED = ("manifest.json", "graph.int8.json", "graph.float32.json", "int8/manif
            "float32/manifest.json")
 
 
+def _is_code(rel: str) -> bool:
+    """C sources and build files: a user may edit them (results then say so); anything else
+    convert wrote is the reference and is refused when changed."""
+    return rel.endswith((".c", ".h", ".mk", ".yml")) or rel.rsplit("/", 1)[-1] == "CMakeLists.txt"
+
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
@@ -191,7 +197,7 @@ def load_converted(path: str | os.PathLike) -> Converted:
         raise Torch2MCUError(f"{path} is incomplete: {', '.join(missing)} "
                              f"{'is' if len(missing) == 1 else 'are'} missing",
                              fix="convert the model again into a new folder (or restore the files)")
-    not_code = [f for f in changed if not f.endswith((".c", ".h"))]
+    not_code = [f for f in changed if not _is_code(f)]
     if not_code:
         raise Torch2MCUError(f"{path}: {', '.join(not_code)} changed since convert wrote "
                              f"{'it' if len(not_code) == 1 else 'them'}; the reference and the "

@@ -12,6 +12,7 @@ import numpy as np
 from torch2mcu import __version__
 from torch2mcu.codegen.cliterals import c_array_body, c_float, c_int
 from torch2mcu.codegen.inert import block_comment, comment_text, is_c_identifier
+from torch2mcu.codegen.runtime_files import runtime_abi
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
 from torch2mcu.ir.records import ConvPlan, WeightEncoding, weight_format
@@ -189,34 +190,24 @@ def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[s
     ]
     prov = block_comment(header_lines)
 
-    run = [f"t2m_status {name}_run(const {ctype} *input, {ctype} *output)", "{"]
-    if arena_bytes:
-        if dtype == "int8":
-            run.append(f"    {ctype} *arena = (int8_t *){name}_arena_words;")
-        else:
-            run.append(f"    {ctype} *arena = {name}_arena;")
-    run += ["    if (input == NULL || output == NULL) {", "        return T2M_ERR_NULL_ARGUMENT;",
-            "    }"]
+    body_fn = ["/* The layers, on the given arena; input and output are checked by the callers. Kept out\n"
+               " * of line: both callers share one copy (and one set of layer marks). */",
+               f"static T2M_NOINLINE t2m_status {name}_layers({ctype} *arena, const {ctype} *input, "
+               f"{ctype} *output)", "{"]
+    if not arena_bytes:
+        body_fn.append("    (void)arena;")
     names = {n.name: i for i, n in enumerate(graph.nodes)}
     marked = set()
     for layer, stmt in ctx.calls:
         if layer not in marked:  # one mark per layer, before its first call
             node = graph.nodes[names[layer]]
-            run.append("    /* " + comment_text(f"{layer}: {node.op} -> "
-                                            f"{graph.tensors[node.output].shape}") + " */")
-            run.append(f"    T2M_LAYER_MARK({names[layer]});")
+            body_fn.append("    /* " + comment_text(f"{layer}: {node.op} -> "
+                                                f"{graph.tensors[node.output].shape}") + " */")
+            body_fn.append(f"    T2M_LAYER_MARK({names[layer]});")
             marked.add(layer)
-        run.append(f"    {stmt}")
-    run += [f"    T2M_LAYER_MARK({len(graph.nodes)});", "    return T2M_OK;", "}"]
-
-    arena_decl = ""
-    if arena_bytes:
-        if dtype == "int8":  # word storage keeps the arena 4-byte aligned
-            arena_decl = (f"/* Activation arena: {arena_bytes} bytes, planned offline from tensor "
-                          f"lifetimes. */\nstatic int32_t {name}_arena_words[{arena_bytes // 4}];")
-        else:
-            arena_decl = (f"/* Activation arena: {arena_bytes} bytes, planned offline from tensor "
-                          f"lifetimes. */\nstatic float {name}_arena[{arena_bytes // 4}];")
+        body_fn.append(f"    {stmt}")
+    body_fn += [f"    T2M_LAYER_MARK({len(graph.nodes)});", "    return T2M_OK;", "}"]
+    run_fns = _run_functions(name, ctype, arena_bytes, "io" in mem and "output" in mem["io"])
 
     helpers = _io_helpers(graph, name, dtype)
     c_text = "\n\n".join([
@@ -224,12 +215,66 @@ def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[s
         f'#include <float.h>\n#include <stddef.h>\n#include <stdint.h>\n\n#include "{name}.h"'
         + "".join(f'\n#include "{h}"' for h in _op_headers(graph)),
         "#ifndef T2M_LAYER_MARK\n#define T2M_LAYER_MARK(i) ((void)0)\n#endif",
-        *body, arena_decl, "\n".join(run), helpers]).replace("\n\n\n", "\n\n") + "\n"
+        *body, _arena_decl(name, arena_bytes), "\n".join(body_fn), run_fns,
+        helpers]).replace("\n\n\n", "\n\n") + "\n"
     h_text = _header(graph, name, dtype, up, arena_bytes, prov)
     for text in (c_text, h_text):  # everything from the model went through the encoder
         if not text.isascii():
             raise AssertionError("internal error: non-ASCII text reached the generated C")
     return c_text, h_text, {n.name: ctx.layer_bytes(n.name) for n in graph.nodes}
+
+
+def _arena_decl(name: str, arena_bytes: int) -> str:
+    """The static arena of <name>_run: int32_t words, so 4-byte aligned for every dtype; the
+    user's <NAME>_ARENA_SECTION or <NAME>_ARENA_ATTR places it (CCM, DTCM, SRAM2, ...)."""
+    if not arena_bytes:
+        return ""
+    up = name.upper()
+    return "\n".join([
+        f"/* Activation arena of {name}_run: {arena_bytes} bytes, planned offline from tensor "
+        "lifetimes.",
+        f" * -D{up}_ARENA_SECTION=\\\".sram2\\\" puts it in that linker section (GCC, Clang, "
+        "armclang);",
+        f" * -D{up}_ARENA_ATTR=... gives any attributes instead (alignment, another compiler's "
+        "syntax). */",
+        f"#ifndef {up}_ARENA_ATTR", f"#ifdef {up}_ARENA_SECTION",
+        f"#define {up}_ARENA_ATTR __attribute__((section({up}_ARENA_SECTION)))", "#else",
+        f"#define {up}_ARENA_ATTR", "#endif", "#endif",
+        f"static int32_t {name}_arena_words[{arena_bytes // 4}] {up}_ARENA_ATTR;"])
+
+
+def _run_functions(name: str, ctype: str, arena_bytes: int, output_in_arena: bool) -> str:
+    """<name>_run (the static arena) and <name>_run_with_arena (the caller's), which checks the
+    arena's size and alignment and that an input or output inside it is at its planned offset."""
+    up = name.upper()
+    cast = "(int8_t *)" if ctype == "int8_t" else "(float *)"
+    run = [f"t2m_status {name}_run(const {ctype} *input, {ctype} *output)", "{",
+           "    if (input == NULL || output == NULL) {", "        return T2M_ERR_NULL_ARGUMENT;",
+           "    }",
+           f"    return {name}_layers({cast}(void *){name}_arena_words, input, output);"
+           if arena_bytes else f"    return {name}_layers(NULL, input, output);", "}"]
+    checks = [("input", f"{up}_INPUT_OFFSET", "(const char *)input", "const char")]
+    if output_in_arena:
+        checks.append(("output", f"{up}_OUTPUT_OFFSET", "(const char *)output", "const char"))
+    wa = [f"t2m_status {name}_run_with_arena(void *arena, size_t arena_bytes, "
+          f"const {ctype} *input, {ctype} *output)", "{",
+          "    if (input == NULL || output == NULL || (arena == NULL && arena_bytes != 0u)) {",
+          "        return T2M_ERR_NULL_ARGUMENT;", "    }",
+          f"    if (arena_bytes < {up}_ARENA_BYTES) {{", "        return T2M_ERR_ARENA_TOO_SMALL;",
+          "    }",
+          f"    if (((uintptr_t)arena & ({up}_ARENA_ALIGN - 1u)) != 0u) {{",
+          "        return T2M_ERR_ARENA_MISALIGNED;", "    }"]
+    for what, off, ptr, _ in checks:
+        size = f"{up}_{what.upper()}_SIZE * sizeof({ctype})"
+        wa += [f"    if (t2m_overlaps({what}, {size}, arena, arena_bytes) &&",
+               f"        {ptr} != (const char *)arena + {off}) {{",
+               "        return T2M_ERR_ARENA_OVERLAP;", "    }"]
+    if not output_in_arena:
+        wa += ["    if (t2m_overlaps(output, "
+               f"{up}_OUTPUT_SIZE * sizeof({ctype}), arena, arena_bytes)) {{",
+               "        return T2M_ERR_ARENA_OVERLAP;", "    }"]
+    wa += [f"    return {name}_layers(({ctype} *)arena, input, output);", "}"]
+    return "\n".join(run) + "\n\n" + "\n".join(wa)
 
 
 def _op_headers(graph: Graph) -> list[str]:
@@ -261,28 +306,58 @@ def _io_helpers(graph: Graph, name: str, dtype: str) -> str:
 
 def _header(graph: Graph, name: str, dtype: str, up: str, arena_bytes: int, prov: str) -> str:
     ctype = "int8_t" if dtype == "int8" else "float"
+    what = "int8 values" if dtype == "int8" else "floats"
     tin, tout = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
-    lines = [prov, f"#ifndef {up}_H", f"#define {up}_H", "", "#include <stdint.h>", "",
-             '#include "t2m.h"', "", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
+    mem = graph.meta["memory"]
+    io = mem.get("io", {})
+    abi = runtime_abi()
+    lines = [prov, f"#ifndef {up}_H", f"#define {up}_H", "", "#include <stddef.h>",
+             "#include <stdint.h>", "", '#include "t2m.h"', "",
+             f"#if !defined(T2M_RUNTIME_ABI) || T2M_RUNTIME_ABI != {abi}",
+             f'#error "{name}.h needs the torch2mcu runtime ABI {abi}, and the t2m.h on the include '
+             'path is another: build it with the runtime/ folder that came with it, or convert all '
+             'models of this firmware with one torch2mcu version"',
+             "#endif", "", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
              f"/* input shape {tin.shape}, output shape {tout.shape} (one sample, channel-major) */",
-             f"#define {up}_INPUT_SIZE {tin.size}u", f"#define {up}_OUTPUT_SIZE {tout.size}u",
-             f"#define {up}_ARENA_BYTES {arena_bytes}u"]
+             f"#define {up}_INPUT_SIZE {tin.size}u", f"#define {up}_OUTPUT_SIZE {tout.size}u", "",
+             f"/* The activation arena: {up}_ARENA_BYTES bytes, aligned to {up}_ARENA_ALIGN bytes "
+             "(e.g. an int32_t array). */",
+             f"#define {up}_ARENA_BYTES {arena_bytes}u", f"#define {up}_ARENA_ALIGN 4u",
+             "/* Input and output inside a caller's arena (no buffers of their own): an arena of",
+             f" * {up}_ARENA_IO_BYTES bytes holds the input at byte {up}_INPUT_OFFSET"
+             + (f" and the output at byte\n * {up}_OUTPUT_OFFSET" if "output" in io else "")
+             + ", where no layer overwrites them while they are needed. */",
+             f"#define {up}_ARENA_IO_BYTES {mem.get('io_arena_bytes', arena_bytes)}u",
+             f"#define {up}_INPUT_OFFSET {io['input'][0] if io else 0}u"]
+    if "output" in io:
+        lines.append(f"#define {up}_OUTPUT_OFFSET {io['output'][0]}u")
     if dtype == "int8":
         lines += [
+            "",
             f"#define {up}_INPUT_SCALE {c_float(tin.quant.scale)}",
             f"#define {up}_INPUT_ZERO_POINT ({tin.quant.zero_point})",
             f"#define {up}_OUTPUT_SCALE {c_float(tout.quant.scale)}",
-            f"#define {up}_OUTPUT_ZERO_POINT ({tout.quant.zero_point})", "",
-            f"/* Run the model: input {up}_INPUT_SIZE int8 values, output {up}_OUTPUT_SIZE int8 values.",
-            " * Not reentrant: it uses one static activation arena. */",
-            f"t2m_status {name}_run(const int8_t *input, int8_t *output);", "",
+            f"#define {up}_OUTPUT_ZERO_POINT ({tout.quant.zero_point})"]
+    lines += [
+        "",
+        f"/* Run the model: input {up}_INPUT_SIZE {what}, output {up}_OUTPUT_SIZE {what}, on the",
+        f" * model's own static arena ({up}_ARENA_SECTION or {up}_ARENA_ATTR place it; see",
+        f" * {name}.c). Not reentrant. T2M_OK, or T2M_ERR_NULL_ARGUMENT. */",
+        f"t2m_status {name}_run(const {ctype} *input, {ctype} *output);", "",
+        f"/* The same on the caller's arena: {up}_ARENA_BYTES bytes or more at a multiple of",
+        f" * {up}_ARENA_ALIGN; models that never run at the same time may share one. Its contents",
+        " * need no initialization and are garbage afterwards, except an output placed inside it.",
+        f" * An input or output may lie inside it only at {up}_INPUT_OFFSET / {up}_OUTPUT_OFFSET.",
+        " * T2M_OK, or T2M_ERR_NULL_ARGUMENT, _ARENA_TOO_SMALL, _ARENA_MISALIGNED, _ARENA_OVERLAP;",
+        " * nothing is written unless T2M_OK. */",
+        f"t2m_status {name}_run_with_arena(void *arena, size_t arena_bytes, const {ctype} *input,",
+        f"    {ctype} *output);"]
+    if dtype == "int8":
+        lines += [
+            "",
             "/* float -> int8 with the input's scale and zero point (ties away from zero). */",
             f"void {name}_quantize_input(const float *x, int8_t *q);", "",
             "/* int8 -> float with the output's scale and zero point. */",
             f"void {name}_dequantize_output(const int8_t *q, float *y);"]
-    else:
-        lines += ["", f"/* Run the float32 baseline: input {up}_INPUT_SIZE floats, output "
-                  f"{up}_OUTPUT_SIZE floats. Not reentrant. */",
-                  f"t2m_status {name}_run(const {ctype} *input, {ctype} *output);"]
     lines += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {up}_H */", ""]
     return "\n".join(lines)

@@ -12,6 +12,11 @@
 #ifndef T2M_H
 #define T2M_H
 
+/* The runtime's ABI: the kernels' names, signatures, structs and status codes. Every generated
+ * model checks it at compile time, so models from any torch2mcu version with the same ABI link
+ * against one copy of this runtime. Raised whenever any of those change. */
+#define T2M_RUNTIME_ABI 1
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,8 +27,27 @@ extern "C" {
 /* One status enum for the whole library. */
 typedef enum {
     T2M_OK = 0,
-    T2M_ERR_NULL_ARGUMENT = 1
+    T2M_ERR_NULL_ARGUMENT = 1,     /* a NULL input, output or arena */
+    T2M_ERR_ARENA_TOO_SMALL = 2,   /* <name>_run_with_arena: fewer than <NAME>_ARENA_BYTES */
+    T2M_ERR_ARENA_MISALIGNED = 3,  /* <name>_run_with_arena: not <NAME>_ARENA_ALIGN-aligned */
+    T2M_ERR_ARENA_OVERLAP = 4      /* input or output inside the arena, but not at its offset */
 } t2m_status;
+
+/* A generated model's layers function, called by both <name>_run and <name>_run_with_arena,
+ * stays one function (its layer marks are labels, defined once). */
+#if defined(__GNUC__) || defined(__clang__)
+#define T2M_NOINLINE __attribute__((noinline))
+#else
+#define T2M_NOINLINE
+#endif
+
+/* Whether the n bytes at p overlap the size bytes at a (addresses compared as integers, so
+ * unrelated buffers can be compared). */
+static inline int t2m_overlaps(const void *p, size_t n, const void *a, size_t size)
+{
+    const uintptr_t lo = (uintptr_t)a, x = (uintptr_t)p;
+    return n != 0u && size != 0u && x < lo + size && lo < x + n;
+}
 
 /* Shape of a 2-D convolution (batch 1); a 1-D convolution is one of height 1. pad_h / pad_w
  * are the top / left padding; the bottom / right padding follows from the output shape.
