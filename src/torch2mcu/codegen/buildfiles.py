@@ -164,5 +164,6 @@ endif()
 
 zephyr_library_named({name})
 zephyr_library_sources(${{T2M_{up}_DIR}}/{name}.c)
+zephyr_library_link_libraries(t2m_runtime)
 zephyr_include_directories(${{T2M_{up}_DIR}})
 """

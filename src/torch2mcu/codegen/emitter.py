@@ -238,7 +238,7 @@ def _arena_decl(name: str, arena_bytes: int) -> str:
         f" * -D{up}_ARENA_ATTR=... gives any attributes instead (alignment, another compiler's "
         "syntax). */",
         f"#ifndef {up}_ARENA_ATTR", f"#ifdef {up}_ARENA_SECTION",
-        f"#define {up}_ARENA_ATTR __attribute__((section({up}_ARENA_SECTION)))", "#else",
+        f"#define {up}_ARENA_ATTR T2M_SECTION({up}_ARENA_SECTION)", "#else",
         f"#define {up}_ARENA_ATTR", "#endif", "#endif",
         f"static int32_t {name}_arena_words[{arena_bytes // 4}] {up}_ARENA_ATTR;"])
 

@@ -41,6 +41,13 @@ typedef enum {
 #define T2M_NOINLINE
 #endif
 
+/* Places a generated model's static arena in the linker section `name` (a string literal), for
+ * <NAME>_ARENA_SECTION; GCC, Clang and armclang syntax. Other compilers: define T2M_SECTION, or
+ * give the whole attribute as <NAME>_ARENA_ATTR. */
+#ifndef T2M_SECTION
+#define T2M_SECTION(name) __attribute__((section(name)))
+#endif
+
 /* Whether the n bytes at p overlap the size bytes at a (addresses compared as integers, so
  * unrelated buffers can be compared). */
 static inline int t2m_overlaps(const void *p, size_t n, const void *a, size_t size)
