@@ -290,3 +290,52 @@ def test_two_models_in_one_firmware(kind, models, tmp_path):
     for name, (_, _, ref) in models.items():
         assert np.array_equal(outputs[name], ref), f"{kind}, shared arena: {name} differs"
     assert errors == 2 | (3 << 4) | (4 << 8), f"arena error codes {errors:#x}"
+
+
+def test_a_runtime_of_another_abi_is_refused(models, tmp_path):
+    """A model built against another runtime ABI stops the build, with a message: the header's
+    #error at compile time, and the CMake and Make files when a second folder's ABI differs."""
+    from torch2mcu.codegen.buildfiles import build_files
+
+    root = _project(models, tmp_path / "abi")
+    alpha, beta = root / "alpha", root / "beta"
+    assert all((alpha / "runtime" / f.name).read_bytes() == f.read_bytes()
+               for f in (beta / "runtime").iterdir()), "two runtime copies of one ABI differ"
+
+    t2m = tmp_path / "other" / "t2m.h"  # a runtime of ABI 999 first on the include path
+    t2m.parent.mkdir()
+    t2m.write_text((alpha / "runtime" / "t2m.h").read_text().replace(
+        "#define T2M_RUNTIME_ABI 1\n", "#define T2M_RUNTIME_ABI 999\n"))
+    r = subprocess.run(["gcc", "-std=c99", "-fsyntax-only", "-I", t2m.parent, "-I", alpha,
+                        alpha / "alpha.c"], capture_output=True, text=True)
+    assert r.returncode != 0 and "alpha.h needs the torch2mcu runtime ABI 1" in r.stderr, r.stderr
+
+    sources = [f"runtime/{f.name}" for f in sorted((beta / "runtime").glob("*.c"))]
+    for rel, text in build_files("beta", "int8", sources, 2).items():  # beta: an ABI-2 folder
+        (beta / rel).write_text(text)
+    want = "beta needs the torch2mcu runtime ABI 2, but t2m_runtime was already declared with ABI 1"
+    (root / "CMakeLists.txt").write_text("cmake_minimum_required(VERSION 3.13)\nproject(abi NONE)\n"
+                                         "add_subdirectory(alpha)\nadd_subdirectory(beta)\n")
+    r = subprocess.run(["cmake", "-S", root, "-B", root / "build"], capture_output=True, text=True)
+    assert r.returncode != 0 and want in " ".join(r.stderr.split()), r.stderr
+    (root / "Makefile").write_text("include alpha/model.mk\ninclude beta/model.mk\nall:\n")
+    r = subprocess.run(["make", "-n"], cwd=root, capture_output=True, text=True)
+    assert r.returncode != 0 and want in r.stderr, r.stderr
+
+
+def test_headers_are_clean_cpp(models, tmp_path):
+    """The model headers and t2m.h compile as C++ without a warning under -Wold-style-cast (the
+    runtime's casts are T2M_CAST / T2M_ADDRESS: static_cast and reinterpret_cast in C++)."""
+    cxx = shutil.which("clang++") or shutil.which("g++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    src = tmp_path / "use.cpp"
+    src.write_text('#include "alpha.h"\n#include "beta.h"\n\nint main()\n{\n'
+                   "    static int8_t in[ALPHA_INPUT_SIZE], out[ALPHA_OUTPUT_SIZE];\n"
+                   "    return alpha_run(in, out) == T2M_OK ? 0 : 1;\n}\n")
+    alpha, beta = (models[n][0].int8_dir for n in ("alpha", "beta"))
+    r = subprocess.run([cxx, "-std=c++11", "-Wall", "-Wextra", "-Wpedantic", "-Wold-style-cast",
+                        "-Wconversion", "-Wsign-conversion", "-Werror", "-fsyntax-only",
+                        "-I", alpha, "-I", beta, "-I", alpha / "runtime", src],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

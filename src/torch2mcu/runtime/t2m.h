@@ -24,6 +24,17 @@
 extern "C" {
 #endif
 
+/* Conversions that read the same in C and C++ (static_cast / reinterpret_cast there, so the header
+ * is clean under -Wold-style-cast): T2M_CAST(type, x) converts a value, T2M_ADDRESS(p) gives a
+ * pointer's address as uintptr_t. */
+#ifdef __cplusplus
+#define T2M_CAST(type, x) static_cast<type>(x)
+#define T2M_ADDRESS(p) reinterpret_cast<uintptr_t>(p)
+#else
+#define T2M_CAST(type, x) ((type)(x))
+#define T2M_ADDRESS(p) ((uintptr_t)(p))
+#endif
+
 /* One status enum for the whole library. */
 typedef enum {
     T2M_OK = 0,
@@ -52,7 +63,7 @@ typedef enum {
  * unrelated buffers can be compared). */
 static inline int t2m_overlaps(const void *p, size_t n, const void *a, size_t size)
 {
-    const uintptr_t lo = (uintptr_t)a, x = (uintptr_t)p;
+    const uintptr_t lo = T2M_ADDRESS(a), x = T2M_ADDRESS(p);
     return n != 0u && size != 0u && x < lo + size && lo < x + n;
 }
 
@@ -140,17 +151,17 @@ static inline int32_t t2m_srdhm(int32_t a, int32_t b)
         return INT32_MAX;
     }
     {
-        const int64_t ab = (int64_t)a * (int64_t)b;
-        const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+        const int64_t ab = T2M_CAST(int64_t, a) * T2M_CAST(int64_t, b);
+        const int64_t nudge = ab >= 0 ? (T2M_CAST(int64_t, 1) << 30) : (1 - (T2M_CAST(int64_t, 1) << 30));
         /* C division truncates toward zero, as the reference does. */
-        return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+        return T2M_CAST(int32_t, (ab + nudge) / (T2M_CAST(int64_t, 1) << 31));
     }
 }
 
 /* x / 2^exponent, rounded to nearest with ties away from zero. */
 static inline int32_t t2m_rounding_divide_by_pot(int32_t x, int32_t exponent)
 {
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t mask = T2M_CAST(int32_t, (T2M_CAST(int64_t, 1) << exponent) - 1);
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
@@ -166,13 +177,13 @@ static inline int32_t t2m_rounding_divide_by_pot(int32_t x, int32_t exponent)
 static inline int32_t t2m_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
     if (shift > 0) {
-        int64_t v = (int64_t)x * ((int64_t)1 << shift);
+        int64_t v = T2M_CAST(int64_t, x) * (T2M_CAST(int64_t, 1) << shift);
         if (v > INT32_MAX) {
             v = INT32_MAX;
         } else if (v < INT32_MIN) {
             v = INT32_MIN;
         }
-        return t2m_srdhm((int32_t)v, multiplier);
+        return t2m_srdhm(T2M_CAST(int32_t, v), multiplier);
     }
     {
         const int32_t e = -shift;
@@ -180,12 +191,12 @@ static inline int32_t t2m_requantize(int32_t x, int32_t multiplier, int32_t shif
         if (x == INT32_MIN && multiplier == INT32_MIN) {
             high = INT32_MAX;
         } else {
-            high = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
+            high = T2M_CAST(int32_t, (T2M_CAST(int64_t, x) * multiplier + (T2M_CAST(int64_t, 1) << 30)) >> 31);
         }
         if (e == 0) {
             return high;
         }
-        return (int32_t)(((int64_t)high + ((int64_t)1 << (e - 1)) - (high < 0 ? 1 : 0)) >> e);
+        return T2M_CAST(int32_t, (T2M_CAST(int64_t, high) + (T2M_CAST(int64_t, 1) << (e - 1)) - (high < 0 ? 1 : 0)) >> e);
     }
 }
 
@@ -207,8 +218,9 @@ void t2m_pad_s8(const t2m_pad_shape *shape, int8_t value, const int8_t *input, i
  * (depthwise) use t2m_conv2d_rows_s8, which walks kernel rows in place and needs no scratch. */
 static inline size_t t2m_conv2d_s8_scratch_bytes(const t2m_conv_shape *shape)
 {
-    return (size_t)(shape->in_c / shape->groups) * shape->k_h * shape->k_w *
-           (size_t)(shape->pool_h > 1 ? shape->pool_h : 1) * (size_t)(shape->pool_w > 1 ? shape->pool_w : 1);
+    return T2M_CAST(size_t, shape->in_c / shape->groups) * shape->k_h * shape->k_w *
+           T2M_CAST(size_t, shape->pool_h > 1 ? shape->pool_h : 1) *
+           T2M_CAST(size_t, shape->pool_w > 1 ? shape->pool_w : 1);
 }
 
 void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
@@ -226,7 +238,7 @@ void t2m_conv2d_rows_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
  * when a pool is fused), requantized when the row is complete. */
 static inline size_t t2m_conv2d_sparse_s8_scratch_bytes(const t2m_conv_shape *shape)
 {
-    return sizeof(int32_t) * (size_t)(shape->out_w / (shape->pool_w > 1 ? shape->pool_w : 1));
+    return sizeof(int32_t) * T2M_CAST(size_t, shape->out_w / (shape->pool_w > 1 ? shape->pool_w : 1));
 }
 
 void t2m_conv2d_csr8_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
