@@ -10,6 +10,7 @@ checks the arena errors. The runtime kept in runtime/ is compiled once per build
 """
 from __future__ import annotations
 
+import ctypes
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,8 +23,10 @@ from torch import nn
 
 import torch2mcu
 from conftest import randomize
+from torch2mcu.codegen.runtime_files import folder_sources
 from torch2mcu.targets import cortex_m as cm
 from torch2mcu.targets.emulator import Emulator
+from torch2mcu.targets.host import STRICT_FLAGS
 
 pytestmark = pytest.mark.skipif(shutil.which(cm.CC) is None or shutil.which("cmake") is None,
                                 reason="arm-none-eabi-gcc or cmake not installed")
@@ -32,10 +35,12 @@ SEED = 1505
 N_INPUTS = 6
 TARGET = cm.TARGETS["cortex-m4"]
 SECTION = ".sram2"
-MODELS = {  # name: (module, input shape)
-    "alpha": (lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                                    nn.Flatten(), nn.Linear(4 * 4 * 4, 5)), (1, 8, 8)),
-    "beta": (lambda: nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3)), (12,)),
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # alpha's images, for quantize_u8
+MODELS = {  # name: (module, input shape, convert options)
+    "alpha": (lambda: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                    nn.Flatten(), nn.Linear(4 * 4 * 4, 5)), (3, 8, 8),
+              {"image_mean": MEAN, "image_std": STD}),
+    "beta": (lambda: nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3)), (12,), {}),
 }
 
 MAIN_C = r"""
@@ -197,10 +202,10 @@ def models(tmp_path_factory):
     rng = np.random.default_rng(SEED)
     root = tmp_path_factory.mktemp("models")
     out = {}
-    for i, (name, (make, shape)) in enumerate(MODELS.items()):
+    for i, (name, (make, shape, options)) in enumerate(MODELS.items()):
         cal = rng.standard_normal((32, *shape)).astype(np.float32)
         conv = torch2mcu.convert(randomize(make(), SEED + i), torch.from_numpy(cal[:1]),
-                                 calibration=cal, out=root / name, name=name)
+                                 calibration=cal, out=root / name, name=name, **options)
         x = rng.integers(-128, 128, size=(N_INPUTS, *shape), dtype=np.int8)
         out[name] = (conv, x, conv.reference(x))
     return out
@@ -339,3 +344,31 @@ def test_headers_are_clean_cpp(models, tmp_path):
                         "-I", alpha, "-I", beta, "-I", alpha / "runtime", src],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def _host_library(folder: Path, name: str, tmp_path: Path) -> ctypes.CDLL:
+    lib = tmp_path / f"lib{name}.so"
+    sources, dirs = folder_sources(folder)
+    _run(["gcc", *STRICT_FLAGS, "-O1", "-shared", "-fPIC", *(f"-I{d}" for d in dirs), "-o", lib,
+          *sources, "-lm"], tmp_path)
+    return ctypes.CDLL(str(lib))
+
+
+def test_quantize_u8(models, tmp_path):
+    """<name>_quantize_u8 on uint8 pixels equals quantize_input of (p / 255 - mean) / std per
+    channel (the mean and std given to convert), and its Python twin; a model converted without
+    them takes p / 255."""
+    rng = np.random.default_rng(SEED)
+    for name, mean, std in (("alpha", MEAN, STD), ("beta", (0.0,), (1.0,))):
+        conv = models[name][0]
+        pixels = rng.integers(0, 256, size=(4, *conv.input_shape), dtype=np.uint8)
+        pixels[0] = 0
+        pixels[1] = 255
+        fn = getattr(_host_library(conv.int8_dir, name, tmp_path), f"{name}_quantize_u8")
+        c = np.empty(pixels.shape, np.int8)
+        for k in range(len(pixels)):
+            fn(pixels[k].ctypes.data_as(ctypes.c_void_p), c[k].ctypes.data_as(ctypes.c_void_p))
+        shape = (1, -1) + (1,) * (pixels.ndim - 2)  # the channel axis of (N, C, H, W)
+        real = ((pixels / 255.0 - np.reshape(mean, shape)) / np.reshape(std, shape))
+        assert np.array_equal(c, conv.quantize_input(real.astype(np.float32))), name
+        assert np.array_equal(c, conv.quantize_u8(pixels)), name

@@ -23,6 +23,7 @@ from torch2mcu.outfolder import (changed_files, check_replaceable,
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.passes.quantize import check_ranges
 from torch2mcu.quant.params import dequantize_array, quantize_array
+from torch2mcu.quant.pixels import normalization, quantize_u8
 from torch2mcu.reference import run_int8
 from torch2mcu.report.readme import write_folder_readme
 from torch2mcu.ui import progress_task, warn
@@ -56,6 +57,13 @@ class Converted:
         q = self.int8_graph.tensors[self.int8_graph.inputs[0]].quant
         return quantize_array(x, q.scale, q.zero_point)
 
+    def quantize_u8(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels (N, *input_shape) -> int8 inputs, as <name>_quantize_u8 in the C."""
+        q = self.int8_graph.tensors[self.int8_graph.inputs[0]].quant
+        norm = self.int8_graph.meta.get("u8_input") or normalization(
+            None, None, self.input_shape, None)
+        return quantize_u8(pixels, norm, q.scale, q.zero_point)
+
     def dequantize_output(self, y: np.ndarray) -> np.ndarray:
         q = self.int8_graph.tensors[self.int8_graph.outputs[0]].quant
         return dequantize_array(y, q.scale, q.zero_point)
@@ -84,8 +92,8 @@ def _program_hash(ep: torch.export.ExportedProgram) -> str:
 
 def convert(model, example_inputs=None, *, calibration, out, name: str = "model",
             overwrite: bool = False, target: str = "cortex-m4", objective: str = "balanced",
-            formats=("dense", "csr", "rel"), extra_manifest: dict | None = None,
-            finish=None) -> Converted:
+            formats=("dense", "csr", "rel"), image_mean=None, image_std=None,
+            extra_manifest: dict | None = None, finish=None) -> Converted:
     """Convert a model to an int8 C folder and its float32 baseline under `out`.
 
     model: an nn.Module (with example_inputs), an ExportedProgram, or a .pt2 path.
@@ -93,6 +101,9 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
     target: the Cortex-M target the weight formats are chosen for (DSP or not).
     objective: per-layer weight format choice, "flash", "speed" or "balanced".
     formats: the weight formats allowed ("dense", "csr", "rel").
+    image_mean, image_std: for <name>_quantize_u8, the C helper from uint8 pixels: the model
+      takes (pixel / 255 - mean) / std, one value or one per input channel (default 0 and 1:
+      pixel / 255).
     finish: called with the staging folder once everything is written, before it is moved to
       `out` (the CLI writes the report there, so a failed report leaves nothing either).
     Writes out/int8, out/float32, out/model.pt2, out/graph.int8.json, out/manifest.json and
@@ -123,10 +134,15 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
         float_graph, int8_graph = run_passes(graph, calibration, progress=adv, objective=objective,
                                              dsp=dsp, formats=tuple(formats))
     warnings += check_ranges(int8_graph)
+    int8_graph.meta["u8_input"] = normalization(image_mean, image_std, int8_graph.tensors[
+        int8_graph.inputs[0]].shape, 0 if len(int8_graph.tensors[int8_graph.inputs[0]].shape) > 1
+        else None)
     with writing(out, overwrite, "convert") as tmp:
         provenance = {"model_sha256": _program_hash(ep),
                       "options": {"name": name, "target": target, "objective": objective,
                                   "formats": list(formats),
+                                  "image_mean": int8_graph.meta["u8_input"]["mean"],
+                                  "image_std": int8_graph.meta["u8_input"]["std"],
                                   "calibration_samples": int8_graph.meta["calibration_samples"]}}
         m8 = write_model_folder(int8_graph, "int8", name, tmp / "int8", provenance)
         warnings += fit_warnings(target, m8["const_bytes"], m8["arena_bytes"])

@@ -5,6 +5,7 @@ quant params, sparsity, format) and its `static const` data, the arena, then `<n
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -17,6 +18,7 @@ from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
 from torch2mcu.ir.records import ConvPlan, WeightEncoding, weight_format
 from torch2mcu.ops import get_op
+from torch2mcu.quant.pixels import normalization, u8_table
 
 # Structs whose integer fields are uint16_t in runtime/t2m.h.
 U16_STRUCTS = {"t2m_conv_shape", "t2m_pool_shape", "t2m_pad_shape", "t2m_fc_shape"}
@@ -282,11 +284,39 @@ def _op_headers(graph: Graph) -> list[str]:
     return sorted({h for n in graph.nodes for h in get_op(n.op).headers})
 
 
+def _u8_helper(graph: Graph, name: str) -> list[str]:
+    """<name>_quantize_u8: a table lookup per channel (quant/pixels.py says why)."""
+    up = name.upper()
+    tin = graph.tensors[graph.inputs[0]]
+    norm = graph.meta.get("u8_input") or normalization(None, None, tin.shape, None)
+    table = u8_table(norm, tin.quant.scale, tin.quant.zero_point)
+    channels, axis = table.shape[0], norm["channel_axis"]
+    if channels == 1:
+        index = "pixels[i]"
+    elif axis == len(tin.shape) - 1:  # channel-last: channels alternate
+        index = f"(i % {channels}u) * 256u + pixels[i]"
+    else:  # channel-major: one plane per channel
+        plane = math.prod(tin.shape[axis + 1:])
+        index = f"(i / {plane}u % {channels}u) * 256u + pixels[i]"
+    means = ", ".join(f"{v:.9g}" for v in norm["mean"])
+    stds = ", ".join(f"{v:.9g}" for v in norm["std"])
+    return [
+        f"/* uint8 pixel p of channel c -> round(((p / 255 - mean[c]) / std[c]) / {up}_INPUT_SCALE)"
+        f" + {up}_INPUT_ZERO_POINT,",
+        f" * as {name}_quantize_input rounds it; mean = {{{means}}}, std = {{{stds}}}. "
+        f"{channels} x 256 entries. */",
+        f"static const int8_t {name}_u8_table[{table.size}] = {{",
+        c_array_body(table, "int8_t"), "};", "",
+        f"void {name}_quantize_u8(const uint8_t *pixels, int8_t *q)", "{", "    size_t i;",
+        f"    for (i = 0; i < {up}_INPUT_SIZE; ++i) {{",
+        f"        q[i] = {name}_u8_table[{index}];", "    }", "}", ""]
+
+
 def _io_helpers(graph: Graph, name: str, dtype: str) -> str:
     if dtype != "int8":
         return ""
     up = name.upper()
-    return "\n".join([
+    return "\n".join(_u8_helper(graph, name) + [
         f"void {name}_quantize_input(const float *x, int8_t *q)", "{",
         "    size_t i;",
         f"    for (i = 0; i < {up}_INPUT_SIZE; ++i) {{",
@@ -358,6 +388,10 @@ def _header(graph: Graph, name: str, dtype: str, up: str, arena_bytes: int, prov
             "/* float -> int8 with the input's scale and zero point (ties away from zero). */",
             f"void {name}_quantize_input(const float *x, int8_t *q);", "",
             "/* int8 -> float with the output's scale and zero point. */",
-            f"void {name}_dequantize_output(const int8_t *q, float *y);"]
+            f"void {name}_dequantize_output(const int8_t *q, float *y);", "",
+            "/* uint8 image pixels (the input's layout and size) -> int8 input, for images the model",
+            " * was trained on as p / 255, or as (p / 255 - mean) / std per channel (mean and std",
+            " * given at convert time): a table lookup, no float, equal to quantize_input. */",
+            f"void {name}_quantize_u8(const uint8_t *pixels, int8_t *q);"]
     lines += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {up}_H */", ""]
     return "\n".join(lines)
