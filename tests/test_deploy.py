@@ -372,3 +372,45 @@ def test_quantize_u8(models, tmp_path):
         real = ((pixels / 255.0 - np.reshape(mean, shape)) / np.reshape(std, shape))
         assert np.array_equal(c, conv.quantize_input(real.astype(np.float32))), name
         assert np.array_equal(c, conv.quantize_u8(pixels)), name
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory):
+    """One conv model (image in, feature map out) converted channel-major and channel-last from
+    the same calibration: {"nchw": Converted, "nhwc": Converted}."""
+    rng = np.random.default_rng(SEED + 7)
+    cal = rng.standard_normal((32, 3, 6, 4)).astype(np.float32)
+    root = tmp_path_factory.mktemp("layouts")
+    model = randomize(nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+                      SEED + 7)
+    return {layout: torch2mcu.convert(model, torch.from_numpy(cal[:1]), calibration=cal,
+                                      out=root / layout, name="gamma", layout=layout,
+                                      image_mean=MEAN, image_std=STD)
+            for layout in ("nchw", "nhwc")}
+
+
+def test_channel_last_layout(layouts, tmp_path):
+    """layout nhwc: the C takes (H, W, C) and gives (H, W, C), bit-exact with the reference (on
+    the host and the emulated M4), and that reference is the channel-major model's, transposed."""
+    chw, hwc = layouts["nchw"], layouts["nhwc"]
+    assert hwc.input_shape == (6, 4, 3) and tuple(hwc.manifest["layers"][-1]["output"]) == (3, 2, 2)
+    h = (hwc.int8_dir / "gamma.h").read_text()
+    assert "GAMMA_INPUT_SIZE 72u" in h and "channel-last (H, W, C)" in h
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((8, 3, 6, 4)).astype(np.float32)  # PyTorch's layout
+    xq = chw.quantize_input(x)
+    ref = hwc.reference(np.ascontiguousarray(xq.transpose(0, 2, 3, 1)))
+    assert np.array_equal(ref, chw.reference(xq).transpose(0, 2, 3, 1))
+    result = torch2mcu.verify(hwc, x, emulator="cortex-m4")
+    assert result["ok"] and result["mismatches"] == 0 and result["emulator"]["mismatches"] == 0
+    assert np.array_equal(result["c_outputs"], ref)
+    assert result["agreement"]["max_abs_error"] < 0.1 * result["agreement"]["output_range"]
+
+    pixels = rng.integers(0, 256, size=(2, 6, 4, 3), dtype=np.uint8)  # channel-last pixels
+    fn = _host_library(hwc.int8_dir, "gamma_hwc", tmp_path).gamma_quantize_u8
+    c = np.empty(pixels.shape, np.int8)
+    for k in range(len(pixels)):
+        fn(pixels[k].ctypes.data_as(ctypes.c_void_p), c[k].ctypes.data_as(ctypes.c_void_p))
+    real = (pixels / 255.0 - np.asarray(MEAN)) / np.asarray(STD)
+    assert np.array_equal(c, hwc.quantize_input(real.astype(np.float32)))
+    assert np.array_equal(c, hwc.quantize_u8(pixels))

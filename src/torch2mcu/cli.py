@@ -75,7 +75,7 @@ def cmd_convert(args) -> int:
 
     conv = convert(model, calibration=cal, out=args.out, name=args.name, overwrite=args.force,
                    target=args.target, objective=args.objective,
-                   formats=tuple(f.strip() for f in args.formats.split(",")),
+                   formats=tuple(f.strip() for f in args.formats.split(",")), layout=args.layout,
                    image_mean=_floats(args.image_mean, "--image-mean"),
                    image_std=_floats(args.image_std, "--image-std"), finish=finish)
     report = dict(built, files={"html": str(conv.path / "report.html")})
@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "or the best product of both (default)")
     c.add_argument("--formats", default="dense,csr,rel",
                    help="weight formats allowed, comma-separated (default: dense,csr,rel)")
+    c.add_argument("--layout", default="nchw", choices=["nchw", "nhwc"],
+                   help="the C's input and output: channel-major as PyTorch (default) or "
+                        "channel-last (HWC images); calibration and verify inputs stay NCHW")
     c.add_argument("--image-mean", metavar="M[,M...]", default=None,
                    help="for <name>_quantize_u8 (uint8 pixels): the model takes (p/255 - mean)/std; "
                         "one value or one per channel (default 0)")
