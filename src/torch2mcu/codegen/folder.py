@@ -83,8 +83,12 @@ def write_model_folder(graph: Graph, dtype: str, name: str, dest: Path, provenan
         "provenance": provenance, "input": io(tin), "output": io(tout),
         "input_size": tin.size, "output_size": tout.size,
         "arena_bytes": mem["arena_bytes"], "arena_lower_bound_bytes": mem["lower_bound_bytes"],
-        "const_bytes": sum(const_bytes.values()), "files": sorted([f"{name}.c", f"{name}.h", *runtime, *builds]),
-        "runtime": {"dir": RUNTIME, "abi": abi},
+        "const_bytes": sum(const_bytes.values()),
+        "files": sorted([f"{name}.c", f"{name}.h", *runtime, *builds]),
+        "runtime": {"dir": RUNTIME, "abi": abi}, "layout": graph.meta.get("layout", "nchw"),
+        **({"u8_input": graph.meta["u8_input"]} if "u8_input" in graph.meta else {}),
+        "arena_io": {"bytes": mem.get("io_arena_bytes", mem["arena_bytes"]),
+                     **{f"{k}_offset": v[0] for k, v in mem.get("io", {}).items()}},
         "layers": layer_table(graph, const_bytes),
     }
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -31,12 +31,18 @@ def _api(name: str, sub: dict) -> str:
     inp, out = sub.get("input", {}), sub.get("output", {})
     shape_in = "x".join(map(str, inp.get("shape", []))) or "?"
     shape_out = "x".join(map(str, out.get("shape", []))) or "?"
+    nhwc = sub.get("layout") == "nhwc"
+    layout = "channel-last" if nhwc else "channel-major"
+    u8 = sub.get("u8_input", {})
+    layout_note = ("\nConverted with `--layout nhwc`: input and output are channel-last (an image "
+                   "is (H, W, C),\nas cameras give it); the model transposes at its boundary.\n"
+                   if nhwc else "")
     return f"""## C API (`int8/{name}.h`)
 
 ```c
 #include "{name}.h"
 
-/* {up}_INPUT_SIZE = {sub.get('input_size', '?')} int8 values, input shape {shape_in} (channel-major, one sample)
+/* {up}_INPUT_SIZE = {sub.get('input_size', '?')} int8 values, input shape {shape_in} ({layout}, one sample)
  * {up}_OUTPUT_SIZE = {sub.get('output_size', '?')} int8 values, output shape {shape_out}
  * {up}_ARENA_BYTES = {sub.get('arena_bytes', '?')}, {up}_ARENA_ALIGN = 4: the activation arena */
 t2m_status {name}_run(const int8_t *input, int8_t *output);    /* on the static arena in {name}.c */
@@ -44,8 +50,14 @@ t2m_status {name}_run_with_arena(void *arena, size_t arena_bytes,
                                  const int8_t *input, int8_t *output);  /* on yours */
 void {name}_quantize_input(const float *x, int8_t *q);       /* real -> int8: q = round(x / s) + z */
 void {name}_dequantize_output(const int8_t *q, float *y);    /* int8 -> real: y = s * (q - z) */
+void {name}_quantize_u8(const uint8_t *pixels, int8_t *q);   /* uint8 image -> int8, see below */
 ```
 
+`{name}_quantize_u8` takes uint8 pixels in the input's layout and size and gives the int8 input
+of a model trained on `(p / 255 - mean) / std` per channel, with mean = {u8.get('mean', '?')} and
+std = {u8.get('std', '?')} (`convert --image-mean / --image-std`; 0 and 1 mean plain `p / 255`):
+a table lookup, exactly what `{name}_quantize_input` gives for those floats.
+{layout_note}
 Input scale s = {inp.get('scale', '?')}, zero point z = {inp.get('zero_point', '?')}
 (`{up}_INPUT_SCALE`, `{up}_INPUT_ZERO_POINT`); output scale {out.get('scale', '?')}, zero point
 {out.get('zero_point', '?')} (`{up}_OUTPUT_SCALE`, `{up}_OUTPUT_ZERO_POINT`).
