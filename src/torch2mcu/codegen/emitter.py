@@ -260,6 +260,14 @@ def _run_functions(name: str, ctype: str, arena_bytes: int, output_in_arena: boo
            "    }",
            f"    return {name}_layers({cast}(void *){name}_arena_words, input, output);"
            if arena_bytes else f"    return {name}_layers(NULL, input, output);", "}"]
+    if not arena_bytes:  # nothing to check: the model needs no arena
+        return "\n".join(run) + "\n\n" + "\n".join([
+            f"t2m_status {name}_run_with_arena(void *arena, size_t arena_bytes, "
+            f"const {ctype} *input, {ctype} *output)", "{",
+            f"    (void)arena; /* {up}_ARENA_BYTES is 0: any arena, even NULL, will do */",
+            "    (void)arena_bytes;",
+            "    if (input == NULL || output == NULL) {", "        return T2M_ERR_NULL_ARGUMENT;",
+            "    }", f"    return {name}_layers(NULL, input, output);", "}"])
     checks = [("input", f"{up}_INPUT_OFFSET", "(const char *)input", "const char")]
     if output_in_arena:
         checks.append(("output", f"{up}_OUTPUT_OFFSET", "(const char *)output", "const char"))
