@@ -170,7 +170,7 @@ CFLAGS := {CFLAGS}
 include alpha/model.mk
 include beta/model.mk
 ALPHA_CFLAGS := -DALPHA_ARENA_SECTION='"{SECTION}"'
-BETA_CFLAGS := -DBETA_ARENA_SECTION='"{SECTION}"'
+BETA_CFLAGS := -DT2M_ARENA_SECTION='"{SECTION}"'  # the section for every model's arena
 LDFLAGS := {LDFLAGS.format(script='fw.ld')}
 
 all: fw_section.elf fw_shared.elf

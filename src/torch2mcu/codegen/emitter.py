@@ -241,11 +241,14 @@ def _arena_decl(name: str, arena_bytes: int) -> str:
         f"/* Activation arena of {name}_run: {arena_bytes} bytes, planned offline from tensor "
         "lifetimes.",
         f" * -D{up}_ARENA_SECTION=\\\".sram2\\\" puts it in that linker section (GCC, Clang, "
-        "armclang);",
+        "armclang),",
+        " * -DT2M_ARENA_SECTION=... the arenas of all models that have no section of their own;",
         f" * -D{up}_ARENA_ATTR=... gives any attributes instead (alignment, another compiler's "
         "syntax). */",
-        f"#ifndef {up}_ARENA_ATTR", f"#ifdef {up}_ARENA_SECTION",
-        f"#define {up}_ARENA_ATTR T2M_SECTION({up}_ARENA_SECTION)", "#else",
+        f"#ifndef {up}_ARENA_ATTR", f"#if defined({up}_ARENA_SECTION)",
+        f"#define {up}_ARENA_ATTR T2M_SECTION({up}_ARENA_SECTION)",
+        "#elif defined(T2M_ARENA_SECTION) /* every model's */",
+        f"#define {up}_ARENA_ATTR T2M_SECTION(T2M_ARENA_SECTION)", "#else",
         f"#define {up}_ARENA_ATTR", "#endif", "#endif",
         f"static int32_t {name}_arena_words[{arena_bytes // 4}] {up}_ARENA_ATTR;"])
 

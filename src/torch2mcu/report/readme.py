@@ -81,7 +81,8 @@ quantize helpers (`float` input and output).
 
 - **Where the static arena goes**: compile `{name}.c` with `-D{up}_ARENA_SECTION='".sram2"'`
   (any linker section: CCM, DTCM, SRAM2; GCC, Clang and armclang syntax) or with
-  `-D{up}_ARENA_ATTR=...` for any other attributes (e.g. `__attribute__((aligned(32)))`). It is
+  `-D{up}_ARENA_ATTR=...` for any other attributes (e.g. `__attribute__((aligned(32)))`);
+  `-DT2M_ARENA_SECTION='".sram2"'` places the arena of every model without its own. It is
   an `int32_t` array, so 4-byte aligned; a `NOLOAD` section is fine (it needs no initial value).
 - **Your own arena**: `{name}_run_with_arena(buf, sizeof buf, in, out)` takes any buffer of at
   least `{up}_ARENA_BYTES` bytes aligned to `{up}_ARENA_ALIGN` (4); it returns
