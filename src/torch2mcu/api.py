@@ -152,6 +152,10 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
     check_replaceable(out, overwrite)  # before minutes of work, not after
     ep = capture(model, example_inputs)
     graph = to_ir(ep, name)
+    shape = graph.tensors[graph.inputs[0]].shape  # checked before minutes of calibration
+    u8_norm = normalization(image_mean, image_std, (*shape[1:], shape[0]) if layout == "nhwc"
+                            and len(shape) > 1 else shape, None if len(shape) < 2 else
+                            len(shape) - 1 if layout == "nhwc" else 0)
     if isinstance(calibration, torch.Tensor):
         calibration = calibration.detach().cpu().numpy()
     warnings = []
@@ -164,9 +168,7 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
             graph, channel_last(np.asarray(calibration)) if layout == "nhwc" else calibration,
             progress=adv, objective=objective, dsp=dsp, formats=tuple(formats), layout=layout)
     warnings += check_ranges(int8_graph)
-    c_shape = int8_graph.tensors[int8_graph.inputs[0]].shape
-    int8_graph.meta["u8_input"] = normalization(image_mean, image_std, c_shape, None if len(
-        c_shape) < 2 else len(c_shape) - 1 if layout == "nhwc" else 0)
+    int8_graph.meta["u8_input"] = u8_norm
     with writing(out, overwrite, "convert") as tmp:
         provenance = {"model_sha256": _program_hash(ep),
                       "options": {"name": name, "target": target, "objective": objective,
