@@ -41,7 +41,8 @@ def test_convert_then_verify_json(files):
     assert summary["int8"]["arena_bytes"] > 0
     for sub in ("int8", "float32"):
         assert (out / sub / "model.c").exists() and (out / sub / "model.h").exists()
-        assert (out / sub / "t2m.h").exists() and (out / sub / "manifest.json").exists()
+        assert (out / sub / "runtime" / "t2m.h").exists() and (out / sub / "manifest.json").exists()
+        assert (out / sub / "CMakeLists.txt").exists() and (out / sub / "model.mk").exists()
     r = run("verify", out, "--inputs", files / "inputs.npy", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
