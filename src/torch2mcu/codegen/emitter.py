@@ -271,9 +271,7 @@ def _run_functions(name: str, ctype: str, arena_bytes: int, output_in_arena: boo
             "    (void)arena_bytes;",
             "    if (input == NULL || output == NULL) {", "        return T2M_ERR_NULL_ARGUMENT;",
             "    }", f"    return {name}_layers(NULL, input, output);", "}"])
-    checks = [("input", f"{up}_INPUT_OFFSET", "(const char *)input", "const char")]
-    if output_in_arena:
-        checks.append(("output", f"{up}_OUTPUT_OFFSET", "(const char *)output", "const char"))
+    placed = ["input", "output"] if output_in_arena else ["input"]  # have an offset in the arena
     wa = [f"t2m_status {name}_run_with_arena(void *arena, size_t arena_bytes, "
           f"const {ctype} *input, {ctype} *output)", "{",
           "    if (input == NULL || output == NULL || (arena == NULL && arena_bytes != 0u)) {",
@@ -282,10 +280,10 @@ def _run_functions(name: str, ctype: str, arena_bytes: int, output_in_arena: boo
           "    }",
           f"    if (((uintptr_t)arena & ({up}_ARENA_ALIGN - 1u)) != 0u) {{",
           "        return T2M_ERR_ARENA_MISALIGNED;", "    }"]
-    for what, off, ptr, _ in checks:
+    for what in placed:
         size = f"{up}_{what.upper()}_SIZE * sizeof({ctype})"
         wa += [f"    if (t2m_overlaps({what}, {size}, arena, arena_bytes) &&",
-               f"        {ptr} != (const char *)arena + {off}) {{",
+               f"        (const char *){what} != (const char *)arena + {up}_{what.upper()}_OFFSET) {{",
                "        return T2M_ERR_ARENA_OVERLAP;", "    }"]
     if not output_in_arena:
         wa += ["    if (t2m_overlaps(output, "
