@@ -41,7 +41,8 @@ def test_convert_then_verify_json(files):
     assert summary["int8"]["arena_bytes"] > 0
     for sub in ("int8", "float32"):
         assert (out / sub / "model.c").exists() and (out / sub / "model.h").exists()
-        assert (out / sub / "t2m.h").exists() and (out / sub / "manifest.json").exists()
+        assert (out / sub / "runtime" / "t2m.h").exists() and (out / sub / "manifest.json").exists()
+        assert (out / sub / "CMakeLists.txt").exists() and (out / sub / "model.mk").exists()
     r = run("verify", out, "--inputs", files / "inputs.npy", "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
@@ -106,7 +107,10 @@ def test_same_inputs_give_identical_files(files, tmp_path):
         assert run("convert", files / "model.pt2", "--calibration", files / "cal.npy",
                    "--out", tmp_path / k).returncode == 0
     for sub in ("int8", "float32"):
-        for f in sorted((tmp_path / "a" / sub).iterdir()):
-            assert f.read_bytes() == (tmp_path / "b" / sub / f.name).read_bytes(), f.name
+        a, b = tmp_path / "a" / sub, tmp_path / "b" / sub
+        files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+        assert files_a == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+        for f in files_a:  # runtime/ and zephyr/ included
+            assert (a / f).read_bytes() == (b / f).read_bytes(), f
     assert (tmp_path / "a" / "graph.int8.json").read_bytes() == \
         (tmp_path / "b" / "graph.int8.json").read_bytes()

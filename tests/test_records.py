@@ -101,7 +101,7 @@ def test_every_pass_result_is_a_record_and_op_attributes_stay_the_frontends():
             if isinstance(r, QuantData)} == {"AddQuant", "SoftmaxQuant"}
     assert q.record(MemoryPlan).arena_bytes >= q.record(MemoryPlan).lower_bound_bytes > 0
     assert q.record(Calibration).samples == 16 and q.record(EncodingChoice).objective
-    assert set(q.meta) <= {"batch", "quantized"}  # graph-wide pass results are records too
+    assert set(q.meta) <= {"batch", "quantized", "layout"}  # pass results are records
     before = {n.name: n for n in lowered.nodes}
     for name, node in by.items():
         if name in before:

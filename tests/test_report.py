@@ -333,15 +333,17 @@ def test_folder_readme(measured):
     manifest = folder_view(out)
     text = write_folder_readme(out, manifest, manifest["measurements"]).read_text()
     assert "t2m_status lenet5_run(const int8_t *input, int8_t *output);" in text
-    assert "```cmake" in text and "add_library(lenet5 STATIC" in text and "```make" in text
-    assert "\n\t$(CC) $(CPU_FLAGS)" in text  # a Makefile recipe needs a tab
+    assert "t2m_status lenet5_run_with_arena(void *arena, size_t arena_bytes," in text
+    assert "```cmake" in text and "add_subdirectory(lenet5)" in text and "```make" in text
+    assert "include lenet5/model.mk" in text and "ZEPHYR_EXTRA_MODULES" in text
+    assert "\n\t$(CC) $(CFLAGS)" in text  # a Makefile recipe needs a tab
     for t in TARGETS.values():
         assert " ".join(t.cpu_flags) in text
     m = manifest["measurements"]["cortex-m4"]
     assert f"{m['int8']['flash_bytes']:,} B" in text and f"{m['int8']['instructions']:,}" in text
     assert "(estimate)" in text
     for f in json.loads((out / "int8" / "manifest.json").read_text())["files"]:
-        assert not f.endswith(".c") or f"/{f}" in text
+        assert f.endswith((".c", ".h")) or f"`{f}`" in text  # every build file is named
 
 
 @needs_arm

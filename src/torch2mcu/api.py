@@ -24,6 +24,7 @@ from torch2mcu.outfolder import (changed_files, check_replaceable,
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.passes.quantize import check_ranges
 from torch2mcu.quant.params import dequantize_array, quantize_array
+from torch2mcu.quant.pixels import normalization, quantize_u8
 from torch2mcu.reference import run_int8
 from torch2mcu.report.readme import write_folder_readme
 from torch2mcu.ui import progress_task, warn
@@ -51,11 +52,33 @@ class Converted:
 
     @property
     def input_shape(self) -> tuple:
+        """The sample shape the C (and the reference) take: channel-last with layout nhwc."""
         return self.int8_graph.tensors[self.int8_graph.inputs[0]].shape
+
+    @property
+    def layout(self) -> str:
+        return self.int8_graph.meta.get("layout", "nchw")
+
+    @property
+    def torch_input_shape(self) -> tuple:
+        """The sample shape in PyTorch's layout (calibration, verify's inputs)."""
+        s = self.input_shape
+        return (s[-1], *s[:-1]) if self.layout == "nhwc" and len(s) > 1 else s
+
+    def c_layout(self, x: np.ndarray) -> np.ndarray:
+        """A batch in PyTorch's layout (N, C, ...) -> the C's (channels last with nhwc)."""
+        return channel_last(x) if self.layout == "nhwc" else x
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         q = self.int8_graph.tensors[self.int8_graph.inputs[0]].quant
         return quantize_array(x, q.scale, q.zero_point)
+
+    def quantize_u8(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels (N, *input_shape) -> int8 inputs, as <name>_quantize_u8 in the C."""
+        q = self.int8_graph.tensors[self.int8_graph.inputs[0]].quant
+        norm = self.int8_graph.meta.get("u8_input") or normalization(
+            None, None, self.input_shape, None)
+        return quantize_u8(pixels, norm, q.scale, q.zero_point)
 
     def dequantize_output(self, y: np.ndarray) -> np.ndarray:
         q = self.int8_graph.tensors[self.int8_graph.outputs[0]].quant
@@ -73,6 +96,12 @@ class Converted:
         return self.exported or load_program(self.path / "model.pt2")
 
 
+def channel_last(x: np.ndarray) -> np.ndarray:
+    """(N, C, ...) -> (N, ..., C); a batch of rank-1 samples is left as it is."""
+    x = np.asarray(x)
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if x.ndim > 2 else x
+
+
 def _program_hash(ep: torch.export.ExportedProgram) -> str:
     h = hashlib.sha256(str(ep.graph).encode())
     for k in sorted(ep.state_dict):
@@ -85,8 +114,8 @@ def _program_hash(ep: torch.export.ExportedProgram) -> str:
 
 def convert(model, example_inputs=None, *, calibration, out, name: str = "model",
             overwrite: bool = False, target: str = "cortex-m4", objective: str = "balanced",
-            formats=("dense", "csr", "rel"), extra_manifest: dict | None = None,
-            finish=None) -> Converted:
+            formats=("dense", "csr", "rel"), layout: str = "nchw", image_mean=None,
+            image_std=None, extra_manifest: dict | None = None, finish=None) -> Converted:
     """Convert a model to an int8 C folder and its float32 baseline under `out`.
 
     model: an nn.Module (with example_inputs), an ExportedProgram, or a .pt2 path.
@@ -94,6 +123,13 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
     target: the Cortex-M target the weight formats are chosen for (DSP or not).
     objective: per-layer weight format choice, "flash", "speed" or "balanced".
     formats: the weight formats allowed ("dense", "csr", "rel").
+    layout: "nchw" (the default: the C takes and gives samples channel-major, as PyTorch) or
+      "nhwc" (channel-last: (H, W, C) images, (L, C) sequences; the generated code transposes at
+      the boundary). Calibration and verify's inputs stay in PyTorch's layout either way;
+      Converted.reference and .host take the C's (Converted.c_layout converts).
+    image_mean, image_std: for <name>_quantize_u8, the C helper from uint8 pixels: the model
+      takes (pixel / 255 - mean) / std, one value or one per input channel (default 0 and 1:
+      pixel / 255).
     finish: called with the staging folder once everything is written, before it is moved to
       `out` (the CLI writes the report there, so a failed report leaves nothing either).
     Writes out/int8, out/float32, out/model.pt2, out/graph.int8.json, out/manifest.json and
@@ -103,6 +139,10 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
     from torch2mcu.targets.cortex_m import fit_warnings, get_target  # noqa: PLC0415
 
     check_name(name)
+    if layout not in ("nchw", "nhwc"):
+        raise Torch2MCUError(f"unknown layout {layout!r}",
+                             fix="choose " + spell("--layout nchw or --layout nhwc",
+                                                   "layout='nchw' or layout='nhwc'"))
     try:
         dsp = get_target(target).dsp
     except Exception:  # noqa: BLE001
@@ -113,6 +153,10 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
     check_replaceable(out, overwrite)  # before minutes of work, not after
     ep = capture(model, example_inputs)
     graph = to_ir(ep, name)
+    shape = graph.tensors[graph.inputs[0]].shape  # checked before minutes of calibration
+    u8_norm = normalization(image_mean, image_std, (*shape[1:], shape[0]) if layout == "nhwc"
+                            and len(shape) > 1 else shape, None if len(shape) < 2 else
+                            len(shape) - 1 if layout == "nhwc" else 0)
     if isinstance(calibration, torch.Tensor):
         calibration = calibration.detach().cpu().numpy()
     warnings = []
@@ -121,13 +165,17 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
                         "rarely fit real data; pass a few hundred representative inputs")
     with progress_task("calibrating", int(np.asarray(calibration).shape[0]) if
                        np.asarray(calibration).ndim else 0) as adv:
-        float_graph, int8_graph = run_passes(graph, calibration, progress=adv, objective=objective,
-                                             dsp=dsp, formats=tuple(formats))
+        float_graph, int8_graph = run_passes(
+            graph, channel_last(np.asarray(calibration)) if layout == "nhwc" else calibration,
+            progress=adv, objective=objective, dsp=dsp, formats=tuple(formats), layout=layout)
     warnings += check_ranges(int8_graph)
+    int8_graph.meta["u8_input"] = u8_norm
     with writing(out, overwrite, "convert") as tmp:
         provenance = {"model_sha256": _program_hash(ep),
                       "options": {"name": name, "target": target, "objective": objective,
-                                  "formats": list(formats),
+                                  "formats": list(formats), "layout": layout,
+                                  "image_mean": int8_graph.meta["u8_input"]["mean"],
+                                  "image_std": int8_graph.meta["u8_input"]["std"],
                                   "calibration_samples": int8_graph.record(Calibration).samples}}
         m8 = write_model_folder(int8_graph, "int8", name, tmp / "int8", provenance)
         warnings += fit_warnings(target, m8["const_bytes"], m8["arena_bytes"])
@@ -164,6 +212,12 @@ _NEEDED = ("manifest.json", "graph.int8.json", "graph.float32.json", "int8/manif
            "float32/manifest.json")
 
 
+def _is_code(rel: str) -> bool:
+    """C sources and build files: a user may edit them (results then say so); anything else
+    convert wrote is the reference and is refused when changed."""
+    return rel.endswith((".c", ".h", ".mk", ".yml")) or rel.rsplit("/", 1)[-1] == "CMakeLists.txt"
+
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
@@ -192,7 +246,7 @@ def load_converted(path: str | os.PathLike) -> Converted:
         raise Torch2MCUError(f"{path} is incomplete: {', '.join(missing)} "
                              f"{'is' if len(missing) == 1 else 'are'} missing",
                              fix="convert the model again into a new folder (or restore the files)")
-    not_code = [f for f in changed if not f.endswith((".c", ".h"))]
+    not_code = [f for f in changed if not _is_code(f)]
     if not_code:
         raise Torch2MCUError(f"{path}: {', '.join(not_code)} changed since convert wrote "
                              f"{'it' if len(not_code) == 1 else 'them'}; the reference and the "
@@ -228,7 +282,7 @@ def measure(converted, target: str = "cortex-m4", save: bool = True) -> dict:
     if target not in TARGETS:
         raise Torch2MCUError(f"unknown target {target!r}", fix=f"choose one of {', '.join(TARGETS)}")
     sample = conv.path / "sample-input.npy"
-    x = np.load(sample) if sample.exists() else None
+    x = conv.c_layout(np.load(sample)) if sample.exists() else None
     from torch2mcu.targets.cortex_m import BuildError, FitError  # noqa: PLC0415
 
     with progress_task(f"building and emulating on {target}", 1) as adv:
@@ -304,9 +358,10 @@ def verify(converted, inputs, *, emulator: str | None = None, torch_check: bool 
                              fix=f"choose one of {', '.join(TARGETS)}")
     conv = converted if isinstance(converted, Converted) else load_converted(converted)
     x = np.asarray(inputs)
-    if tuple(x.shape[1:]) != tuple(conv.input_shape) or x.ndim != len(conv.input_shape) + 1:
-        raise Torch2MCUError(f"inputs have shape {x.shape}; the model takes {conv.input_shape}",
-                             fix=f"pass an array of shape (N, {', '.join(map(str, conv.input_shape))})")
+    shape = conv.torch_input_shape  # inputs in PyTorch's layout, whatever the C's
+    if tuple(x.shape[1:]) != tuple(shape) or x.ndim != len(shape) + 1:
+        raise Torch2MCUError(f"inputs have shape {x.shape}; the model takes {shape}",
+                             fix=f"pass an array of shape (N, {', '.join(map(str, shape))})")
     if x.shape[0] == 0:
         raise Torch2MCUError("no inputs to verify", fix="pass at least one input")
     if labels is not None:
@@ -326,6 +381,7 @@ def verify(converted, inputs, *, emulator: str | None = None, torch_check: bool 
     else:
         raise Torch2MCUError(f"inputs have dtype {x.dtype}", fix="pass float32 or int8 inputs")
     n = x.shape[0]
+    torch_xf, xq, xf = xf, conv.c_layout(xq), conv.c_layout(xf)  # the C's layout from here on
     with progress_task("integer reference", n) as adv:
         ref = conv.reference(xq, progress=adv)
     with progress_task("host C (int8)", 1) as adv:
@@ -341,7 +397,8 @@ def verify(converted, inputs, *, emulator: str | None = None, torch_check: bool 
     t_out = None
     if torch_check:
         try:
-            t_out = torch_outputs(conv.program(), xf, conv.float_graph.meta.get("batch") or 1)
+            t_out = torch_outputs(conv.program(), torch_xf, conv.float_graph.meta.get("batch") or 1)
+            t_out = conv.c_layout(t_out)
         except Torch2MCUError:
             raise
         except Exception as e:  # noqa: BLE001 - torch's own failure to rebuild the module

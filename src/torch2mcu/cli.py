@@ -49,6 +49,16 @@ def _print_json(obj: dict) -> None:
     print(dumps(obj), end="")
 
 
+def _floats(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise Torch2MCUError(f"{option} {text!r} is not a comma-separated list of numbers",
+                             fix=f"e.g. {option} 0.485,0.456,0.406") from None
+
+
 def cmd_convert(args) -> int:
     from torch2mcu.api import convert
 
@@ -66,7 +76,9 @@ def cmd_convert(args) -> int:
 
     conv = convert(model, calibration=cal, out=args.out, name=args.name, overwrite=args.force,
                    target=args.target, objective=args.objective,
-                   formats=tuple(f.strip() for f in args.formats.split(",")), finish=finish)
+                   formats=tuple(f.strip() for f in args.formats.split(",")), layout=args.layout,
+                   image_mean=_floats(args.image_mean, "--image-mean"),
+                   image_std=_floats(args.image_std, "--image-std"), finish=finish)
     report = dict(built, files={"html": str(conv.path / "report.html")})
     m = conv.manifest
     summary = {"out": str(conv.path), "int8_dir": str(conv.int8_dir),
@@ -185,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "or the best product of both (default)")
     c.add_argument("--formats", default="dense,csr,rel",
                    help="weight formats allowed, comma-separated (default: dense,csr,rel)")
+    c.add_argument("--layout", default="nchw", choices=["nchw", "nhwc"],
+                   help="the C's input and output: channel-major as PyTorch (default) or "
+                        "channel-last (HWC images); calibration and verify inputs stay NCHW")
+    c.add_argument("--image-mean", metavar="M[,M...]", default=None,
+                   help="for <name>_quantize_u8 (uint8 pixels): the model takes (p/255 - mean)/std; "
+                        "one value or one per channel (default 0)")
+    c.add_argument("--image-std", metavar="S[,S...]", default=None,
+                   help="see --image-mean (default 1)")
     c.add_argument("--json", action="store_true", help="print a JSON summary")
     c.set_defaults(func=cmd_convert)
     add_sparsity_option(c)

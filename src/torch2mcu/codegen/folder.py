@@ -1,31 +1,30 @@
-"""The self-contained output folder: generated model, runtime kernels, manifest."""
+"""The self-contained output folder: generated model, runtime kernels, build files, manifest.
+
+Layout (the unit a user drops into a project):
+
+    <name>.c, <name>.h     the model
+    runtime/               the runtime kernels (t2m*.c, t2m*.h): the same files in every folder of
+                           one runtime ABI, so any number of models link against one copy
+    CMakeLists.txt         the <name> library and, once per project, t2m_runtime (buildfiles.py)
+    model.mk               the same for a Makefile: `include <folder>/model.mk`
+    zephyr/                a Zephyr module (module.yml, CMakeLists.txt)
+    manifest.json
+"""
 from __future__ import annotations
 
 import json
-import shutil
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from torch2mcu import __version__
+from torch2mcu.codegen.buildfiles import build_files
 from torch2mcu.codegen.emitter import emit_model
+from torch2mcu.codegen.runtime_files import (RUNTIME, copy_runtime, folder_sources,  # noqa: F401
+                                            runtime_abi, runtime_dir)
 from torch2mcu.ir import Graph
 from torch2mcu.ir.records import MemoryPlan, WeightEncoding, stored_weights, weight_format
 from torch2mcu.ops import get_op
-
-
-def runtime_dir() -> Path:
-    return Path(str(resources.files("torch2mcu") / "runtime"))
-
-
-def copy_runtime(dest: Path) -> list[str]:
-    names = []
-    for f in sorted(runtime_dir().iterdir()):
-        if f.suffix in (".c", ".h"):
-            shutil.copyfile(f, dest / f.name)
-            names.append(f.name)
-    return names
 
 
 def layer_table(graph: Graph, const_bytes: dict[str, int]) -> list[dict]:
@@ -57,12 +56,19 @@ def layer_table(graph: Graph, const_bytes: dict[str, int]) -> list[dict]:
 
 
 def write_model_folder(graph: Graph, dtype: str, name: str, dest: Path, provenance: dict) -> dict:
-    """Write <name>.c, <name>.h, the runtime and manifest.json into dest; returns the manifest."""
+    """Write <name>.c, <name>.h, runtime/, the build files and manifest.json into dest (the
+    layout in the module docstring); returns the manifest."""
     dest.mkdir(parents=True, exist_ok=False)
     c_text, h_text, const_bytes = emit_model(graph, dtype, name, provenance)
     (dest / f"{name}.c").write_text(c_text)
     (dest / f"{name}.h").write_text(h_text)
-    runtime = copy_runtime(dest)
+    (dest / RUNTIME).mkdir()
+    runtime = [f"{RUNTIME}/{f}" for f in copy_runtime(dest / RUNTIME)]
+    abi = runtime_abi()
+    builds = build_files(name, dtype, [f for f in runtime if f.endswith(".c")], abi)
+    for rel, text in builds.items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_text(text)
     tin, tout = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
     mem = graph.record(MemoryPlan)
 
@@ -77,7 +83,12 @@ def write_model_folder(graph: Graph, dtype: str, name: str, dest: Path, provenan
         "provenance": provenance, "input": io(tin), "output": io(tout),
         "input_size": tin.size, "output_size": tout.size,
         "arena_bytes": mem.arena_bytes, "arena_lower_bound_bytes": mem.lower_bound_bytes,
-        "const_bytes": sum(const_bytes.values()), "files": sorted([f"{name}.c", f"{name}.h"] + runtime),
+        "const_bytes": sum(const_bytes.values()),
+        "files": sorted([f"{name}.c", f"{name}.h", *runtime, *builds]),
+        "runtime": {"dir": RUNTIME, "abi": abi}, "layout": graph.meta.get("layout", "nchw"),
+        **({"u8_input": graph.meta["u8_input"]} if "u8_input" in graph.meta else {}),
+        "arena_io": {"bytes": mem.io_arena_bytes or mem.arena_bytes,
+                     **{f"{k}_offset": v[0] for k, v in mem.io.items()}},
         "layers": layer_table(graph, const_bytes),
     }
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

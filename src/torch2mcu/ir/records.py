@@ -133,6 +133,10 @@ class MemoryPlan(Record):
     output_base: str
     in_place: dict[str, str]
     lifetimes: dict[str, tuple[int, int]]
+    # where the caller may put the model's input / output inside the arena: name -> (byte
+    # offset, bytes); io_arena_bytes: the arena grown to hold them
+    io: dict[str, tuple[int, int]] = field(default_factory=dict)
+    io_arena_bytes: int = 0
 
 
 @dataclass

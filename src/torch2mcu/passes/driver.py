@@ -18,6 +18,7 @@ from torch2mcu.passes.encode_weights import FORMATS, encode_weights
 from torch2mcu.passes.fold_bn import fold_bn
 from torch2mcu.passes.fuse_activation import fuse_activation
 from torch2mcu.passes.fuse_pool import fuse_pool
+from torch2mcu.passes.layout import channels_last
 from torch2mcu.passes.plan_memory import plan_memory
 from torch2mcu.passes.quantize import quantize
 
@@ -59,6 +60,8 @@ class Pass:
 
 
 PASSES = [
+    Pass("channels_last", lambda g, o: channels_last(g) if o["layout"] == "nhwc" else g,
+         ("float32", "int8")),
     Pass("fold_bn", lambda g, o: fold_bn(g), ("float32", "int8"), ensures=(no_batchnorm,)),
     Pass("fuse_activation", lambda g, o: fuse_activation(g), ("float32", "int8"),
          requires=(no_batchnorm,)),
@@ -97,10 +100,12 @@ def run_pipeline(graph: Graph, pipeline: str, options: dict) -> Graph:
 
 
 def run_passes(graph: Graph, calibration, progress=None, objective: str = "balanced",
-               dsp: bool = True, formats: tuple[str, ...] = FORMATS) -> tuple[Graph, Graph]:
-    """float ir.Graph -> (planned float32 baseline graph, planned int8 graph)."""
-    float_graph = run_pipeline(graph, "float32", {"elem_bytes": 4})
+               dsp: bool = True, formats: tuple[str, ...] = FORMATS,
+               layout: str = "nchw") -> tuple[Graph, Graph]:
+    """float ir.Graph -> (planned float32 baseline graph, planned int8 graph). With layout
+    "nhwc" both take and give channel-last samples (calibration too)."""
+    float_graph = run_pipeline(graph, "float32", {"elem_bytes": 4, "layout": layout})
     int8_graph = run_pipeline(graph, "int8", {
         "calibration": calibration, "progress": progress, "objective": objective, "dsp": dsp,
-        "formats": tuple(formats), "elem_bytes": 1})
+        "formats": tuple(formats), "elem_bytes": 1, "layout": layout})
     return float_graph, int8_graph

@@ -10,7 +10,10 @@ the arena size is the largest total of buffers live at one step; greedy placemen
 when fragmentation forces a gap.
 
 The model input and output are the caller's buffers and take no arena space; reshape outputs
-share their input's storage. A node may ask for scratch space (Op.scratch_bytes, e.g. a
+share their input's storage. A caller that wants them inside its arena gets a place for each
+("io"): the input at the lowest offset no buffer written before its last reader overlaps, the
+output at the lowest offset no buffer read after its first writer (nor the input, if their
+lifetimes meet) overlaps; "io_arena_bytes" is the arena grown to hold both. A node may ask for scratch space (Op.scratch_bytes, e.g. a
 padded copy of a conv input): a buffer live during that node only, named "<node>#scratch".
 
 Concatenation in place: activations are channel-major, so a channel concatenation is a sequence
@@ -106,6 +109,35 @@ def _best_placement(buffers, size, start, end) -> tuple[dict[str, int], int]:
     return best, best_arena or 0
 
 
+def _lowest_free(n: int, busy: list[tuple[int, int]]) -> int:
+    at = 0
+    for lo, hi in sorted(busy):
+        if at + n <= lo:
+            break
+        at = max(at, hi)
+    return at
+
+
+def _io_places(g: Graph, base, offsets, size, start, end, elem_bytes) -> dict:
+    """{"input": (byte offset, bytes), "output": (...)}: where the caller may keep the model
+    input and output inside the arena (see the module docstring); the output is left out when
+    it is the input itself (a model of reshapes only)."""
+    in_bytes = _aligned(g.tensors[g.inputs[0]].size * elem_bytes)
+    out_bytes = _aligned(g.tensors[g.outputs[0]].size * elem_bytes)
+    in_end = max((i for i, n in enumerate(g.nodes) for t in n.inputs if base[t] in g.inputs),
+                 default=-1)
+    busy_in = [(offsets[b], offsets[b] + size[b]) for b in offsets if start[b] <= in_end]
+    io = {"input": (_lowest_free(in_bytes, busy_in), in_bytes)}
+    out_base = base[g.outputs[0]]
+    if out_base in start:
+        out_start = start[out_base]
+        busy = [(offsets[b], offsets[b] + size[b]) for b in offsets if end[b] >= out_start]
+        if out_start <= in_end:
+            busy.append((io["input"][0], io["input"][0] + in_bytes))
+        io["output"] = (_lowest_free(out_bytes, busy), out_bytes)
+    return io
+
+
 def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
     g = graph.copy()
     producer = {n.output: n for n in g.nodes}
@@ -154,7 +186,9 @@ def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
     offsets, arena = _best_placement(buffers, size, start, end)
     lower = max((sum(size[b] for b in buffers if start[b] <= i <= end[b])
                  for i in range(len(g.nodes))), default=0)
+    io = _io_places(g, base, offsets, size, start, end, elem_bytes)
     g.put(MemoryPlan(elem_bytes, arena, lower, offsets, size, base, inner, out_base,
                      {r: c for r, (c, _) in sorted(placed.items())},
-                     {b: (start[b], end[b]) for b in buffers}))
+                     {b: (start[b], end[b]) for b in buffers}, io,
+                     max([arena] + [off + n for off, n in io.values()])))
     return g

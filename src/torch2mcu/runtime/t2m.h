@@ -12,6 +12,11 @@
 #ifndef T2M_H
 #define T2M_H
 
+/* The runtime's ABI: the kernels' names, signatures, structs and status codes. Every generated
+ * model checks it at compile time, so models from any torch2mcu version with the same ABI link
+ * against one copy of this runtime. Raised whenever any of those change. */
+#define T2M_RUNTIME_ABI 1
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,11 +24,48 @@
 extern "C" {
 #endif
 
+/* Conversions that read the same in C and C++ (static_cast / reinterpret_cast there, so the header
+ * is clean under -Wold-style-cast): T2M_CAST(type, x) converts a value, T2M_ADDRESS(p) gives a
+ * pointer's address as uintptr_t. */
+#ifdef __cplusplus
+#define T2M_CAST(type, x) static_cast<type>(x)
+#define T2M_ADDRESS(p) reinterpret_cast<uintptr_t>(p)
+#else
+#define T2M_CAST(type, x) ((type)(x))
+#define T2M_ADDRESS(p) ((uintptr_t)(p))
+#endif
+
 /* One status enum for the whole library. */
 typedef enum {
     T2M_OK = 0,
-    T2M_ERR_NULL_ARGUMENT = 1
+    T2M_ERR_NULL_ARGUMENT = 1,     /* a NULL input, output or arena */
+    T2M_ERR_ARENA_TOO_SMALL = 2,   /* <name>_run_with_arena: fewer than <NAME>_ARENA_BYTES */
+    T2M_ERR_ARENA_MISALIGNED = 3,  /* <name>_run_with_arena: not <NAME>_ARENA_ALIGN-aligned */
+    T2M_ERR_ARENA_OVERLAP = 4      /* input or output inside the arena, but not at its offset */
 } t2m_status;
+
+/* A generated model's layers function, called by both <name>_run and <name>_run_with_arena,
+ * stays one function (its layer marks are labels, defined once). */
+#if defined(__GNUC__) || defined(__clang__)
+#define T2M_NOINLINE __attribute__((noinline))
+#else
+#define T2M_NOINLINE
+#endif
+
+/* Places a generated model's static arena in the linker section `name` (a string literal), for
+ * <NAME>_ARENA_SECTION; GCC, Clang and armclang syntax. Other compilers: define T2M_SECTION, or
+ * give the whole attribute as <NAME>_ARENA_ATTR. */
+#ifndef T2M_SECTION
+#define T2M_SECTION(name) __attribute__((section(name)))
+#endif
+
+/* Whether the n bytes at p overlap the size bytes at a (addresses compared as integers, so
+ * unrelated buffers can be compared). */
+static inline int t2m_overlaps(const void *p, size_t n, const void *a, size_t size)
+{
+    const uintptr_t lo = T2M_ADDRESS(a), x = T2M_ADDRESS(p);
+    return n != 0u && size != 0u && x < lo + size && lo < x + n;
+}
 
 /* Shape of a 2-D convolution (batch 1); a 1-D convolution is one of height 1. pad_h / pad_w
  * are the top / left padding; the bottom / right padding follows from the output shape.
@@ -109,17 +151,17 @@ static inline int32_t t2m_srdhm(int32_t a, int32_t b)
         return INT32_MAX;
     }
     {
-        const int64_t ab = (int64_t)a * (int64_t)b;
-        const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+        const int64_t ab = T2M_CAST(int64_t, a) * T2M_CAST(int64_t, b);
+        const int64_t nudge = ab >= 0 ? (T2M_CAST(int64_t, 1) << 30) : (1 - (T2M_CAST(int64_t, 1) << 30));
         /* C division truncates toward zero, as the reference does. */
-        return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+        return T2M_CAST(int32_t, (ab + nudge) / (T2M_CAST(int64_t, 1) << 31));
     }
 }
 
 /* x / 2^exponent, rounded to nearest with ties away from zero. */
 static inline int32_t t2m_rounding_divide_by_pot(int32_t x, int32_t exponent)
 {
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t mask = T2M_CAST(int32_t, (T2M_CAST(int64_t, 1) << exponent) - 1);
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
@@ -135,13 +177,13 @@ static inline int32_t t2m_rounding_divide_by_pot(int32_t x, int32_t exponent)
 static inline int32_t t2m_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
     if (shift > 0) {
-        int64_t v = (int64_t)x * ((int64_t)1 << shift);
+        int64_t v = T2M_CAST(int64_t, x) * (T2M_CAST(int64_t, 1) << shift);
         if (v > INT32_MAX) {
             v = INT32_MAX;
         } else if (v < INT32_MIN) {
             v = INT32_MIN;
         }
-        return t2m_srdhm((int32_t)v, multiplier);
+        return t2m_srdhm(T2M_CAST(int32_t, v), multiplier);
     }
     {
         const int32_t e = -shift;
@@ -149,12 +191,12 @@ static inline int32_t t2m_requantize(int32_t x, int32_t multiplier, int32_t shif
         if (x == INT32_MIN && multiplier == INT32_MIN) {
             high = INT32_MAX;
         } else {
-            high = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
+            high = T2M_CAST(int32_t, (T2M_CAST(int64_t, x) * multiplier + (T2M_CAST(int64_t, 1) << 30)) >> 31);
         }
         if (e == 0) {
             return high;
         }
-        return (int32_t)(((int64_t)high + ((int64_t)1 << (e - 1)) - (high < 0 ? 1 : 0)) >> e);
+        return T2M_CAST(int32_t, (T2M_CAST(int64_t, high) + (T2M_CAST(int64_t, 1) << (e - 1)) - (high < 0 ? 1 : 0)) >> e);
     }
 }
 
@@ -176,8 +218,9 @@ void t2m_pad_s8(const t2m_pad_shape *shape, int8_t value, const int8_t *input, i
  * (depthwise) use t2m_conv2d_rows_s8, which walks kernel rows in place and needs no scratch. */
 static inline size_t t2m_conv2d_s8_scratch_bytes(const t2m_conv_shape *shape)
 {
-    return (size_t)(shape->in_c / shape->groups) * shape->k_h * shape->k_w *
-           (size_t)(shape->pool_h > 1 ? shape->pool_h : 1) * (size_t)(shape->pool_w > 1 ? shape->pool_w : 1);
+    return T2M_CAST(size_t, shape->in_c / shape->groups) * shape->k_h * shape->k_w *
+           T2M_CAST(size_t, shape->pool_h > 1 ? shape->pool_h : 1) *
+           T2M_CAST(size_t, shape->pool_w > 1 ? shape->pool_w : 1);
 }
 
 void t2m_conv2d_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
@@ -203,16 +246,16 @@ void t2m_conv2d_rows_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
  *   of four. scratch: t2m_conv2d_1x1_s8_scratch_bytes(shape) bytes (4 * cin4). */
 static inline size_t t2m_conv2d_dw3x3_s8_scratch_bytes(const t2m_conv_shape *shape)
 {
-    const size_t plane = (size_t)((shape->out_h - 1) * shape->stride_h + 3) *
-                         (size_t)((shape->out_w - 1) * shape->stride_w + 3);
+    const size_t plane = T2M_CAST(size_t, (shape->out_h - 1) * shape->stride_h + 3) *
+                         T2M_CAST(size_t, (shape->out_w - 1) * shape->stride_w + 3);
     /* the plane (padded, or a copy for an odd width), a slack byte; a row of sums (rounded up
      * to pairs) */
-    return (plane + 4u) / 4u * 4u + 4u * (size_t)(shape->out_w + 1);
+    return (plane + 4u) / 4u * 4u + 4u * T2M_CAST(size_t, shape->out_w + 1);
 }
 
 static inline size_t t2m_conv2d_1x1_s8_scratch_bytes(const t2m_conv_shape *shape)
 {
-    return 4u * (((size_t)shape->in_c + 3u) / 4u * 4u);
+    return 4u * ((T2M_CAST(size_t, shape->in_c) + 3u) / 4u * 4u);
 }
 
 void t2m_conv2d_dw3x3_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
@@ -230,7 +273,7 @@ void t2m_conv2d_1x1_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
  * when a pool is fused), requantized when the row is complete. */
 static inline size_t t2m_conv2d_sparse_s8_scratch_bytes(const t2m_conv_shape *shape)
 {
-    return sizeof(int32_t) * (size_t)(shape->out_w / (shape->pool_w > 1 ? shape->pool_w : 1));
+    return sizeof(int32_t) * T2M_CAST(size_t, shape->out_w / (shape->pool_w > 1 ? shape->pool_w : 1));
 }
 
 void t2m_conv2d_csr8_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from torch2mcu.codegen.runtime_files import folder_sources
+
 ARM_DIR = Path(__file__).parent / "arm"
 CC = "arm-none-eabi-gcc"
 WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow",
@@ -260,7 +262,7 @@ def build_all(
     model_obj.mkdir(parents=True, exist_ok=True)
     arm_obj.mkdir(parents=True, exist_ok=True)
 
-    sources = sorted(folder.glob("*.c"))
+    sources, include_dirs = folder_sources(folder)
     if not (folder / f"{name}.c").is_file():
         raise FileNotFoundError(f"{folder}: the manifest names model {name!r} but {name}.c is missing")
     ctype = "int8_t" if manifest["dtype"] == "int8" else "float"
@@ -269,7 +271,7 @@ def build_all(
     script = arm_obj / "t2m.ld"
     script.write_text(_linker_script(t, stack_min))
 
-    cflags = [*t.cpu_flags, *WARNINGS, opt, "-ffunction-sections", "-fdata-sections", f"-I{folder}"]
+    cflags = [*t.cpu_flags, *WARNINGS, opt, "-ffunction-sections", "-fdata-sections", *(f"-I{d}" for d in include_dirs)]
     objects = {src.name: model_obj / (src.stem + ".o") for src in sources}
     jobs = [([CC, *cflags, "-c", str(src), "-o", str(objects[src.name])], f"compiling {src.name}")
             for src in sources]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from torch2mcu.codegen.runtime_files import folder_sources
 from torch2mcu.codegen.inert import check_name
 from torch2mcu.errors import EnvironmentProblem, GeneratedCodeFailure, Torch2MCUError
 
@@ -80,11 +81,12 @@ def compile_folder(folder: Path, extra_flags: list[str] | None = None, opt: str 
         raise EnvironmentProblem("gcc is not installed: the host build of the generated C needs it",
                                  fix="install gcc (Debian: apt-get install gcc), or run `make setup`")
     ctype = "int8_t" if dtype == "int8" else "float"
-    sources = sorted(folder.glob("*.c"))
+    sources, include_dirs = folder_sources(folder)
     flags = STRICT_FLAGS + [opt, "-fPIC", "-shared"] + list(extra_flags or [])
     h = hashlib.sha256(" ".join(flags).encode())
-    for f in sorted(folder.glob("*.[ch]")):
-        h.update(f.name.encode() + f.read_bytes())
+    for d in include_dirs:
+        for f in sorted(d.glob("*.[ch]")):
+            h.update(str(f.relative_to(folder)).encode() + f.read_bytes())
     out_dir = CACHE / "host" / h.hexdigest()[:24]
     lib = out_dir / f"lib{name}.so"
     if lib.exists():
@@ -93,7 +95,8 @@ def compile_folder(folder: Path, extra_flags: list[str] | None = None, opt: str 
     shim = out_dir / f"t2m_host_shim.{os.getpid()}.c"  # builds of one folder may run at once
     shim.write_text(_shim(name, ctype))
     tmp = out_dir / f".lib{name}.{os.getpid()}.so"
-    cmd = ["gcc", *flags, "-I", str(folder), "-o", str(tmp), *map(str, sources), str(shim), "-lm"]
+    includes = [a for d in include_dirs for a in ("-I", str(d))]
+    cmd = ["gcc", *flags, *includes, "-o", str(tmp), *map(str, sources), str(shim), "-lm"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         note = edited_note(folder)

@@ -1,0 +1,17 @@
+/* Axis permutation of one sample, float (see t2m_transpose.h). */
+#include "t2m_transpose.h"
+
+void t2m_transpose_f32(const t2m_transpose_shape *shape, const float *input, float *output)
+{
+    uint32_t a;
+    for (a = 0; a < shape->d0; ++a) {
+        uint32_t b;
+        for (b = 0; b < shape->d1; ++b) {
+            const float *row = input + a * shape->s0 + b * shape->s1;
+            uint32_t c;
+            for (c = 0; c < shape->d2; ++c) {
+                *output++ = row[c * shape->s2];
+            }
+        }
+    }
+}
