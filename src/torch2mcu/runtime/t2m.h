@@ -248,6 +248,20 @@ void t2m_fc_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
                const int8_t *input, const int8_t *weights, const int32_t *bias,
                int8_t *output);
 
+/* The same layer register-blocked (t2m_fc_fast_s8.c; the generator picks it when the accumulator
+ * bound proves the short requantization exact). weights: out_features rows padded with zeros to
+ * in4 = in_features rounded up to a multiple of four, as little-endian words of four int8:
+ * rows in blocks of four, the four rows of a block interleaved word by word (row 0's inputs
+ * 0..3, row 1's, row 2's, row 3's, then inputs 4..7), the last out_features % 4 rows each alone.
+ * scratch: t2m_fc_fast_s8_scratch_bytes(shape) bytes, word aligned (the input widened to int16). */
+static inline size_t t2m_fc_fast_s8_scratch_bytes(const t2m_fc_shape *shape)
+{
+    return 2u * ((shape->in_features + 3u) / 4u * 4u);
+}
+void t2m_fc_fast_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
+                    const int8_t *input, const int32_t *weights, const int32_t *bias,
+                    int8_t *output, int8_t *scratch);
+
 /* Sparse fully connected layers, same contract as t2m_fc_s8, one per index kind. */
 void t2m_fc_csr8_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
                     const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
