@@ -1089,6 +1089,24 @@ def test_fast_conv_kernels_are_bit_exact():
     check_batch(cases[len(dw):], True, "regression")
 
 
+def test_fast_fc_kernel_is_bit_exact():
+    """The register-blocked dense FC (linear_fast, t2m_fc_fast_s8.c) is chosen and bit-exact on
+    the host and the emulated Cortex-M4 at the blocking's edges: input counts not multiples of
+    four (groups of four, two per assembly step), 1-element rows, output counts odd or below the
+    four-row block, a conv's flattened output feeding it."""
+    shapes = [((1,), 1), ((3,), 5), ((5,), 4), ((8,), 7), ((13,), 9), ((2,), 3), ((16,), 1),
+              ((7,), 12), ((9,), 2), ((40,), 6), ((4,), 11), ((12,), 13)]
+    cases = [Case(shape, (Linear(out, k % 2 == 0, ["none", "relu", "relu6", "clamp"][k % 4],
+                                 0.0, "random"),),
+                  "dense", "speed", True, ("skew" if k % 3 else "sym", 0.0), 0.0, -1.0, 300 + k)
+             for k, (shape, out) in enumerate(shapes)]
+    for c in cases:
+        kernels = {n.record(WeightEncoding).kernel for n in build_case(c).graph.nodes
+                   if n.has(WeightEncoding)}
+        assert kernels == {"linear_fast"}, (c, kernels)
+    check_batch(cases, True, "regression")
+
+
 def test_concatenation_inputs_are_written_in_place():
     """Fixed merge cases: conv branches of a concatenation are placed in its output (no copy),
     the model input and a tensor concatenated twice are copied; all bit-exact, host and M4."""
