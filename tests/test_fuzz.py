@@ -1115,7 +1115,8 @@ def test_fast_add_kernel_is_bit_exact():
     below four, fused activations."""
     conv = Conv(3, (3, 3), (1, 1), (1, 1), 1, True, "none", 0.0, "random")
     conv_relu = Conv(3, (1, 1), (1, 1), (0, 0), 1, False, "relu", 0.0, "random")
-    layers = [Residual("x+f(x)", conv, None, "none"), Residual("f(x)+g(x)", conv, conv_relu, "relu"),
+    layers = [Residual("x+f(x)", conv, None, "none"),
+              Residual("f(x)+g(x)", conv, conv_relu, "relu"),
               Residual("x+x", None, None, "relu6"), Residual("x+f(x)", conv_relu, None, "clamp"),
               Merge("sub", "f-g", conv, conv_relu), Merge("sub", "x-f", conv, None)]
     shapes = [(3, 5, 5), (3, 1, 1), (3, 2, 3), (3, 7, 3), (3, 4, 4), (3, 1, 5)]
@@ -1140,8 +1141,9 @@ def test_fast_add_tables_equal_the_reference_for_every_input_pair():
 
     x1, x2 = (a.ravel() for a in np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)))
     rng = np.random.default_rng(7)
-    params = [(0.05, 0.05, 0.1, 0, 0, 0), (0.02, 0.3, 0.25, -128, 127, -3), (1e-3, 1e-3, 2e-3, 5, -7, 127),
-              (0.1, 0.0123, 0.07, 127, -128, -128), (0.5, 0.5, 0.5, 3, 3, 3)]
+    params = [(0.05, 0.05, 0.1, 0, 0, 0), (0.02, 0.3, 0.25, -128, 127, -3),
+              (1e-3, 1e-3, 2e-3, 5, -7, 127), (0.1, 0.0123, 0.07, 127, -128, -128),
+              (0.5, 0.5, 0.5, 3, 3, 3)]
     params += [tuple(10.0 ** rng.uniform(-3, 0, 3)) + tuple(rng.integers(-128, 128, 3))
                for _ in range(8)]
     checked = 0

@@ -102,7 +102,8 @@ def fc_cycles(fmt: str, entries: int, out_f: int, in_f: int, dsp: bool,
 KERNEL_CODE_BYTES = {"conv2d_dense": 1244, "conv2d_rows": 932, "conv2d_dense_dilated": 1264,
                      "conv2d_rows_dilated": 1060,
                      "conv2d_dw3x3": 1350, "conv2d_1x1": 1120, "conv2d_csr8": 1112,
-                     "conv2d_csr16": 1116, "conv2d_rel8": 1120, "linear_dense": 536, "linear_fast": 1020,
+                     "conv2d_csr16": 1116, "conv2d_rel8": 1120, "linear_dense": 536,
+                     "linear_fast": 1020,
                      "linear_csr8": 468, "linear_csr16": 480, "linear_rel8": 468}
 
 
