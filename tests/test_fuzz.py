@@ -43,6 +43,7 @@ from torch2mcu.encodings import conv_offsets, decode
 from torch2mcu.ir import Graph, Node, Tensor
 from torch2mcu.ir.records import ConvPlan, MemoryPlan, WeightEncoding, WeightQuant, weight_format
 from torch2mcu.ops._pool import adaptive_attrs, pool_out
+from torch2mcu.ops.add import AddQuant, fast_add_tables
 from torch2mcu.ops._spatial import like, spatial
 from torch2mcu.ops.conv2d import conv_out, dilation_of
 from torch2mcu.ops.pointwise import FUNCTIONS
@@ -1087,6 +1088,86 @@ def test_fast_conv_kernels_are_bit_exact():
         assert kernels <= {"conv2d_dw3x3", "conv2d_1x1"} and kernels, (c, kernels)
     check_batch(cases[:len(dw)], True, "regression")  # every case on the M4 too
     check_batch(cases[len(dw):], True, "regression")
+
+
+def test_fast_fc_kernel_is_bit_exact():
+    """The register-blocked dense FC (linear_fast, t2m_fc_fast_s8.c) is chosen and bit-exact on
+    the host and the emulated Cortex-M4 at the blocking's edges: input counts not multiples of
+    four (groups of four, two per assembly step), 1-element rows, output counts odd or below the
+    four-row block, a conv's flattened output feeding it."""
+    shapes = [((1,), 1), ((3,), 5), ((5,), 4), ((8,), 7), ((13,), 9), ((2,), 3), ((16,), 1),
+              ((7,), 12), ((9,), 2), ((40,), 6), ((4,), 11), ((12,), 13)]
+    cases = [Case(shape, (Linear(out, k % 2 == 0, ["none", "relu", "relu6", "clamp"][k % 4],
+                                 0.0, "random"),),
+                  "dense", "speed", True, ("skew" if k % 3 else "sym", 0.0), 0.0, -1.0, 300 + k)
+             for k, (shape, out) in enumerate(shapes)]
+    for c in cases:
+        kernels = {n.record(WeightEncoding).kernel for n in build_case(c).graph.nodes
+                   if n.has(WeightEncoding)}
+        assert kernels == {"linear_fast"}, (c, kernels)
+    check_batch(cases, True, "regression")
+
+
+def test_fast_add_kernel_is_bit_exact():
+    """The tabulated residual add / sub (t2m_add_fast_s8.c) is chosen and bit-exact on the host
+    and the emulated Cortex-M4: inputs of different scales and zero points (x + conv(x), two
+    convs, x + x), element counts that are not multiples of four (the word loop's tail) or
+    below four, fused activations."""
+    conv = Conv(3, (3, 3), (1, 1), (1, 1), 1, True, "none", 0.0, "random")
+    conv_relu = Conv(3, (1, 1), (1, 1), (0, 0), 1, False, "relu", 0.0, "random")
+    layers = [Residual("x+f(x)", conv, None, "none"),
+              Residual("f(x)+g(x)", conv, conv_relu, "relu"),
+              Residual("x+x", None, None, "relu6"), Residual("x+f(x)", conv_relu, None, "clamp"),
+              Merge("sub", "f-g", conv, conv_relu), Merge("sub", "x-f", conv, None)]
+    shapes = [(3, 5, 5), (3, 1, 1), (3, 2, 3), (3, 7, 3), (3, 4, 4), (3, 1, 5)]
+    cases = [Case(shape, (layer,), "dense", "speed", True,
+                  (["sym", "skew", "pos", "neg"][k % 4], [0.0, 1.0, -1.5][k % 3]),
+                  0.0, -1.0, 400 + k)
+             for k, (shape, layer) in enumerate(zip(shapes, layers))]
+    for c in cases:
+        graph = build_case(c).graph
+        adds = [n for n in graph.nodes if n.op in ("add", "sub")]
+        assert adds and all(fast_add_tables(n.record(AddQuant), n.op == "sub") is not None
+                            for n in adds), c
+    check_batch(cases, True, "regression")
+
+
+def test_fast_add_tables_equal_the_reference_for_every_input_pair():
+    """t2m_add_fast_s8's arithmetic (the tables, SMMULR, the rounding shift with the offset
+    folded in, the clamp), emulated in numpy, equals ADD's and SUB's reference on all 65,536
+    input pairs, for scales far apart or equal, zero points at the int8 ends, fused clamps."""
+    from torch2mcu.ops import get_op  # noqa: PLC0415
+    from torch2mcu.quant import fixedpoint as fp  # noqa: PLC0415
+
+    x1, x2 = (a.ravel() for a in np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)))
+    rng = np.random.default_rng(7)
+    params = [(0.05, 0.05, 0.1, 0, 0, 0), (0.02, 0.3, 0.25, -128, 127, -3),
+              (1e-3, 1e-3, 2e-3, 5, -7, 127), (0.1, 0.0123, 0.07, 127, -128, -128),
+              (0.5, 0.5, 0.5, 3, 3, 3)]
+    params += [tuple(10.0 ** rng.uniform(-3, 0, 3)) + tuple(rng.integers(-128, 128, 3))
+               for _ in range(8)]
+    checked = 0
+    for s1, s2, so, z1, z2, zo in params:
+        for lo, hi in ((-128, 127), (int(zo), 127), (-100, 50)):
+            twice = 2.0 * max(s1, s2)
+            m1, sh1 = fp.quantize_multiplier(s1 / twice)
+            m2, sh2 = fp.quantize_multiplier(s2 / twice)
+            mo, sho = fp.quantize_multiplier(twice / ((1 << 20) * so))
+            q = AddQuant(-int(z1), -int(z2), int(zo), 20, m1, sh1, m2, sh2, mo, sho, lo, hi)
+            for op in ("add", "sub"):
+                tables = fast_add_tables(q, op == "sub")
+                if tables is None:
+                    continue
+                e = -q.output_shift
+                total = tables[0].astype(np.int64)[x1 + 128] + tables[1].astype(np.int64)[x2 + 128]
+                h = (total * q.output_multiplier + (1 << 31)) >> 32
+                r = (h + (h >> 31) + (1 + 2 * q.output_offset) * (1 << (e - 1))) >> e
+                got = np.clip(r, lo, hi)
+                node = type("N", (), {"record": staticmethod(lambda cls, q=q: q)})()
+                want = get_op(op).run_int8(node, [x1.astype(np.int8), x2.astype(np.int8)], None)
+                assert np.array_equal(got, want.astype(np.int64)), (op, s1, s2, so, z1, z2, zo)
+                checked += 1
+    assert checked >= 60
 
 
 def test_concatenation_inputs_are_written_in_place():

@@ -135,6 +135,19 @@ def test_every_format_is_bit_exact_on_host(sparsity, pattern, tmp_path):
     assert np.array_equal(outs["dense"], outs["csr"]) and np.array_equal(outs["dense"], outs["rel"])
 
 
+def _unpack_fc_words(words: np.ndarray, o: int, i: int) -> np.ndarray:
+    """The (O, I) weights, flattened, from t2m_fc_fast_s8's words (the padding must be zeros):
+    blocks of four rows interleaved per group of four inputs, the last O % 4 rows alone."""
+    i4 = (i + 3) // 4 * 4
+    b = words.astype("<i4").view(np.int8)
+    assert b.size == o * i4
+    o4 = o // 4 * 4
+    body = b[:o4 * i4].reshape(o // 4, i4 // 4, 4, 4).transpose(0, 2, 1, 3).reshape(o4, i4)
+    rows = np.concatenate([body, b[o4 * i4:].reshape(o - o4, i4)])
+    assert not rows[:, i:].any()
+    return rows[:, :i].reshape(-1).astype(np.int64)
+
+
 def test_pruned_zeros_are_exact_in_graph_and_c(tmp_path):
     rng = np.random.default_rng(SEED)
     model = _prune(randomize(SparseNet(), 3), rng, 0.9, "random")
@@ -148,8 +161,15 @@ def test_pruned_zeros_are_exact_in_graph_and_c(tmp_path):
             wq = node.record(WeightQuant).weight_q
             # every pruned weight is exactly 0 (tiny unpruned ones may round to 0 as well)
             assert (wq[zeros[node.name]] == 0).all(), node.name
-            body = text.split(f"static const int8_t {node.name}_weights[")[1].split("};")[0]
-            c_vals = np.array([int(v) for v in body.split("{")[1].replace("\n", " ").split(",")])
+            if node.record(WeightEncoding).kernel == "linear_fast":
+                # t2m_fc_fast_s8's words (ops/linear.py pack_fc_weights): unpack them
+                body = text.split(f"static const int32_t {node.name}_weights[")[1].split("};")[0]
+                words = [int(v) for v in body.split("{")[1].replace("\n", " ").split(",")]
+                c_vals = _unpack_fc_words(np.array(words, np.int64).astype(np.int32), *wq.shape)
+            else:
+                body = text.split(f"static const int8_t {node.name}_weights[")[1].split("};")[0]
+                c_vals = np.array([int(v) for v in body.split("{")[1].replace("\n", " ")
+                                   .split(",")])
             assert np.array_equal(c_vals, wq.reshape(-1)), node.name
             assert (c_vals[zeros[node.name].reshape(-1)] == 0).all()
 

@@ -120,12 +120,45 @@ class Add(Op):
         y = ctx.ptr(node.output)
         n = ctx.graph.tensors[node.output].size
         if ctx.dtype == "int8":
-            p = ctx.const_struct(f"{node.name}_params", "t2m_add_params_s8",
-                                 asdict(node.record(AddQuant)))
+            q = node.record(AddQuant)
+            tables = fast_add_tables(q, negate_second=self.name == "sub")
+            if tables is not None:
+                t1 = ctx.const_array(f"{node.name}_table1", "int32_t", tables[0])
+                t2 = ctx.const_array(f"{node.name}_table2", "int32_t", tables[1])
+                e = -q.output_shift
+                p = ctx.const_struct(f"{node.name}_params", "t2m_add_fast_params_s8", {
+                    "table1": f"{t1} + 128", "table2": f"{t2} + 128",
+                    "multiplier": q.output_multiplier, "exponent": e,
+                    "round": (1 + 2 * q.output_offset) * (1 << (e - 1)),
+                    "act_min": q.act_min, "act_max": q.act_max})
+                ctx.call(f"t2m_add_fast_s8(&{p}, {n}u, {a}, {b}, {y});")
+                return
+            p = ctx.const_struct(f"{node.name}_params", "t2m_add_params_s8", asdict(q))
             ctx.call(f"t2m_{self.name}_s8(&{p}, {n}u, {a}, {b}, {y});")
         else:
             lo, hi = ctx.float_bounds(*act_of(node))
             ctx.call(f"t2m_{self.name}_f32({n}u, {lo}, {hi}, {a}, {b}, {y});")
+
+
+def fast_add_tables(q: AddQuant, negate_second: bool = False) -> tuple | None:
+    """The tables of t2m_add_fast_s8 (t2m_add_fast_params_s8), or None when its short output
+    requantization is not proven exact. Entry x + 128 of table k is twice the rescaled input
+    MultiplyByQuantizedMultiplier((x + offset_k) << left_shift, m_k, shift_k), computed with the
+    reference's arithmetic (the second negated for sub, whose difference then is a sum). The
+    sum of any two entries is below 2^31 (|sum| < 2^30, which t2m_rq_fast needs, t2m_dot.h),
+    and the output shift must lie in -22..-1."""
+    if not -22 <= q.output_shift <= -1:
+        return None
+    x = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int64)
+    tables = []
+    for k, (offset, mult, shift) in enumerate(
+            ((q.input1_offset, q.input1_multiplier, q.input1_shift),
+             (q.input2_offset, q.input2_multiplier, q.input2_shift))):
+        v = fp.requantize((x + offset) << q.left_shift, mult, shift)
+        tables.append(-v if negate_second and k == 1 else v)
+    if int(np.abs(tables[0]).max()) + int(np.abs(tables[1]).max()) >= 2**30:
+        return None
+    return tuple((2 * t).astype(np.int32) for t in tables)
 
 
 def lower_add(ctx, a):

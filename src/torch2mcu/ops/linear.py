@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from torch2mcu.ir.records import WeightQuant
+from torch2mcu.ir.records import WeightEncoding, WeightQuant
 from torch2mcu.ops import register
 from torch2mcu.ops._requant import (check_accumulator, check_weights_quantized, emit_requant,
                                     emit_weights_s8, quantize_weighted, requantize_output)
@@ -56,6 +56,15 @@ class Linear(Op):
                                  {"in_features": i, "out_features": o})
         x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
         if ctx.dtype == "int8":
+            rec = node.record(WeightEncoding)
+            if rec.kernel == "linear_fast":
+                bias = ctx.const_array(f"{node.name}_bias", "int32_t", rec.bias_folded)
+                words = ctx.const_array(f"{node.name}_weights", "int32_t",
+                                        pack_fc_weights(node.record(WeightQuant).weight_q))
+                rq = emit_requant(node, ctx)
+                ctx.call(f"t2m_fc_fast_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, "
+                         f"{ctx.scratch(node)});")
+                return
             sparse, wexpr, bias = emit_weights_s8(node, ctx)
             rq = emit_requant(node, ctx)
             if sparse:
@@ -68,6 +77,27 @@ class Linear(Op):
                     if "bias" in node.params else "NULL")
             lo, hi = ctx.float_bounds(*act_of(node))
             ctx.call(f"t2m_fc_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
+
+
+def pack_fc_weights(wq: np.ndarray) -> np.ndarray:
+    """Linear weights (O, I) in t2m_fc_fast_s8's order, as little-endian 32-bit words: the rows
+    padded with zeros to a multiple of four inputs, in blocks of four rows interleaved word by
+    word (group of four inputs by group), the last O % 4 rows each alone."""
+    o, i = wq.shape
+    i4 = (i + 3) // 4 * 4
+    rows = np.zeros((o, i4), np.int8)
+    rows[:, :i] = wq
+    blocks = o // 4 * 4
+    body = rows[:blocks].reshape(o // 4, 4, i4 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    flat = np.concatenate([body, rows[blocks:].reshape(-1)])
+    return flat.view("<i4").astype(np.int32)
+
+
+def _scratch_bytes(self, node) -> int:
+    """t2m_fc_fast_s8_scratch_bytes: the input widened to int16, padded to four."""
+    if node.has(WeightEncoding) and node.record(WeightEncoding).kernel == "linear_fast":
+        return 2 * ((node.params["weight"].shape[1] + 3) // 4 * 4)
+    return 0
 
 
 # ---- lowering from aten ------------------------------------------------------------------------
@@ -109,6 +139,7 @@ def _weight_arg(self, target):
 
 
 Linear.prunable = (nn.Linear,)
+Linear.scratch_bytes = _scratch_bytes
 Linear.weight_arg = _weight_arg
 Linear.fuses_activation = Linear.folds_batchnorm = True
 Linear.lowerings = {aten.linear.default: lower_linear, aten.addmm.default: lower_addmm,

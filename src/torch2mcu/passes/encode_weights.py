@@ -57,17 +57,19 @@ def _conv_geometry(node, graph):
 
 
 def fast_kernel(node, graph, bias_folded: np.ndarray) -> str | None:
-    """The specialized dense kernel this conv can call (t2m_conv2d_fast_s8.c), or None:
-    conv2d_dw3x3 for a 3x3 depthwise conv, conv2d_1x1 for a 1x1 conv without padding; both
-    without dilation or fused pool, and only when the accumulator bound proves the short
-    requantization exact (t2m_rq_fast: |acc| < 2^30, -22 <= shift <= -1)."""
-    if node.op != "conv2d" or node.has(FusedPool) or dilation_of(node) != (1, 1):
-        return None
+    """The specialized dense kernel this conv or linear can call (t2m_conv2d_fast_s8.c,
+    t2m_fc_fast_s8.c), or None: conv2d_dw3x3 for a 3x3 depthwise conv, conv2d_1x1 for a 1x1 conv
+    without padding (both without dilation or fused pool), linear_fast for any linear; only
+    when the accumulator bound proves the short requantization exact (t2m_rq_fast:
+    |acc| < 2^30, -22 <= shift <= -1)."""
     q = node.record(WeightQuant)
     wq = q.weight_q
-    c = spatial(graph.tensors[node.inputs[0]].shape)[0]
-    groups = node.attrs["groups"]
-    if groups == c == wq.shape[0] and wq.shape[1:] == (1, 3, 3):
+    if node.op == "linear":  # t2m_fc_fast_s8.c: any shape
+        kind = "linear_fast"
+    elif node.op != "conv2d" or node.has(FusedPool) or dilation_of(node) != (1, 1):
+        return None
+    elif ((groups := node.attrs["groups"]) == spatial(graph.tensors[node.inputs[0]].shape)[0]
+          == wq.shape[0] and wq.shape[1:] == (1, 3, 3)):
         kind = "conv2d_dw3x3"
     elif groups == 1 and wq.shape[2:] == (1, 1) and tuple(node.attrs["padding"]) == (0, 0):
         kind = "conv2d_1x1"
@@ -146,11 +148,12 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
                 return conv_cycles(fmt, enc.entries, wq.shape[0], oh, ow, cin_g * kh, kw, dsp,
                                    wq.shape[0] // node.attrs["groups"], node.attrs["stride"][1])
         else:
-            fast = None
+            fast = fast_kernel(node, g, bias_folded)
             offsets = np.arange(wq.shape[1], dtype=np.int64)
 
-            def cycles(fmt, enc, wq=wq):
-                return fc_cycles(fmt, enc.entries, wq.shape[0], wq.shape[1], dsp)
+            def cycles(fmt, enc, wq=wq, fast=fast):
+                return fc_cycles(fmt, enc.entries, wq.shape[0], wq.shape[1], dsp,
+                                 fast=bool(fast) and fmt == "dense")
         encs = {}
         # dense is always possible; it is the fallback when no allowed format fits the layer
         for fmt in formats if any(f != "dense" for f in formats) else ("dense",):

@@ -291,6 +291,20 @@ void t2m_fc_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
                const int8_t *input, const int8_t *weights, const int32_t *bias,
                int8_t *output);
 
+/* The same layer register-blocked (t2m_fc_fast_s8.c; the generator picks it when the accumulator
+ * bound proves the short requantization exact). weights: out_features rows padded with zeros to
+ * in4 = in_features rounded up to a multiple of four, as little-endian words of four int8:
+ * rows in blocks of four, the four rows of a block interleaved word by word (row 0's inputs
+ * 0..3, row 1's, row 2's, row 3's, then inputs 4..7), the last out_features % 4 rows each alone.
+ * scratch: t2m_fc_fast_s8_scratch_bytes(shape) bytes, word aligned (the input widened to int16). */
+static inline size_t t2m_fc_fast_s8_scratch_bytes(const t2m_fc_shape *shape)
+{
+    return 2u * ((shape->in_features + 3u) / 4u * 4u);
+}
+void t2m_fc_fast_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
+                    const int8_t *input, const int32_t *weights, const int32_t *bias,
+                    int8_t *output, int8_t *scratch);
+
 /* Sparse fully connected layers, same contract as t2m_fc_s8, one per index kind. */
 void t2m_fc_csr8_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
                     const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
@@ -313,6 +327,21 @@ void t2m_avgpool2d_s8(const t2m_pool_shape *shape, int32_t act_min, int32_t act_
 /* output[i] = requantized input1[i] + input2[i], for i < size. */
 void t2m_add_s8(const t2m_add_params_s8 *p, size_t size,
                 const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* The same add (or sub) with each input's rescaling tabulated (t2m_add_fast_s8.c): table1[x]
+ * for x in -128..127 (the pointer at x = 0) is twice MultiplyByQuantizedMultiplier((x +
+ * input1_offset) << left_shift, input1_multiplier, input1_shift), table2 likewise (negated for
+ * sub); the output
+ * requantization with multiplier, exponent = -output_shift (1..22) and round =
+ * t2m_rq_round(exponent, output_offset), the generator having proven |table1 + table2| < 2^30. */
+typedef struct {
+    const int32_t *table1, *table2;
+    int32_t multiplier, exponent, round;
+    int32_t act_min, act_max;
+} t2m_add_fast_params_s8;
+
+void t2m_add_fast_s8(const t2m_add_fast_params_s8 *p, size_t size,
+                     const int8_t *input1, const int8_t *input2, int8_t *output);
 
 /* output[i] = clamp(input[i], act_min, act_max); same quantization in and out. */
 void t2m_clamp_s8(size_t size, int32_t act_min, int32_t act_max,
