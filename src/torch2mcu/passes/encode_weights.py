@@ -103,8 +103,8 @@ def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int, kernel: str =
     qh, qw = pool_of(node)
     if kernel == "conv2d_1x1":  # two pixels' input channels (as int16 pairs on DSP cores)
         return 4 * ((wq.shape[1] + 3) // 4 * 4)
-    if kernel == "conv2d_kxk":  # two pixels' receptive fields as int16, padded to R4
-        return 4 * ((wq[0].size + 3) // 4 * 4)
+    if kernel == "conv2d_kxk":  # 3 receptive fields as int16 padded to R4 (gather, 2 pixels)
+        return 6 * ((wq[0].size + 3) // 4 * 4)
     if kernel == "conv2d_dw3x3":  # one channel's padded plane, one output row of int32 sums
         sh, sw = node.attrs["stride"]
         oh, ow = out_hw

@@ -229,13 +229,13 @@ void t2m_conv2d_1x1_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
  *   of four. weights as 32-bit words (little-endian bytes): output channels in pairs, the two
  *   rows interleaved in groups of four (row o's group, row o+1's group, ...), an odd last
  *   channel's row alone; inside a group the bytes are w[r], w[r+2], w[r+1], w[r+3].
- *   scratch: 4-byte aligned, t2m_conv2d_kxk_s8_scratch_bytes(shape) bytes (two pixels' fields
- *   as int16). */
+ *   scratch: 4-byte aligned, t2m_conv2d_kxk_s8_scratch_bytes(shape) bytes (one pixel's field
+ *   and two pixels' fields interleaved, as int16). */
 static inline size_t t2m_conv2d_kxk_s8_scratch_bytes(const t2m_conv_shape *shape)
 {
     size_t r = shape->in_c;
     r = r * shape->k_h * shape->k_w;
-    return 4u * ((r + 3u) / 4u * 4u);
+    return 6u * ((r + 3u) / 4u * 4u);
 }
 
 void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,

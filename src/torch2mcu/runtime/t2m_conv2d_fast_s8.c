@@ -392,17 +392,21 @@ static void t2m_kxk_gather(const t2m_conv_shape *shape, const int8_t *input, int
     }
 }
 
-#if defined(__ARM_FEATURE_DSP)
-static inline int32_t t2m_load_pair(const int16_t *p)
+/* The four int16 of group k of one pixel's field at position k * 8 (+ 4 for the second pixel) of
+ * the interleaved block the matrix loop reads: word copies from the natural-order field. */
+static void t2m_kxk_interleave(const int16_t *field, int32_t groups4, int16_t *dst)
 {
-    int32_t w;
-    memcpy(&w, p, 4);
-    return w;
+    int32_t k;
+    for (k = 0; k < groups4; ++k) {
+        memcpy(dst, field, 8);
+        field += 4;
+        dst += 8;
+    }
 }
-#endif
 
-/* weights: see t2m.h. scratch: t2m_conv2d_kxk_s8_scratch_bytes (4-byte aligned): two pixels'
- * gathered fields, R4 int16 each. */
+/* weights: see t2m.h. scratch: t2m_conv2d_kxk_s8_scratch_bytes (4-byte aligned): one pixel's
+ * field in natural order (R4 int16), then the two pixels' fields interleaved group by group
+ * (pixel 0's four int16, pixel 1's four, ...). */
 void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                        const int8_t *input, const int32_t *weights, const int32_t *bias,
                        int8_t *output, int8_t *scratch, int8_t pad_value)
@@ -412,33 +416,48 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t cout = shape->out_c, out_w = shape->out_w;
     const int32_t npix = (int32_t)shape->out_h * out_w;
     const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
-    int16_t *const xa = (int16_t *)(void *)scratch;
-    int16_t *const xb = xa + r4;
+    int16_t *const field = (int16_t *)(void *)scratch;
+    int16_t *const block = field + r4;
+    const int16_t *const block_end = block + 2 * r4;
     int32_t p, oy = 0, ox = 0;
 
     for (p = 0; p < npix; p += 2) {
         /* the second pixel repeats the first at an odd end */
         const int32_t p1 = p + 1 < npix ? p + 1 : p;
         int32_t co;
-        t2m_kxk_gather(shape, input, oy, ox, pad_value, r4, xa);
+        t2m_kxk_gather(shape, input, oy, ox, pad_value, r4, field);
+        t2m_kxk_interleave(field, groups4, block);
         if (p1 != p) {
             if (ox + 1 < out_w) {
-                t2m_kxk_gather(shape, input, oy, ox + 1, pad_value, r4, xb);
+                t2m_kxk_gather(shape, input, oy, ox + 1, pad_value, r4, field);
             } else {
-                t2m_kxk_gather(shape, input, oy + 1, 0, pad_value, r4, xb);
+                t2m_kxk_gather(shape, input, oy + 1, 0, pad_value, r4, field);
             }
-        } else {
-            memcpy(xb, xa, (size_t)r4 * sizeof(int16_t));
         }
+        t2m_kxk_interleave(field, groups4, block + 4);
         for (co = 0; co + 1 < cout; co += 2) {
             const int32_t *w = weights + (size_t)co * (size_t)groups4;
-            const int16_t *x0 = xa, *x1 = xb;
+            const int16_t *x = block;
             int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
-            int32_t k;
 #if defined(__ARM_FEATURE_DSP)
-            for (k = groups4; k >= 2; k -= 2) { /* two groups per pass */
-                int32_t wa = w[0], wb = w[1], xa0 = t2m_load_pair(x0), xa1 = t2m_load_pair(x0 + 2);
-                int32_t xb0 = t2m_load_pair(x1), xb1 = t2m_load_pair(x1 + 2);
+            const int32_t *x32 = (const int32_t *)(const void *)block;
+            const int32_t *const x32_end = (const int32_t *)(const void *)block_end;
+            if (groups4 & 1) {
+                const int32_t wa = w[0], wb = w[1];
+                const int32_t xa0 = x32[0], xa1 = x32[1], xb0 = x32[2], xb1 = x32[3];
+                int32_t we = __sxtb16(wa), wo = t2m_sxtb16_odd(wa);
+                a00 = __smlad(we, xa0, __smlad(wo, xa1, a00));
+                a01 = __smlad(we, xb0, __smlad(wo, xb1, a01));
+                we = __sxtb16(wb);
+                wo = t2m_sxtb16_odd(wb);
+                a10 = __smlad(we, xa0, __smlad(wo, xa1, a10));
+                a11 = __smlad(we, xb0, __smlad(wo, xb1, a11));
+                w += 2;
+                x32 += 4;
+            }
+            while (x32 != x32_end) { /* two groups per pass */
+                int32_t wa = w[0], wb = w[1];
+                int32_t xa0 = x32[0], xa1 = x32[1], xb0 = x32[2], xb1 = x32[3];
                 int32_t we = __sxtb16(wa), wo = t2m_sxtb16_odd(wa);
                 a00 = __smlad(we, xa0, a00);
                 a01 = __smlad(we, xb0, a01);
@@ -452,10 +471,10 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                 a11 = __smlad(wo, xb1, a11);
                 wa = w[2];
                 wb = w[3];
-                xa0 = t2m_load_pair(x0 + 4);
-                xa1 = t2m_load_pair(x0 + 6);
-                xb0 = t2m_load_pair(x1 + 4);
-                xb1 = t2m_load_pair(x1 + 6);
+                xa0 = x32[4];
+                xa1 = x32[5];
+                xb0 = x32[6];
+                xb1 = x32[7];
                 we = __sxtb16(wa);
                 wo = t2m_sxtb16_odd(wa);
                 a00 = __smlad(we, xa0, a00);
@@ -469,31 +488,19 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                 a10 = __smlad(wo, xa1, a10);
                 a11 = __smlad(wo, xb1, a11);
                 w += 4;
-                x0 += 8;
-                x1 += 8;
+                x32 += 8;
             }
-            if (k) {
-                const int32_t wa = w[0], wb = w[1];
-                const int32_t xa0 = t2m_load_pair(x0), xa1 = t2m_load_pair(x0 + 2);
-                const int32_t xb0 = t2m_load_pair(x1), xb1 = t2m_load_pair(x1 + 2);
-                int32_t we = __sxtb16(wa), wo = t2m_sxtb16_odd(wa);
-                a00 = __smlad(we, xa0, __smlad(wo, xa1, a00));
-                a01 = __smlad(we, xb0, __smlad(wo, xb1, a01));
-                we = __sxtb16(wb);
-                wo = t2m_sxtb16_odd(wb);
-                a10 = __smlad(we, xa0, __smlad(wo, xa1, a10));
-                a11 = __smlad(we, xb0, __smlad(wo, xb1, a11));
-            }
+            (void)x;
 #else
+            int32_t k;
             for (k = 0; k < groups4; ++k) {
                 const int8_t *wa = (const int8_t *)(const void *)w; /* w0 w2 w1 w3 per row */
-                a00 += wa[0] * x0[0] + wa[2] * x0[1] + wa[1] * x0[2] + wa[3] * x0[3];
-                a01 += wa[0] * x1[0] + wa[2] * x1[1] + wa[1] * x1[2] + wa[3] * x1[3];
-                a10 += wa[4] * x0[0] + wa[6] * x0[1] + wa[5] * x0[2] + wa[7] * x0[3];
-                a11 += wa[4] * x1[0] + wa[6] * x1[1] + wa[5] * x1[2] + wa[7] * x1[3];
+                a00 += wa[0] * x[0] + wa[2] * x[1] + wa[1] * x[2] + wa[3] * x[3];
+                a01 += wa[0] * x[4] + wa[2] * x[5] + wa[1] * x[6] + wa[3] * x[7];
+                a10 += wa[4] * x[0] + wa[6] * x[1] + wa[5] * x[2] + wa[7] * x[3];
+                a11 += wa[4] * x[4] + wa[6] * x[5] + wa[5] * x[6] + wa[7] * x[7];
                 w += 2;
-                x0 += 4;
-                x1 += 4;
+                x += 8;
             }
 #endif
             {
@@ -509,15 +516,14 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
         }
         if (co < cout) { /* an odd last output channel: its row alone, w0 w2 w1 w3 per group */
             const int8_t *w = (const int8_t *)(const void *)(weights + (size_t)co * (size_t)groups4);
-            const int16_t *x0 = xa, *x1 = xb;
+            const int16_t *x = block;
             const int32_t m = q->multiplier[co], e = -q->shift[co], round = t2m_rq_round(e, offset);
             int32_t a0 = bias[co], a1 = a0, k;
             for (k = 0; k < groups4; ++k) {
-                a0 += w[0] * x0[0] + w[2] * x0[1] + w[1] * x0[2] + w[3] * x0[3];
-                a1 += w[0] * x1[0] + w[2] * x1[1] + w[1] * x1[2] + w[3] * x1[3];
+                a0 += w[0] * x[0] + w[2] * x[1] + w[1] * x[2] + w[3] * x[3];
+                a1 += w[0] * x[4] + w[2] * x[5] + w[1] * x[6] + w[3] * x[7];
                 w += 4;
-                x0 += 4;
-                x1 += 4;
+                x += 8;
             }
             output[(size_t)co * (size_t)npix + (size_t)p] = t2m_sat_s8(t2m_rq_fast(a0, m, e, round), lo, hi);
             output[(size_t)co * (size_t)npix + (size_t)p1] = t2m_sat_s8(t2m_rq_fast(a1, m, e, round), lo, hi);
