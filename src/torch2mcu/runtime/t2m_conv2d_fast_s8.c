@@ -418,7 +418,6 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
     int16_t *const field = (int16_t *)(void *)scratch;
     int16_t *const block = field + r4;
-    const int16_t *const block_end = block + 2 * r4;
     int32_t p, oy = 0, ox = 0;
 
     for (p = 0; p < npix; p += 2) {
@@ -437,11 +436,10 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
         t2m_kxk_interleave(field, groups4, block + 4);
         for (co = 0; co + 1 < cout; co += 2) {
             const int32_t *w = weights + (size_t)co * (size_t)groups4;
-            const int16_t *x = block;
             int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
 #if defined(__ARM_FEATURE_DSP)
             const int32_t *x32 = (const int32_t *)(const void *)block;
-            const int32_t *const x32_end = (const int32_t *)(const void *)block_end;
+            const int32_t *const x32_end = x32 + r4;
             if (groups4 & 1) {
                 const int32_t wa = w[0], wb = w[1];
                 const int32_t xa0 = x32[0], xa1 = x32[1], xb0 = x32[2], xb1 = x32[3];
@@ -490,8 +488,8 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                 w += 4;
                 x32 += 8;
             }
-            (void)x;
 #else
+            const int16_t *x = block;
             int32_t k;
             for (k = 0; k < groups4; ++k) {
                 const int8_t *wa = (const int8_t *)(const void *)w; /* w0 w2 w1 w3 per row */
