@@ -344,21 +344,33 @@ static void t2m_kxk_gather(const t2m_conv_shape *shape, const int8_t *input, int
     int32_t ic, ky, kx;
     if (iy0 >= 0 && ix0 >= 0 && iy0 + k_h <= in_h && ix0 + k_w <= in_w) {
         const int8_t *src = input + (size_t)iy0 * (size_t)in_w + (size_t)ix0;
-        for (ic = 0; ic < shape->in_c; ++ic) {
-            const int8_t *row = src;
-            for (ky = 0; ky < k_h; ++ky) {
-                kx = 0;
-                for (; kx + 2 <= k_w; kx += 2) {
-                    d[0] = row[kx];
-                    d[1] = row[kx + 1];
-                    d += 2;
-                }
-                if (kx < k_w) {
-                    *d++ = row[kx];
-                }
-                row += in_w;
+        if (k_h == 3 && k_w == 3) { /* the common case, one input channel's 3x3 per pass */
+            const int8_t *const src_end = src + (size_t)shape->in_c * (size_t)in_hw;
+            for (; src != src_end; src += in_hw) {
+                const int8_t *r1 = src + in_w, *r2 = r1 + in_w;
+                d[0] = src[0];
+                d[1] = src[1];
+                d[2] = src[2];
+                d[3] = r1[0];
+                d[4] = r1[1];
+                d[5] = r1[2];
+                d[6] = r2[0];
+                d[7] = r2[1];
+                d[8] = r2[2];
+                d += 9;
             }
-            src += in_hw;
+        } else {
+            for (ic = 0; ic < shape->in_c; ++ic) {
+                const int8_t *row = src;
+                for (ky = 0; ky < k_h; ++ky) {
+                    for (kx = 0; kx < k_w; ++kx) {
+                        d[kx] = row[kx];
+                    }
+                    d += k_w;
+                    row += in_w;
+                }
+                src += in_hw;
+            }
         }
     } else {
         /* the kernel columns inside the input: [kx0, kx1) */
@@ -397,10 +409,14 @@ static void t2m_kxk_gather(const t2m_conv_shape *shape, const int8_t *input, int
 static void t2m_kxk_interleave(const int16_t *field, int32_t groups4, int16_t *dst)
 {
     int32_t k;
-    for (k = 0; k < groups4; ++k) {
+    for (k = 0; k + 2 <= groups4; k += 2) {
         memcpy(dst, field, 8);
-        field += 4;
-        dst += 8;
+        memcpy(dst + 8, field + 4, 8);
+        field += 8;
+        dst += 16;
+    }
+    if (k < groups4) {
+        memcpy(dst, field, 8);
     }
 }
 
