@@ -59,8 +59,8 @@ def _conv_geometry(node, graph):
 def fast_kernel(node, graph, bias_folded: np.ndarray) -> str | None:
     """The specialized dense kernel this conv can call (t2m_conv2d_fast_s8.c), or None:
     conv2d_dw3x3 for a 3x3 depthwise conv, conv2d_1x1 for a 1x1 conv without padding,
-    conv2d_kxk for any other conv of groups 1; all without dilation or fused pool, and only when the accumulator bound proves the short
-    requantization exact (t2m_rq_fast: |acc| < 2^30, -22 <= shift <= -1)."""
+    conv2d_kxk for any other conv of groups 1; all without dilation or fused pool, and only
+    when the accumulator bound proves the short requantization exact (t2m_rq_fast: |acc| < 2^30, -22 <= shift <= -1)."""
     if node.op != "conv2d" or node.has(FusedPool) or dilation_of(node) != (1, 1):
         return None
     q = node.record(WeightQuant)
