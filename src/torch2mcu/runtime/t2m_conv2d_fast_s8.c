@@ -3,7 +3,10 @@
  *   t2m_conv2d_dw3x3_s8: 3x3 depthwise (one output channel per input channel), padding done
  *                        per channel into a small plane (no padded copy of the whole input);
  *   t2m_conv2d_1x1_s8:   1x1 conv, any stride, as a register-blocked matrix product
- *                        (2 output channels x 2 pixels per pass) over weights reordered offline.
+ *                        (2 output channels x 2 pixels per pass) over weights reordered offline;
+ *   t2m_conv2d_kxk_s8:   any other conv of groups 1 (any kernel, stride, padding): each pixel's
+ *                        receptive field gathered as int16 (padding gathered as the zero point,
+ *                        no padded copy of the input), then the same 2 x 2 blocked product.
  * Same integers as TFLM reference_integer_ops::DepthwiseConvPerChannel / ConvPerChannel: the
  * input zero point is folded into the bias, and padded borders hold the zero point. */
 #include "t2m_dot.h"
