@@ -245,13 +245,25 @@ def conv_layer(draw, shape, same_shape: bool = False):
 @st.composite
 def fast_conv_layer(draw, shape):
     """The shapes of the specialized kernels (t2m_conv2d_fast_s8.c): a 3x3 depthwise conv (any
-    stride, padding 0-2, so small and odd planes hit the borders) or a 1x1 conv (any stride,
-    output channel counts odd and even, input counts not multiples of four)."""
+    stride, padding 0-2, so small and odd planes hit the borders), a 1x1 conv (any stride,
+    output channel counts odd and even, input counts not multiples of four) or a KxK conv of
+    groups 1 (kernels 1-5, padding 0-2, stride 1-2, reductions not multiples of four)."""
     c, h, w = shape
-    if draw(st.booleans()):
+    kind = draw(st.sampled_from(["dw3x3", "1x1", "kxk"]))
+    if kind == "dw3x3":
         pads = tuple(draw(st.integers(max(0, -(-(3 - size) // 2)), 2)) for size in (h, w))
         stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
         return Conv(c, (3, 3), stride, pads, c, draw(st.booleans()), draw(ACT), 0.0, "random")
+    if kind == "kxk":  # conv2d_kxk: groups 1, kernels 1-5 per axis, padding 0-2, stride 1-2
+        kernel, pads = [], []
+        for size in (h, w):
+            k = draw(st.integers(1, 5))
+            p = draw(st.integers(max(0, -(-(k - size) // 2)), min(2, k - 1)))
+            kernel.append(k)
+            pads.append(p)
+        stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        return Conv(draw(st.integers(1, 7)), tuple(kernel), stride, tuple(pads), 1,
+                    draw(st.booleans()), draw(ACT), 0.0, "random")
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     return Conv(draw(st.integers(1, 9)), (1, 1), stride, (0, 0), 1, draw(st.booleans()),
                 draw(ACT), draw(st.sampled_from([0.0, 0.0, 0.5])), "random")
@@ -1168,6 +1180,29 @@ def test_fast_add_tables_equal_the_reference_for_every_input_pair():
                 assert np.array_equal(got, want.astype(np.int64)), (op, s1, s2, so, z1, z2, zo)
                 checked += 1
     assert checked >= 60
+def test_kxk_conv_kernel_is_bit_exact():
+    """conv2d_kxk (dense KxK, groups 1) is chosen for these shapes and is bit-exact on the host
+    and the emulated Cortex-M4 (DSP path), at the borders: padding 0-2 (padded taps only, where
+    the plane is smaller than the kernel), stride 1-2, planes of 1-3 rows or columns and odd
+    widths (pixel pairs that wrap a row, an odd pixel count), 1-3 input channels (reductions
+    of 3-75, not multiples of four; an odd group count), odd output channel counts, the stem
+    shapes (3x3 with 3 inputs, 10x4 stride 2 with 1 input)."""
+    kxk = [((3, 5, 5), 4, (3, 3), (1, 1), (1, 1)), ((1, 7, 4), 5, (10, 4), (2, 2), (2, 1)),
+           ((2, 3, 3), 3, (3, 3), (2, 2), (2, 2)), ((3, 1, 7), 2, (1, 3), (1, 1), (0, 1)),
+           ((1, 2, 1), 2, (3, 3), (1, 1), (1, 1)), ((4, 6, 9), 6, (3, 3), (2, 1), (0, 2)),
+           ((3, 9, 6), 7, (5, 5), (2, 2), (2, 2)), ((5, 4, 11), 3, (2, 3), (1, 2), (1, 0)),
+           ((1, 3, 2), 2, (1, 1), (1, 1), (1, 1)), ((2, 8, 8), 4, (5, 3), (1, 1), (0, 0)),
+           ((3, 2, 2), 5, (5, 5), (1, 2), (2, 2))]
+    cases = [Case(shape, (Conv(oc, kernel, stride, pad, 1, k % 2 == 0,
+                               ["relu", "none", "relu6", "clamp"][k % 4], 0.0, "random"),),
+                  "dense", "speed", True, (["sym", "skew"][k % 2], 0.5 * (k % 2)), 0.0, -1.0,
+                  300 + k)
+             for k, (shape, oc, kernel, stride, pad) in enumerate(kxk)]
+    for c in cases:
+        kernels = {n.record(WeightEncoding).kernel for n in build_case(c).graph.nodes
+                   if n.has(WeightEncoding)}
+        assert kernels == {"conv2d_kxk"}, (c, kernels)
+    check_batch(cases, True, "regression")  # every case on the M4 too
 
 
 def test_concatenation_inputs_are_written_in_place():

@@ -12,6 +12,7 @@ import torch2mcu
 from conftest import randomize
 from torch2mcu.encodings import conv_offsets, decode, encode
 from torch2mcu.ir.records import FusedPool, WeightEncoding, WeightQuant
+from torch2mcu.ops.conv2d import pack_1x1_weights, pack_kxk_weights
 
 SEED = 2024
 PATTERNS = ["random", "empty_rows", "trailing_zeros", "all_zero", "dense", "one_per_row"]
@@ -161,15 +162,27 @@ def test_pruned_zeros_are_exact_in_graph_and_c(tmp_path):
             wq = node.record(WeightQuant).weight_q
             # every pruned weight is exactly 0 (tiny unpruned ones may round to 0 as well)
             assert (wq[zeros[node.name]] == 0).all(), node.name
-            if node.record(WeightEncoding).kernel == "linear_fast":
+            kernel = node.record(WeightEncoding).kernel
+            if kernel == "linear_fast":
                 # t2m_fc_fast_s8's words (ops/linear.py pack_fc_weights): unpack them
                 body = text.split(f"static const int32_t {node.name}_weights[")[1].split("};")[0]
                 words = [int(v) for v in body.split("{")[1].replace("\n", " ").split(",")]
                 c_vals = _unpack_fc_words(np.array(words, np.int64).astype(np.int32), *wq.shape)
-            else:
-                body = text.split(f"static const int8_t {node.name}_weights[")[1].split("};")[0]
-                c_vals = np.array([int(v) for v in body.split("{")[1].replace("\n", " ")
-                                   .split(",")])
+                assert np.array_equal(c_vals, wq.reshape(-1)), node.name
+                assert (c_vals[zeros[node.name].reshape(-1)] == 0).all()
+                continue
+            packed = kernel in ("conv2d_kxk", "conv2d_1x1")  # 32-bit words, reordered offline
+            ctype = "int32_t" if packed else "int8_t"
+            body = text.split(f"static const {ctype} {node.name}_weights[")[1].split("};")[0]
+            c_vals = np.array([int(v) for v in body.split("{")[1].replace("\n", " ").split(",")])
+            if packed:
+                pack = pack_kxk_weights if kernel == "conv2d_kxk" else pack_1x1_weights
+                assert np.array_equal(c_vals, pack(wq)), node.name
+                # the packing moves the weights: the zeros are the packed zeros of the pruning
+                mask = pack(zeros[node.name].astype(np.int8))
+                c_bytes = c_vals.astype("<i4").view(np.int8)
+                assert (c_bytes[mask.astype("<i4").view(np.int8) != 0] == 0).all()
+                continue
             assert np.array_equal(c_vals, wq.reshape(-1)), node.name
             assert (c_vals[zeros[node.name].reshape(-1)] == 0).all()
 

@@ -53,27 +53,34 @@ def conv_cycles(fmt: str, entries: int, out_c: int, out_h: int, out_w: int, rows
 
 # the specialized dense kernels (t2m_conv2d_fast_s8.c): per output (requantization, store,
 # loop), per MAC, per pixel gathered (1x1) or per channel (depthwise: weights, padded plane)
+# (kxk: per MAC of the reduction padded to a multiple of four, per gathered value per pixel;
+# fitted to the emulated Cortex-M4 ResNet-8 3x3 convs and stem and the DS-CNN 10x4 stem)
 FAST = {  # fitted to the emulated Cortex-M4 DS-CNN layers and a 16->32 1x1 stride-2 shortcut
     "dsp": {"dw3x3": {"out": 50, "mac": 2.0, "chan": 600},
             "dw3x3_s2": {"out": 50, "mac": 4.0, "chan": 600},
-            "1x1": {"out": 42, "mac": 1.76, "pixel_in": 4.0}},
+            "1x1": {"out": 42, "mac": 1.76, "pixel_in": 4.0},
+            "kxk": {"out": 48, "mac": 1.62, "pixel_in": 6.1}},
     "plain": {"dw3x3": {"out": 60, "mac": 4.0, "chan": 800},
               "dw3x3_s2": {"out": 60, "mac": 4.0, "chan": 800},
-              "1x1": {"out": 60, "mac": 4.0, "pixel_in": 5.0}},
+              "1x1": {"out": 60, "mac": 4.0, "pixel_in": 5.0},
+              "kxk": {"out": 60, "mac": 3.5, "pixel_in": 8.0}},
 }
 
 
-def fast_conv_cycles(kernel: str, out_c: int, in_c_per_group: int, out_h: int, out_w: int,
+def fast_conv_cycles(kernel: str, out_c: int, reduction: int, out_h: int, out_w: int,
                      dsp: bool, stride_w: int = 1) -> float:
-    """Estimated cycles of conv2d_dw3x3 / conv2d_1x1 (see FAST)."""
+    """Estimated cycles of conv2d_dw3x3 / conv2d_1x1 / conv2d_kxk (see FAST); reduction: the
+    MACs per output (in_c_per_group * k_h * k_w)."""
     f = FAST["dsp" if dsp else "plain"]
     outputs = out_c * out_h * out_w
     if kernel == "conv2d_dw3x3":
         c = f["dw3x3" if stride_w == 1 else "dw3x3_s2"]
         return outputs * (c["out"] + 9 * c["mac"]) + out_c * c["chan"]
-    c = f["1x1"]
-    return (outputs * (c["out"] + in_c_per_group * c["mac"])
-            + out_h * out_w * in_c_per_group * c["pixel_in"])
+    c = f["kxk" if kernel == "conv2d_kxk" else "1x1"]
+    if kernel == "conv2d_kxk":
+        reduction = (reduction + 3) // 4 * 4
+    return (outputs * (c["out"] + reduction * c["mac"])
+            + out_h * out_w * reduction * c["pixel_in"])
 
 
 # the register-blocked dense FC (t2m_fc_fast_s8.c): per output (requantization, store, the
@@ -101,7 +108,8 @@ def fc_cycles(fmt: str, entries: int, out_f: int, in_f: int, dsp: bool,
 # decides which kernels get linked, and a variant no other layer uses costs its code in flash.
 KERNEL_CODE_BYTES = {"conv2d_dense": 1244, "conv2d_rows": 932, "conv2d_dense_dilated": 1264,
                      "conv2d_rows_dilated": 1060,
-                     "conv2d_dw3x3": 1350, "conv2d_1x1": 1120, "conv2d_csr8": 1112,
+                     "conv2d_dw3x3": 1350, "conv2d_1x1": 1120, "conv2d_kxk": 1914,
+                     "conv2d_csr8": 1112,
                      "conv2d_csr16": 1116, "conv2d_rel8": 1120, "linear_dense": 536,
                      "linear_fast": 1020,
                      "linear_csr8": 468, "linear_csr16": 480, "linear_rel8": 468}

@@ -133,7 +133,7 @@ class Conv2d(Op):
             return
         plan = node.record(ConvPlan)
         kernel = node.record(WeightEncoding).kernel
-        if kernel in ("conv2d_dw3x3", "conv2d_1x1"):
+        if kernel in FAST_KERNELS:
             self._emit_fast(node, ctx, kernel, x, y)
             return
         hb, wb = plan.prepared
@@ -184,6 +184,12 @@ class Conv2d(Op):
             ctx.call(f"t2m_conv2d_dw3x3_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {work}, "
                      f"{z_in});")
             return
+        if kernel == "conv2d_kxk":
+            words = ctx.const_array(f"{node.name}_weights", "int32_t", pack_kxk_weights(wq))
+            z_in = g.tensors[node.inputs[0]].quant.zero_point
+            ctx.call(f"t2m_conv2d_kxk_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, {work}, "
+                     f"{z_in});")
+            return
         words = ctx.const_array(f"{node.name}_weights", "int32_t", pack_1x1_weights(wq))
         ctx.call(f"t2m_conv2d_1x1_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, {work});")
 
@@ -200,6 +206,24 @@ def pack_1x1_weights(wq: np.ndarray) -> np.ndarray:
     body = rows[:pairs].reshape(o // 2, 2, i4 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
     flat = np.concatenate([body, rows[pairs:].reshape(-1)])
     return flat.view("<i4").astype(np.int32)
+
+
+def pack_kxk_weights(wq: np.ndarray) -> np.ndarray:
+    """KxK conv weights (O, I, KH, KW) in t2m_conv2d_kxk_s8's order, as little-endian 32-bit
+    words: each row flattened in filter order and padded with zeros to a multiple of four, the
+    bytes of every group of four as (w0, w2, w1, w3) (SXTB16 then pairs w0, w1 and w2, w3 with
+    the gathered int16 pairs), then as pack_1x1_weights: output channels in pairs, the two rows
+    interleaved group by group, an odd last row alone."""
+    o = wq.shape[0]
+    r = int(np.prod(wq.shape[1:]))
+    r4 = (r + 3) // 4 * 4
+    rows = np.zeros((o, r4), np.int8)
+    rows[:, :r] = wq.reshape(o, r)
+    rows = rows.reshape(o, r4 // 4, 4)[:, :, [0, 2, 1, 3]].reshape(o, r4, 1, 1)
+    return pack_1x1_weights(rows)
+
+
+FAST_KERNELS = ("conv2d_dw3x3", "conv2d_1x1", "conv2d_kxk")
 
 
 # ---- lowering from aten ------------------------------------------------------------------------

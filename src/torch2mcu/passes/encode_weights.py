@@ -26,7 +26,7 @@ from torch2mcu.ir.records import ConvPlan, EncodingChoice, FusedPool, WeightEnco
 from torch2mcu.ops import get_op
 from torch2mcu.ops._requant import accumulator_bound
 from torch2mcu.ops._spatial import spatial
-from torch2mcu.ops.conv2d import dilation_of, pool_of
+from torch2mcu.ops.conv2d import FAST_KERNELS, dilation_of, pool_of
 
 FORMATS = ("dense", "csr", "rel")
 OBJECTIVES = ("flash", "speed", "balanced")
@@ -59,9 +59,9 @@ def _conv_geometry(node, graph):
 def fast_kernel(node, graph, bias_folded: np.ndarray) -> str | None:
     """The specialized dense kernel this conv or linear can call (t2m_conv2d_fast_s8.c,
     t2m_fc_fast_s8.c), or None: conv2d_dw3x3 for a 3x3 depthwise conv, conv2d_1x1 for a 1x1 conv
-    without padding (both without dilation or fused pool), linear_fast for any linear; only
-    when the accumulator bound proves the short requantization exact (t2m_rq_fast:
-    |acc| < 2^30, -22 <= shift <= -1)."""
+    without padding, conv2d_kxk for any other conv of groups 1 (all without dilation or fused
+    pool), linear_fast for any linear; only when the accumulator bound proves the short
+    requantization exact (t2m_rq_fast: |acc| < 2^30, -22 <= shift <= -1)."""
     q = node.record(WeightQuant)
     wq = q.weight_q
     if node.op == "linear":  # t2m_fc_fast_s8.c: any shape
@@ -73,6 +73,8 @@ def fast_kernel(node, graph, bias_folded: np.ndarray) -> str | None:
         kind = "conv2d_dw3x3"
     elif groups == 1 and wq.shape[2:] == (1, 1) and tuple(node.attrs["padding"]) == (0, 0):
         kind = "conv2d_1x1"
+    elif groups == 1:
+        kind = "conv2d_kxk"
     else:
         return None
     shift = q.shift.astype(np.int64)
@@ -103,6 +105,8 @@ def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int, kernel: str =
     qh, qw = pool_of(node)
     if kernel == "conv2d_1x1":  # two pixels' input channels (as int16 pairs on DSP cores)
         return 4 * ((wq.shape[1] + 3) // 4 * 4)
+    if kernel == "conv2d_kxk":  # 3 receptive fields as int16 padded to R4 (gather, 2 pixels)
+        return 6 * ((wq[0].size + 3) // 4 * 4)
     if kernel == "conv2d_dw3x3":  # one channel's padded plane, one output row of int32 sums
         sh, sw = node.attrs["stride"]
         oh, ow = out_hw
@@ -143,7 +147,7 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
             def cycles(fmt, enc, node=node, oh=oh, ow=ow, cin_g=cin_g, kh=kh, kw=kw, wq=wq,
                        fast=fast):
                 if fmt == "dense" and fast:
-                    return fast_conv_cycles(fast, wq.shape[0], cin_g, oh, ow, dsp,
+                    return fast_conv_cycles(fast, wq.shape[0], cin_g * kh * kw, oh, ow, dsp,
                                             node.attrs["stride"][1])
                 return conv_cycles(fmt, enc.entries, wq.shape[0], oh, ow, cin_g * kh, kw, dsp,
                                    wq.shape[0] // node.attrs["groups"], node.attrs["stride"][1])
@@ -174,7 +178,7 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
             for f, (b, c, k) in layer["candidates"].items()}))
         if node.has(ConvPlan):
             kernel = layer["candidates"][fmt][2]
-            if kernel in ("conv2d_dw3x3", "conv2d_1x1"):  # the kernel pads, if at all
+            if kernel in FAST_KERNELS:  # the kernel pads, if at all
                 c, h, w = spatial(g.tensors[node.inputs[0]].shape)
                 node.put(ConvPlan((h, w)))
             out_hw = get_op("conv2d").conv_shape(node, g)[1:]

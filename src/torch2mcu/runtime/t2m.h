@@ -266,6 +266,25 @@ void t2m_conv2d_1x1_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                        const int8_t *input, const int32_t *weights, const int32_t *bias,
                        int8_t *output, int8_t *scratch);
 
+/* t2m_conv2d_kxk_s8: any k_h x k_w, groups 1, padding and stride any, no dilation, no fused
+ *   pool; pad_value is the input zero point. The reduction is R = in_c * k_h * k_w in filter
+ *   order (input channel, kernel row, kernel column), padded with zero weights to R4, a multiple
+ *   of four. weights as 32-bit words (little-endian bytes): output channels in pairs, the two
+ *   rows interleaved in groups of four (row o's group, row o+1's group, ...), an odd last
+ *   channel's row alone; inside a group the bytes are w[r], w[r+2], w[r+1], w[r+3].
+ *   scratch: 4-byte aligned, t2m_conv2d_kxk_s8_scratch_bytes(shape) bytes (one pixel's field
+ *   and two pixels' fields interleaved, as int16). */
+static inline size_t t2m_conv2d_kxk_s8_scratch_bytes(const t2m_conv_shape *shape)
+{
+    size_t r = shape->in_c;
+    r = r * shape->k_h * shape->k_w;
+    return 6u * ((r + 3u) / 4u * 4u);
+}
+
+void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                       const int8_t *input, const int32_t *weights, const int32_t *bias,
+                       int8_t *output, int8_t *scratch, int8_t pad_value);
+
 /* Sparse conv on a prepared input, same contract as t2m_conv2d_s8; one function per index
  * kind (csr8, csr16, rel8; see t2m_sparse_s8) so a build links only what it uses. Each weight
  * is loaded once for up to four adjacent output pixels. scratch: 4-byte aligned,
