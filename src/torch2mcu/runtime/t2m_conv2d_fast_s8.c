@@ -20,19 +20,6 @@ static inline int32_t t2m_load_word(const int8_t *p)
     return (int32_t)w;
 }
 
-/* SXTB16 of the word rotated right by 8 (the odd bytes), one instruction. */
-static inline int32_t t2m_sxtb16_odd(int32_t w)
-{
-#if defined(__GNUC__)
-    int32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
-    return r;
-#else
-    const uint32_t u = (uint32_t)w;
-    return __sxtb16((int32_t)((u >> 8) | (u << 24)));
-#endif
-}
-
 /* Two int16 lanes (lo, hi) in one word, for the dual multiplies. */
 static inline int32_t t2m_pack16(int32_t lo, int32_t hi)
 {

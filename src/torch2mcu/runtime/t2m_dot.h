@@ -8,6 +8,19 @@
 
 #if defined(__ARM_FEATURE_DSP)
 #include <arm_acle.h>
+
+/* SXTB16 of the word rotated right by 8 (the odd bytes), one instruction. */
+static inline int32_t t2m_sxtb16_odd(int32_t w)
+{
+#if defined(__GNUC__)
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
+    return r;
+#else
+    const uint32_t u = (uint32_t)w;
+    return __sxtb16((int32_t)((u >> 8) | (u << 24)));
+#endif
+}
 #endif
 
 /* acc + sum(a[i] * b[i]) for i < n. With the DSP extension, four pairs per step: one word load

@@ -13,19 +13,6 @@
 #include "t2m_dot.h"
 
 #if defined(__ARM_FEATURE_DSP)
-/* SXTB16 of the word rotated right by 8 (the odd bytes), one instruction. */
-static inline int32_t t2m_fc_odd(int32_t w)
-{
-#if defined(__GNUC__)
-    int32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(w));
-    return r;
-#else
-    const uint32_t u = (uint32_t)w;
-    return __sxtb16((int32_t)((u >> 8) | (u << 24)));
-#endif
-}
-
 /* The word at p (the int16 pairs in scratch; memcpy: no aliasing question, one LDR). */
 static inline int32_t t2m_fc_word(const int16_t *p)
 {
@@ -41,13 +28,13 @@ static inline int32_t t2m_fc_word(const int16_t *p)
 #define T2M_FC_QUAD(a0, a1, a2, a3, w0, w1, w2, w3, xe, xo) \
     do { \
         a0 = __smlad(__sxtb16(w0), xe, a0); \
-        a0 = __smlad(t2m_fc_odd(w0), xo, a0); \
+        a0 = __smlad(t2m_sxtb16_odd(w0), xo, a0); \
         a1 = __smlad(__sxtb16(w1), xe, a1); \
-        a1 = __smlad(t2m_fc_odd(w1), xo, a1); \
+        a1 = __smlad(t2m_sxtb16_odd(w1), xo, a1); \
         a2 = __smlad(__sxtb16(w2), xe, a2); \
-        a2 = __smlad(t2m_fc_odd(w2), xo, a2); \
+        a2 = __smlad(t2m_sxtb16_odd(w2), xo, a2); \
         a3 = __smlad(__sxtb16(w3), xe, a3); \
-        a3 = __smlad(t2m_fc_odd(w3), xo, a3); \
+        a3 = __smlad(t2m_sxtb16_odd(w3), xo, a3); \
     } while (0)
 
 #if defined(__GNUC__)
@@ -211,7 +198,7 @@ void t2m_fc_fast_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
         while (w != end) {
             const int32_t w0 = w[0];
             a = __smlad(__sxtb16(w0), t2m_fc_word(x), a);
-            a = __smlad(t2m_fc_odd(w0), t2m_fc_word(x + 2), a);
+            a = __smlad(t2m_sxtb16_odd(w0), t2m_fc_word(x + 2), a);
             w += 1;
             x += 4;
         }
