@@ -26,8 +26,11 @@ from torch2mcu.compress.search import allocate
 from torch2mcu.data import Dataset, load_idx_dataset
 from torch2mcu.encodings import conv_offsets
 from torch2mcu.encodings.sparse import Encoding, decode
-from torch2mcu.ir.records import ConvPlan, FoldedBatchNorm, WeightQuant, weight_format
+from torch2mcu.ir.records import (ConvPlan, FoldedBatchNorm, WeightEncoding, WeightQuant,
+                                  weight_format)
 from torch2mcu.models import LeNet5
+from torch2mcu.ops.conv2d import pack_1x1_weights, pack_kxk_weights
+from torch2mcu.ops.linear import pack_fc_weights
 from torch2mcu.ui import set_quiet
 
 from conftest import randomize
@@ -113,10 +116,20 @@ def _c_array(text: str, name: str) -> np.ndarray | None:
     return vals
 
 
+# kernels whose weights the C holds as packed 32-bit words, and the packing
+PACKED = {"conv2d_kxk": pack_kxk_weights, "conv2d_1x1": pack_1x1_weights,
+          "linear_fast": pack_fc_weights}
+
+
 def _c_weights(text: str, node) -> np.ndarray:
     """The layer's int8 weights as the generated C holds them, decoded to (rows, K)."""
     wq = node.record(WeightQuant).weight_q
     rows = wq.shape[0]
+    pack = PACKED.get(node.record(WeightEncoding).kernel)
+    if pack is not None:  # a fast kernel's 32-bit words, reordered offline: they must be wq's
+        words = _c_array(text, f"{node.name}_weights")
+        np.testing.assert_array_equal(words, pack(wq), err_msg=node.name)
+        return wq.reshape(rows, -1)
     if node.op == "conv2d":
         hb, wb = node.record(ConvPlan).prepared
         offsets = conv_offsets(*wq.shape[1:], hb, wb)
