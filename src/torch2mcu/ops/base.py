@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from torch2mcu.errors import Torch2MCUError
+from torch2mcu.ir.records import FusedActivation
 
 NO_ACT = (-math.inf, math.inf)
 
@@ -112,8 +113,6 @@ def require(cond: bool, node, what: str, fix: str) -> None:
 def act_of(node) -> tuple[float, float]:
     """The clamp an op applies to its output: the clamps fused into it (fuse_activation's
     FusedActivation record), or a clamp op's own bounds (its "act" attribute)."""
-    from torch2mcu.ir.records import FusedActivation  # noqa: PLC0415
-
     if node.has(FusedActivation):
         rec = node.record(FusedActivation)
         return float(rec.lo), float(rec.hi)
