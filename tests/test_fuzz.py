@@ -244,8 +244,8 @@ def conv_layer(draw, shape, same_shape: bool = False):
 
 @st.composite
 def fast_conv_layer(draw, shape):
-    """The shapes of the specialized kernels (t2m_conv2d_fast_s8.c): a 3x3 depthwise conv (any
-    stride, padding 0-2, so small and odd planes hit the borders), a 1x1 conv (any stride,
+    """The shapes of the specialized kernels (t2m_conv2d_fast_s8.c, t2m_dwconv_fast_s8.c): a 3x3
+    depthwise conv (any stride, padding 0-2, so small and odd planes hit the borders), a 1x1 conv (any stride,
     output channel counts odd and even, input counts not multiples of four) or a KxK conv of
     groups 1 (kernels 1-5, padding 0-2, stride 1-2, reductions not multiples of four)."""
     c, h, w = shape

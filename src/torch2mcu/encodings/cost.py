@@ -51,8 +51,9 @@ def conv_cycles(fmt: str, entries: int, out_c: int, out_h: int, out_w: int, rows
     return base + walks
 
 
-# the specialized dense kernels (t2m_conv2d_fast_s8.c): per output (requantization, store,
-# loop), per MAC, per pixel gathered (1x1) or per channel (depthwise: weights, padded plane)
+# the specialized dense kernels (t2m_conv2d_fast_s8.c, t2m_dwconv_fast_s8.c): per output
+# (requantization, store, loop), per MAC, per pixel gathered (1x1) or per channel (depthwise:
+# weights, padded plane)
 # (kxk: per MAC of the reduction padded to a multiple of four, per gathered value per pixel;
 # fitted to the emulated Cortex-M4 ResNet-8 3x3 convs and stem and the DS-CNN 10x4 stem)
 FAST = {  # fitted to the emulated Cortex-M4 DS-CNN layers and a 16->32 1x1 stride-2 shortcut

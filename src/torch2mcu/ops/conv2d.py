@@ -32,7 +32,7 @@ def pool_of(node) -> tuple[int, int]:
 
 class Conv2d(Op):
     name = "conv2d"
-    headers = ("t2m_conv2d.h",)  # the dilated kernels
+    headers = ("t2m_conv2d.h", "t2m_conv2d_fast.h", "t2m_dwconv_fast.h")  # dilated, fast
     summary = ("Conv2d and Conv1d (any kernel, stride, padding and dilation, groups including "
                "depthwise and channel multipliers, bias or none)")
 
@@ -162,7 +162,8 @@ class Conv2d(Op):
             ctx.call(f"t2m_conv2d_rows{dil}_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
 
     def _emit_fast(self, node, ctx, kernel, x, y):
-        """The specialized kernels of t2m_conv2d_fast_s8.c: they read the unpadded input."""
+        """The specialized kernels of t2m_conv2d_fast_s8.c and t2m_dwconv_fast_s8.c: they read the
+        unpadded input."""
         g = ctx.graph
         c, h, w = spatial(g.tensors[node.inputs[0]].shape)
         oc, oh, ow = spatial(g.tensors[node.output].shape)

@@ -58,7 +58,7 @@ def _conv_geometry(node, graph):
 
 def fast_kernel(node, graph, bias_folded: np.ndarray) -> str | None:
     """The specialized dense kernel this conv or linear can call (t2m_conv2d_fast_s8.c,
-    t2m_fc_fast_s8.c), or None: conv2d_dw3x3 for a 3x3 depthwise conv, conv2d_1x1 for a 1x1 conv
+    t2m_dwconv_fast_s8.c, t2m_fc_fast_s8.c), or None: conv2d_dw3x3 for a 3x3 depthwise conv, conv2d_1x1 for a 1x1 conv
     without padding, conv2d_kxk for any other conv of groups 1 (all without dilation or fused
     pool), linear_fast for any linear; only when the accumulator bound proves the short
     requantization exact (t2m_rq_fast: |acc| < 2^30, -22 <= shift <= -1)."""

@@ -231,60 +231,6 @@ void t2m_conv2d_rows_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                         const int8_t *input, const int8_t *weights, const int32_t *bias,
                         int8_t *output);
 
-/* Specialized dense convs on the unpadded input (the generator picks them when the shape fits and
- * it has proved |acc| < 2^30 for every output, and -22 <= shift <= -1 for every channel; see
- * t2m_rq_fast in t2m_dot.h). pad_h / pad_w of the shape are the top / left
- * padding, done by the kernel.
- * t2m_conv2d_dw3x3_s8: 3x3 depthwise (groups == in_c == out_c), no dilation, no fused pool;
- *   weights (out_c, 1, 3, 3); pad_value is the input zero point. scratch: 4-byte aligned,
- *   t2m_conv2d_dw3x3_s8_scratch_bytes(shape) bytes: one channel's padded plane and one output
- *   row of int32 sums.
- * t2m_conv2d_1x1_s8: 1x1, groups 1, no padding, no dilation, no fused pool, any stride;
- *   weights as 32-bit words (little-endian bytes): output channels in pairs, the two rows
- *   interleaved in groups of four input channels ([w[o][0..3], w[o+1][0..3], w[o][4..7], ...]),
- *   an odd last channel's row alone; the input channels padded with zeros to cin4 = a multiple
- *   of four. scratch: t2m_conv2d_1x1_s8_scratch_bytes(shape) bytes (4 * cin4). */
-static inline size_t t2m_conv2d_dw3x3_s8_scratch_bytes(const t2m_conv_shape *shape)
-{
-    const size_t plane = T2M_CAST(size_t, (shape->out_h - 1) * shape->stride_h + 3) *
-                         T2M_CAST(size_t, (shape->out_w - 1) * shape->stride_w + 3);
-    /* the plane (padded, or a copy for an odd width), a slack byte; a row of sums (rounded up
-     * to pairs) */
-    return (plane + 4u) / 4u * 4u + 4u * T2M_CAST(size_t, shape->out_w + 1);
-}
-
-static inline size_t t2m_conv2d_1x1_s8_scratch_bytes(const t2m_conv_shape *shape)
-{
-    return 4u * ((T2M_CAST(size_t, shape->in_c) + 3u) / 4u * 4u);
-}
-
-void t2m_conv2d_dw3x3_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
-                         const int8_t *input, const int8_t *weights, const int32_t *bias,
-                         int8_t *output, int8_t *scratch, int8_t pad_value);
-
-void t2m_conv2d_1x1_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
-                       const int8_t *input, const int32_t *weights, const int32_t *bias,
-                       int8_t *output, int8_t *scratch);
-
-/* t2m_conv2d_kxk_s8: any k_h x k_w, groups 1, padding and stride any, no dilation, no fused
- *   pool; pad_value is the input zero point. The reduction is R = in_c * k_h * k_w in filter
- *   order (input channel, kernel row, kernel column), padded with zero weights to R4, a multiple
- *   of four. weights as 32-bit words (little-endian bytes): output channels in pairs, the two
- *   rows interleaved in groups of four (row o's group, row o+1's group, ...), an odd last
- *   channel's row alone; inside a group the bytes are w[r], w[r+2], w[r+1], w[r+3].
- *   scratch: 4-byte aligned, t2m_conv2d_kxk_s8_scratch_bytes(shape) bytes (one pixel's field
- *   and two pixels' fields interleaved, as int16). */
-static inline size_t t2m_conv2d_kxk_s8_scratch_bytes(const t2m_conv_shape *shape)
-{
-    size_t r = shape->in_c;
-    r = r * shape->k_h * shape->k_w;
-    return 6u * ((r + 3u) / 4u * 4u);
-}
-
-void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
-                       const int8_t *input, const int32_t *weights, const int32_t *bias,
-                       int8_t *output, int8_t *scratch, int8_t pad_value);
-
 /* Sparse conv on a prepared input, same contract as t2m_conv2d_s8; one function per index
  * kind (csr8, csr16, rel8; see t2m_sparse_s8) so a build links only what it uses. Each weight
  * is loaded once for up to four adjacent output pixels. scratch: 4-byte aligned,

@@ -109,4 +109,20 @@ static inline int8_t t2m_sat_s8(int32_t v, int32_t lo, int32_t hi)
     return (int8_t)(v > hi ? hi : v);
 }
 
+#if defined(__ARM_FEATURE_DSP)
+/* The four bytes at p as one word (an unaligned LDR on Cortex-M3/M4/M7/M33). */
+static inline int32_t t2m_load_word(const int8_t *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return (int32_t)w;
+}
+
+/* Two int16 lanes (lo, hi) in one word, for the dual multiplies. */
+static inline int32_t t2m_pack16(int32_t lo, int32_t hi)
+{
+    return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
+}
+#endif
+
 #endif /* T2M_DOT_H */
