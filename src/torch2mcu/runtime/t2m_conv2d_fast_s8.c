@@ -11,25 +11,151 @@
 #include "t2m_conv2d_fast.h"
 #include "t2m_dot.h"
 
-/* One group of four input channels of a pixel, as the inner loops read it: with the DSP
- * extension the int16 pairs (x0, x2), (x1, x3) (what SXTB16 and SXTB16 ROR 8 give on the word
- * x0..x3); else the four bytes. */
 #if defined(__ARM_FEATURE_DSP)
-#define T2M_1X1_GROUP_BYTES 8
-static inline void t2m_put_group(int8_t *d, const int8_t *s, int32_t step, int32_t n)
+/* One group of four of a row pair into the four sums (see t2m_mm2_s8). */
+#define T2M_MM2_GROUP(a00, a01, a10, a11, wa, wb, xa, xb, xc, xd) \
+    do { \
+        int32_t t2m_t = __sxtb16(wa); \
+        a00 = __smlad(t2m_t, xa, a00); \
+        a01 = __smlad(t2m_t, xc, a01); \
+        t2m_t = t2m_sxtb16_odd(wa); \
+        a00 = __smlad(t2m_t, xb, a00); \
+        a01 = __smlad(t2m_t, xd, a01); \
+        t2m_t = __sxtb16(wb); \
+        a10 = __smlad(t2m_t, xa, a10); \
+        a11 = __smlad(t2m_t, xc, a11); \
+        t2m_t = t2m_sxtb16_odd(wb); \
+        a10 = __smlad(t2m_t, xb, a10); \
+        a11 = __smlad(t2m_t, xd, a11); \
+    } while (0)
+
+#if defined(__GNUC__)
+/* One group in assembly: the six words (offset loads first, then the post-incremented base,
+ * so the loads issue back to back), then the eight SMLADs. */
+#define T2M_MM2_ASM_GROUP \
+    "ldr %[xb], [%[x], #4]\n\t" \
+    "ldr %[xc], [%[x], #8]\n\t" \
+    "ldr %[xd], [%[x], #12]\n\t" \
+    "ldr %[xa], [%[x]], #16\n\t" \
+    "ldr %[wb], [%[w], #4]\n\t" \
+    "ldr %[wa], [%[w]], #8\n\t" \
+    "sxtb16 %[t], %[wa]\n\t" \
+    "smlad %[a00], %[t], %[xa], %[a00]\n\t" \
+    "smlad %[a01], %[t], %[xc], %[a01]\n\t" \
+    "sxtb16 %[t], %[wa], ror #8\n\t" \
+    "smlad %[a00], %[t], %[xb], %[a00]\n\t" \
+    "smlad %[a01], %[t], %[xd], %[a01]\n\t" \
+    "sxtb16 %[t], %[wb]\n\t" \
+    "smlad %[a10], %[t], %[xa], %[a10]\n\t" \
+    "smlad %[a11], %[t], %[xc], %[a11]\n\t" \
+    "sxtb16 %[t], %[wb], ror #8\n\t" \
+    "smlad %[a10], %[t], %[xb], %[a10]\n\t" \
+    "smlad %[a11], %[t], %[xd], %[a11]\n\t"
+#endif
+
+/* Every output channel of two pixels, the product both kernels end in. x: groups4 groups of
+ * four words, pixel 0's two int16 pair words then pixel 1's (4-byte aligned); w: output
+ * channels in pairs, the two rows' words interleaved group by group, an odd last row alone
+ * (SXTB16 and SXTB16 ROR 8 of a weight word pair up with a pixel's first and second pair word);
+ * o0 / o1: the two pixels' outputs of channel 0, channel c's at + c * npix. Two output channels
+ * x two pixels per pass, two groups per loop step; the sums are requantized after each pass. */
+static void t2m_mm2_s8(const int32_t *x, int32_t groups4, const int32_t *w, const int32_t *bias,
+                       const t2m_requant_s8 *q, int32_t cout, int8_t *o0, int8_t *o1,
+                       int32_t npix)
 {
-    int16_t v[4] = {0, 0, 0, 0};
-    int32_t j;
-    for (j = 0; j < n; ++j) {
-        v[j] = s[(size_t)j * (size_t)step];
+    const int32_t *const x_end = x + 4 * groups4;
+    const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
+    int32_t co;
+    for (co = 0; co + 1 < cout; co += 2) {
+        int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
+        const int32_t *xp = x;
+        if (groups4 & 1) {
+            T2M_MM2_GROUP(a00, a01, a10, a11, w[0], w[1], xp[0], xp[1], xp[2], xp[3]);
+            w += 2;
+            xp += 4;
+        }
+#if defined(__GNUC__)
+        if (xp != x_end) {
+            int32_t xa, xb, xc, xd, wa, wb, t;
+            __asm__ volatile(
+                "1:\n\t"
+                T2M_MM2_ASM_GROUP
+                T2M_MM2_ASM_GROUP
+                "cmp %[x], %[end]\n\t"
+                "bne 1b\n\t"
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [x] "+r"(xp), [w] "+r"(w), [xa] "=&r"(xa), [xb] "=&r"(xb), [xc] "=&r"(xc),
+                  [xd] "=&r"(xd), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                : [end] "r"(x_end)
+                : "cc", "memory");
+        }
+#else
+        for (; xp != x_end; xp += 4) {
+            T2M_MM2_GROUP(a00, a01, a10, a11, w[0], w[1], xp[0], xp[1], xp[2], xp[3]);
+            w += 2;
+        }
+#endif
+        {
+            const int32_t m0 = q->multiplier[co], e0 = -q->shift[co];
+            const int32_t m1 = q->multiplier[co + 1], e1 = -q->shift[co + 1];
+            const int32_t round0 = t2m_rq_round(e0, offset), round1 = t2m_rq_round(e1, offset);
+            o0[0] = t2m_sat_s8(t2m_rq_fast(a00, m0, e0, round0), lo, hi);
+            o1[0] = t2m_sat_s8(t2m_rq_fast(a01, m0, e0, round0), lo, hi);
+            o0[npix] = t2m_sat_s8(t2m_rq_fast(a10, m1, e1, round1), lo, hi);
+            o1[npix] = t2m_sat_s8(t2m_rq_fast(a11, m1, e1, round1), lo, hi);
+        }
+        o0 += 2 * (size_t)npix;
+        o1 += 2 * (size_t)npix;
     }
-    {
-        const int16_t pairs[4] = {v[0], v[2], v[1], v[3]};
-        memcpy(d, pairs, sizeof pairs);
+    if (co < cout) { /* an odd last output channel: its row alone */
+        const int32_t m = q->multiplier[co], e = -q->shift[co], round = t2m_rq_round(e, offset);
+        int32_t a0 = bias[co], a1 = a0;
+        const int32_t *xp = x;
+        for (; xp != x_end; xp += 4) {
+            const int32_t we = __sxtb16(*w), wo = t2m_sxtb16_odd(*w);
+            a0 = __smlad(we, xp[0], __smlad(wo, xp[1], a0));
+            a1 = __smlad(we, xp[2], __smlad(wo, xp[3], a1));
+            ++w;
+        }
+        o0[0] = t2m_sat_s8(t2m_rq_fast(a0, m, e, round), lo, hi);
+        o1[0] = t2m_sat_s8(t2m_rq_fast(a1, m, e, round), lo, hi);
     }
 }
-#else
-#define T2M_1X1_GROUP_BYTES 4
+
+/* Two pixels' input channels (channel c at s0 + c * hw and s1 + c * hw) as t2m_mm2_s8 reads
+ * them: per group of four channels the int16 pairs (x0, x2), (x1, x3) of pixel 0, then pixel
+ * 1's, the channels padded with zeros to a multiple of four. */
+static void t2m_1x1_gather2(const int8_t *s0, const int8_t *s1, int32_t cin, int32_t hw,
+                            int32_t *d)
+{
+    const size_t step = (size_t)hw;
+    int32_t c = cin;
+    for (; c >= 4; c -= 4) {
+        d[0] = t2m_pack16(s0[0], s0[2 * step]);
+        d[1] = t2m_pack16(s0[step], s0[3 * step]);
+        d[2] = t2m_pack16(s1[0], s1[2 * step]);
+        d[3] = t2m_pack16(s1[step], s1[3 * step]);
+        s0 += 4 * step;
+        s1 += 4 * step;
+        d += 4;
+    }
+    if (c > 0) {
+        int32_t v0[4] = {0, 0, 0, 0}, v1[4] = {0, 0, 0, 0}, j;
+        for (j = 0; j < c; ++j) {
+            v0[j] = s0[(size_t)j * step];
+            v1[j] = s1[(size_t)j * step];
+        }
+        d[0] = t2m_pack16(v0[0], v0[2]);
+        d[1] = t2m_pack16(v0[1], v0[3]);
+        d[2] = t2m_pack16(v1[0], v1[2]);
+        d[3] = t2m_pack16(v1[1], v1[3]);
+    }
+}
+#endif
+
+#if !defined(__ARM_FEATURE_DSP)
+/* One group of four input channels of a pixel (the four bytes, zeros past the last channel),
+ * as the portable loop reads it. */
 static inline void t2m_put_group(int8_t *d, const int8_t *s, int32_t step, int32_t n)
 {
     int32_t j;
@@ -39,10 +165,10 @@ static inline void t2m_put_group(int8_t *d, const int8_t *s, int32_t step, int32
 }
 #endif
 
-/* weights: see t2m.h: output channels in pairs, the two rows interleaved in groups of four input
- * channels, the input channels padded with zeros to a multiple of four (cin4). scratch:
- * t2m_conv2d_1x1_s8_scratch_bytes: two pixels' input channels, group by group (pixel 0's group,
- * then pixel 1's). */
+/* weights: see t2m_conv2d_fast.h: output channels in pairs, the two rows interleaved in groups of
+ * four input channels, the input channels padded with zeros to a multiple of four (cin4).
+ * scratch: t2m_conv2d_1x1_s8_scratch_bytes: two pixels' input channels, group by group (pixel
+ * 0's group, then pixel 1's; with the DSP extension as int16 pairs, t2m_1x1_gather2). */
 void t2m_conv2d_1x1_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                        const int8_t *input, const int32_t *weights, const int32_t *bias,
                        int8_t *output, int8_t *scratch)
@@ -53,7 +179,6 @@ void t2m_conv2d_1x1_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t out_w = shape->out_w;
     const int32_t npix = (int32_t)shape->out_h * out_w;
     const int32_t sh = shape->stride_h, sw = shape->stride_w;
-    const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
     int32_t p, oy = 0, ox = 0;
 
     for (p = 0; p < npix; p += 2) {
@@ -64,45 +189,34 @@ void t2m_conv2d_1x1_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
         const int32_t ox1 = p1 == p ? ox : (ox + 1 < out_w ? ox + 1 : 0);
         const int8_t *s0 = input + (size_t)(oy * sh) * shape->in_w + (size_t)(ox * sw);
         const int8_t *s1 = input + (size_t)(oy1 * sh) * shape->in_w + (size_t)(ox1 * sw);
+#if defined(__ARM_FEATURE_DSP)
+        t2m_1x1_gather2(s0, s1, cin, in_hw, (int32_t *)(void *)scratch);
+        t2m_mm2_s8((const int32_t *)(const void *)scratch, groups4, weights, bias, q, cout,
+                   output + p, output + p1, npix);
+#else
+        const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
         int32_t k, co;
         for (k = 0; k < groups4; ++k) {
             const int32_t n = cin - 4 * k < 4 ? cin - 4 * k : 4;
-            t2m_put_group(scratch + (size_t)k * (2 * T2M_1X1_GROUP_BYTES), s0, in_hw, n);
-            t2m_put_group(scratch + (size_t)k * (2 * T2M_1X1_GROUP_BYTES) + T2M_1X1_GROUP_BYTES,
-                          s1, in_hw, n);
+            t2m_put_group(scratch + (size_t)k * 8u, s0, in_hw, n);
+            t2m_put_group(scratch + (size_t)k * 8u + 4u, s1, in_hw, n);
             s0 += (size_t)4 * (size_t)in_hw;
             s1 += (size_t)4 * (size_t)in_hw;
         }
         for (co = 0; co + 1 < cout; co += 2) {
-            const int32_t *w = weights + (size_t)co * (size_t)groups4;
+            const int8_t *w = (const int8_t *)(const void *)(weights + (size_t)co * (size_t)groups4);
             const int8_t *x = scratch;
             int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
             for (k = 0; k < groups4; ++k) {
-#if defined(__ARM_FEATURE_DSP)
-                const int32_t wa = w[0], wb = w[1];
-                const int32_t x0e = t2m_load_word(x), x0o = t2m_load_word(x + 4);
-                const int32_t x1e = t2m_load_word(x + 8), x1o = t2m_load_word(x + 12);
-                int32_t we, wo;
-                we = __sxtb16(wa);
-                wo = t2m_sxtb16_odd(wa);
-                a00 = __smlad(we, x0e, __smlad(wo, x0o, a00));
-                a01 = __smlad(we, x1e, __smlad(wo, x1o, a01));
-                we = __sxtb16(wb);
-                wo = t2m_sxtb16_odd(wb);
-                a10 = __smlad(we, x0e, __smlad(wo, x0o, a10));
-                a11 = __smlad(we, x1e, __smlad(wo, x1o, a11));
-#else
-                const int8_t *wa = (const int8_t *)(const void *)w;
                 int32_t j;
                 for (j = 0; j < 4; ++j) {
-                    a00 += wa[j] * x[j];
-                    a01 += wa[j] * x[4 + j];
-                    a10 += wa[4 + j] * x[j];
-                    a11 += wa[4 + j] * x[4 + j];
+                    a00 += w[j] * x[j];
+                    a01 += w[j] * x[4 + j];
+                    a10 += w[4 + j] * x[j];
+                    a11 += w[4 + j] * x[4 + j];
                 }
-#endif
-                w += 2;
-                x += 2 * T2M_1X1_GROUP_BYTES;
+                w += 8;
+                x += 8;
             }
             {
                 const int32_t m0 = q->multiplier[co], e0 = -q->shift[co];
@@ -121,26 +235,17 @@ void t2m_conv2d_1x1_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
             int32_t a0 = bias[co], a1 = a0, j;
             const int32_t m = q->multiplier[co], e = -q->shift[co], round = t2m_rq_round(e, offset);
             for (k = 0; k < groups4; ++k) {
-#if defined(__ARM_FEATURE_DSP)
-                int16_t xv[8];
-                memcpy(xv, x, sizeof xv);
-                for (j = 0; j < 4; ++j) { /* xv: x0 x2 x1 x3 of each pixel */
-                    const int32_t at = (j & 1) * 2 + (j >> 1);
-                    a0 += w[j] * xv[at];
-                    a1 += w[j] * xv[4 + at];
-                }
-#else
                 for (j = 0; j < 4; ++j) {
                     a0 += w[j] * x[j];
                     a1 += w[j] * x[4 + j];
                 }
-#endif
                 w += 4;
-                x += 2 * T2M_1X1_GROUP_BYTES;
+                x += 8;
             }
             output[(size_t)co * (size_t)npix + (size_t)p] = t2m_sat_s8(t2m_rq_fast(a0, m, e, round), lo, hi);
             output[(size_t)co * (size_t)npix + (size_t)p1] = t2m_sat_s8(t2m_rq_fast(a1, m, e, round), lo, hi);
         }
+#endif
         /* advance two pixels */
         ox += 2;
         while (ox >= out_w && oy < shape->out_h) {
@@ -255,7 +360,6 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t groups4 = r4 / 4;
     const int32_t cout = shape->out_c, out_w = shape->out_w;
     const int32_t npix = (int32_t)shape->out_h * out_w;
-    const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
     int16_t *const field = (int16_t *)(void *)scratch;
     int16_t *const block = field + r4;
     int32_t p, oy = 0, ox = 0;
@@ -263,7 +367,6 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     for (p = 0; p < npix; p += 2) {
         /* the second pixel repeats the first at an odd end */
         const int32_t p1 = p + 1 < npix ? p + 1 : p;
-        int32_t co;
         t2m_kxk_gather(shape, input, oy, ox, pad_value, r4, field);
         t2m_kxk_interleave(field, groups4, block);
         if (p1 != p) {
@@ -274,61 +377,15 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
             }
         }
         t2m_kxk_interleave(field, groups4, block + 4);
+#if defined(__ARM_FEATURE_DSP)
+        t2m_mm2_s8((const int32_t *)(const void *)block, groups4, weights, bias, q, cout,
+                   output + p, output + p1, npix);
+#else
+        const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
+        int32_t co;
         for (co = 0; co + 1 < cout; co += 2) {
             const int32_t *w = weights + (size_t)co * (size_t)groups4;
             int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
-#if defined(__ARM_FEATURE_DSP)
-            const int32_t *x32 = (const int32_t *)(const void *)block;
-            const int32_t *const x32_end = x32 + r4;
-            if (groups4 & 1) {
-                const int32_t wa = w[0], wb = w[1];
-                const int32_t xa0 = x32[0], xa1 = x32[1], xb0 = x32[2], xb1 = x32[3];
-                int32_t we = __sxtb16(wa), wo = t2m_sxtb16_odd(wa);
-                a00 = __smlad(we, xa0, __smlad(wo, xa1, a00));
-                a01 = __smlad(we, xb0, __smlad(wo, xb1, a01));
-                we = __sxtb16(wb);
-                wo = t2m_sxtb16_odd(wb);
-                a10 = __smlad(we, xa0, __smlad(wo, xa1, a10));
-                a11 = __smlad(we, xb0, __smlad(wo, xb1, a11));
-                w += 2;
-                x32 += 4;
-            }
-            while (x32 != x32_end) { /* two groups per pass */
-                int32_t wa = w[0], wb = w[1];
-                int32_t xa0 = x32[0], xa1 = x32[1], xb0 = x32[2], xb1 = x32[3];
-                int32_t we = __sxtb16(wa), wo = t2m_sxtb16_odd(wa);
-                a00 = __smlad(we, xa0, a00);
-                a01 = __smlad(we, xb0, a01);
-                a00 = __smlad(wo, xa1, a00);
-                a01 = __smlad(wo, xb1, a01);
-                we = __sxtb16(wb);
-                wo = t2m_sxtb16_odd(wb);
-                a10 = __smlad(we, xa0, a10);
-                a11 = __smlad(we, xb0, a11);
-                a10 = __smlad(wo, xa1, a10);
-                a11 = __smlad(wo, xb1, a11);
-                wa = w[2];
-                wb = w[3];
-                xa0 = x32[4];
-                xa1 = x32[5];
-                xb0 = x32[6];
-                xb1 = x32[7];
-                we = __sxtb16(wa);
-                wo = t2m_sxtb16_odd(wa);
-                a00 = __smlad(we, xa0, a00);
-                a01 = __smlad(we, xb0, a01);
-                a00 = __smlad(wo, xa1, a00);
-                a01 = __smlad(wo, xb1, a01);
-                we = __sxtb16(wb);
-                wo = t2m_sxtb16_odd(wb);
-                a10 = __smlad(we, xa0, a10);
-                a11 = __smlad(we, xb0, a11);
-                a10 = __smlad(wo, xa1, a10);
-                a11 = __smlad(wo, xb1, a11);
-                w += 4;
-                x32 += 8;
-            }
-#else
             const int16_t *x = block;
             int32_t k;
             for (k = 0; k < groups4; ++k) {
@@ -340,7 +397,6 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                 w += 2;
                 x += 8;
             }
-#endif
             {
                 const int32_t m0 = q->multiplier[co], e0 = -q->shift[co];
                 const int32_t m1 = q->multiplier[co + 1], e1 = -q->shift[co + 1];
@@ -366,6 +422,7 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
             output[(size_t)co * (size_t)npix + (size_t)p] = t2m_sat_s8(t2m_rq_fast(a0, m, e, round), lo, hi);
             output[(size_t)co * (size_t)npix + (size_t)p1] = t2m_sat_s8(t2m_rq_fast(a1, m, e, round), lo, hi);
         }
+#endif
         ox += 2;
         while (ox >= out_w && oy < shape->out_h) {
             ox -= out_w;
