@@ -59,11 +59,39 @@
  * (SXTB16 and SXTB16 ROR 8 of a weight word pair up with a pixel's first and second pair word);
  * o0 / o1: the two pixels' outputs of channel 0, channel c's at + c * npix. Two output channels
  * x two pixels per pass, two groups per loop step; the sums are requantized after each pass. */
-static void t2m_mm2_s8(const int32_t *x, int32_t groups4, const int32_t *w, const int32_t *bias,
-                       const t2m_requant_s8 *q, int32_t cout, int8_t *o0, int8_t *o1,
-                       int32_t npix)
+#if defined(__GNUC__)
+#define T2M_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define T2M_ALWAYS_INLINE inline
+#endif
+
+/* v saturated to [-128, 127] (SSAT). */
+static inline int8_t t2m_ssat8(int32_t v)
+{
+#if defined(__GNUC__)
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return (int8_t)r;
+#else
+    return t2m_sat_s8(v, -128, 127);
+#endif
+}
+
+/* An int8 output: clamped to [lo, hi], with one SSAT when that is the whole int8 range (full,
+ * a constant where t2m_mm2_run is inlined: no activation, or a ReLU / ReLU6 whose range starts
+ * at the output's lowest value). */
+#define T2M_MM2_OUT(acc, m, e, round) \
+    (full ? t2m_ssat8(t2m_rq_fast(acc, m, e, round)) \
+          : t2m_sat_s8(t2m_rq_fast(acc, m, e, round), lo, hi))
+
+static T2M_ALWAYS_INLINE void t2m_mm2_run(const int32_t *x, int32_t groups4, const int32_t *w,
+                                          const int32_t *bias, const t2m_requant_s8 *q,
+                                          int32_t cout, int8_t *o0, int8_t *o1, int32_t npix,
+                                          int full)
 {
     const int32_t *const x_end = x + 4 * groups4;
+    /* in locals: the int8 stores could alias q */
+    const int32_t *const mult = q->multiplier, *const shift = q->shift;
     const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
     int32_t co;
     for (co = 0; co + 1 < cout; co += 2) {
@@ -96,19 +124,19 @@ static void t2m_mm2_s8(const int32_t *x, int32_t groups4, const int32_t *w, cons
         }
 #endif
         {
-            const int32_t m0 = q->multiplier[co], e0 = -q->shift[co];
-            const int32_t m1 = q->multiplier[co + 1], e1 = -q->shift[co + 1];
+            const int32_t m0 = mult[co], e0 = -shift[co];
+            const int32_t m1 = mult[co + 1], e1 = -shift[co + 1];
             const int32_t round0 = t2m_rq_round(e0, offset), round1 = t2m_rq_round(e1, offset);
-            o0[0] = t2m_sat_s8(t2m_rq_fast(a00, m0, e0, round0), lo, hi);
-            o1[0] = t2m_sat_s8(t2m_rq_fast(a01, m0, e0, round0), lo, hi);
-            o0[npix] = t2m_sat_s8(t2m_rq_fast(a10, m1, e1, round1), lo, hi);
-            o1[npix] = t2m_sat_s8(t2m_rq_fast(a11, m1, e1, round1), lo, hi);
+            o0[0] = T2M_MM2_OUT(a00, m0, e0, round0);
+            o1[0] = T2M_MM2_OUT(a01, m0, e0, round0);
+            o0[npix] = T2M_MM2_OUT(a10, m1, e1, round1);
+            o1[npix] = T2M_MM2_OUT(a11, m1, e1, round1);
         }
         o0 += 2 * (size_t)npix;
         o1 += 2 * (size_t)npix;
     }
     if (co < cout) { /* an odd last output channel: its row alone */
-        const int32_t m = q->multiplier[co], e = -q->shift[co], round = t2m_rq_round(e, offset);
+        const int32_t m = mult[co], e = -shift[co], round = t2m_rq_round(e, offset);
         int32_t a0 = bias[co], a1 = a0;
         const int32_t *xp = x;
         for (; xp != x_end; xp += 4) {
@@ -117,8 +145,19 @@ static void t2m_mm2_s8(const int32_t *x, int32_t groups4, const int32_t *w, cons
             a1 = __smlad(we, xp[2], __smlad(wo, xp[3], a1));
             ++w;
         }
-        o0[0] = t2m_sat_s8(t2m_rq_fast(a0, m, e, round), lo, hi);
-        o1[0] = t2m_sat_s8(t2m_rq_fast(a1, m, e, round), lo, hi);
+        o0[0] = T2M_MM2_OUT(a0, m, e, round);
+        o1[0] = T2M_MM2_OUT(a1, m, e, round);
+    }
+}
+
+static void t2m_mm2_s8(const int32_t *x, int32_t groups4, const int32_t *w, const int32_t *bias,
+                       const t2m_requant_s8 *q, int32_t cout, int8_t *o0, int8_t *o1,
+                       int32_t npix)
+{
+    if (q->act_min == -128 && q->act_max == 127) {
+        t2m_mm2_run(x, groups4, w, bias, q, cout, o0, o1, npix, 1);
+    } else {
+        t2m_mm2_run(x, groups4, w, bias, q, cout, o0, o1, npix, 0);
     }
 }
 
