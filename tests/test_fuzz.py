@@ -1205,6 +1205,27 @@ def test_kxk_conv_kernel_is_bit_exact():
     check_batch(cases, True, "regression")  # every case on the M4 too
 
 
+def test_fast_kernels_clamp_a_narrowed_output_range():
+    """The 1x1 and KxK kernels requantize with one SSAT when the output range is the whole int8
+    range and clamp to [act_min, act_max] otherwise: a clamp whose lower bound is above zero
+    (the output range still starts at zero) narrows it; both forms bit-exact, host and M4."""
+    convs = [Conv(3, (1, 1), (1, 1), (0, 0), 1, True, "none", 0.0, "random"),
+             Conv(5, (3, 3), (1, 1), (1, 1), 1, True, "none", 0.0, "random")]
+    cases = [Case((4, 5, 6), (conv, Clamp(lo, hi)), "dense", "speed", True, ("sym", 0.0), 0.0,
+                  -1.0, 400 + k)
+             for k, (conv, (lo, hi)) in enumerate(
+                 (c, b) for c in convs for b in ((0.05, 0.2), (-math.inf, math.inf)))]
+    ranges = set()
+    for c in cases:
+        for n in build_case(c).graph.nodes:
+            if n.has(WeightEncoding):
+                assert n.record(WeightEncoding).kernel in ("conv2d_1x1", "conv2d_kxk"), c
+                q = n.record(WeightQuant)
+                ranges.add((q.act_min, q.act_max) == (-128, 127))
+    assert ranges == {True, False}
+    check_batch(cases, True, "regression")
+
+
 def test_concatenation_inputs_are_written_in_place():
     """Fixed merge cases: conv branches of a concatenation are placed in its output (no copy),
     the model input and a tensor concatenated twice are copied; all bit-exact, host and M4."""
