@@ -41,7 +41,8 @@ from torch2mcu.codegen.emitter import emit_model
 from torch2mcu.codegen.folder import copy_runtime, runtime_dir
 from torch2mcu.encodings import conv_offsets, decode
 from torch2mcu.ir import Graph, Node, Tensor
-from torch2mcu.ir.records import ConvPlan, MemoryPlan, WeightEncoding, WeightQuant, weight_format
+from torch2mcu.ir.records import (ConvPlan, FusedPool, MemoryPlan, WeightEncoding, WeightQuant,
+                                  weight_format)
 from torch2mcu.ops._pool import adaptive_attrs, pool_out
 from torch2mcu.ops.add import AddQuant, fast_add_tables
 from torch2mcu.ops._spatial import like, spatial
@@ -1203,6 +1204,30 @@ def test_kxk_conv_kernel_is_bit_exact():
                    if n.has(WeightEncoding)}
         assert kernels == {"conv2d_kxk"}, (c, kernels)
     check_batch(cases, True, "regression")  # every case on the M4 too
+
+
+def test_kxk_conv_kernel_with_a_fused_max_pool():
+    """conv2d_kxk takes a fused max-pool whose window is two columns wide (each pixel pair is a
+    window's row; the first row of a window writes, the next keep the maximum): windows 2x2 and
+    3x2, conv outputs the pool does not read (odd widths and heights), an odd output channel,
+    a narrowed output range; bit-exact on the host and the M4. A 2x1 window keeps the generic
+    kernel."""
+    shapes = [((3, 8, 8), 4, (3, 3), (1, 1), (2, 2), "relu"), ((1, 9, 7), 3, (5, 5), (2, 2), (2, 2), "none"),
+              ((2, 7, 9), 5, (3, 3), (0, 1), (3, 2), "relu6"), ((3, 6, 6), 2, (2, 2), (1, 1), (2, 2), "clamp")]
+    cases = [Case(shape, (Conv(oc, kernel, (1, 1), pad, 1, k % 2 == 0, act, 0.0, "random"),
+                          Pool("max", window, window, (0, 0), False)),
+                  "dense", "speed", True, ("sym", 0.0), 0.0, -1.0, 500 + k)
+             for k, (shape, oc, kernel, pad, window, act) in enumerate(shapes)]
+    for c in cases:
+        conv = [n for n in build_case(c).graph.nodes if n.has(WeightEncoding)]
+        assert [n.record(WeightEncoding).kernel for n in conv] == ["conv2d_kxk"], c
+        assert conv[0].has(FusedPool), c
+    generic = Case((3, 6, 6), (Conv(2, (3, 3), (1, 1), (1, 1), 1, True, "relu", 0.0, "random"),
+                               Pool("max", (2, 1), (2, 1), (0, 0), False)),
+                   "dense", "speed", True, ("sym", 0.0), 0.0, -1.0, 510)
+    assert [n.record(WeightEncoding).kernel for n in build_case(generic).graph.nodes
+            if n.has(WeightEncoding)] == ["conv2d_dense"]
+    check_batch(cases + [generic], True, "regression")
 
 
 def test_fast_kernels_clamp_a_narrowed_output_range():

@@ -54,28 +54,32 @@ def conv_cycles(fmt: str, entries: int, out_c: int, out_h: int, out_w: int, rows
 # the specialized dense kernels (t2m_conv2d_fast_s8.c, t2m_dwconv_fast_s8.c): per output
 # (requantization, store, loop), per MAC, per pixel gathered (1x1) or per channel (depthwise:
 # weights, padded plane)
-# (kxk: per MAC of the reduction padded to a multiple of four, per gathered value per pixel).
+# (kxk: per MAC of the reduction padded to a multiple of four, per gathered value per pixel,
+# per gathered value of a pixel whose field crosses the padding, per output with a fused pool).
 # 1x1 and kxk compute pixels in pairs (an odd last pixel twice). dw3x3: fitted to the emulated
 # Cortex-M4 DS-CNN layers; 1x1 and kxk (the shared 2x2 product, t2m_mm2_s8): to the emulated
 # Cortex-M4 1x1 layers of DS-CNN, MobileNetV1 and the ResNet-8 shortcuts (within 6%, the gather
-# per value set to its instruction count) and the KxK layers of ResNet-8 and the three stems
-# (within 5%, the stems within 15%)
+# per value set to its instruction count) and the KxK layers of ResNet-8, LeNet-5 (both convs
+# with their fused pools) and the three stems (within 5%, the stems within 15%)
 FAST = {
     "dsp": {"dw3x3": {"out": 50, "mac": 2.0, "chan": 600},
             "dw3x3_s2": {"out": 50, "mac": 4.0, "chan": 600},
             "1x1": {"out": 27.6, "mac": 1.29, "pixel_in": 2.5},
-            "kxk": {"out": 41.4, "mac": 1.325, "pixel_in": 6.1}},
+            "kxk": {"out": 41.6, "mac": 1.287, "pixel_in": 6.09, "border_in": 6.39,
+                    "pooled_out": 48.8}},
     "plain": {"dw3x3": {"out": 60, "mac": 4.0, "chan": 800},
               "dw3x3_s2": {"out": 60, "mac": 4.0, "chan": 800},
               "1x1": {"out": 60, "mac": 4.0, "pixel_in": 5.0},
-              "kxk": {"out": 60, "mac": 3.5, "pixel_in": 8.0}},
+              "kxk": {"out": 60, "mac": 3.5, "pixel_in": 8.0, "border_in": 8.0,
+                      "pooled_out": 30}},
 }
 
 
 def fast_conv_cycles(kernel: str, out_c: int, reduction: int, out_h: int, out_w: int,
-                     dsp: bool, stride_w: int = 1) -> float:
+                     dsp: bool, stride_w: int = 1, border: int = 0, pooled: bool = False) -> float:
     """Estimated cycles of conv2d_dw3x3 / conv2d_1x1 / conv2d_kxk (see FAST); reduction: the
-    MACs per output (in_c_per_group * k_h * k_w)."""
+    MACs per output (in_c_per_group * k_h * k_w); out_h x out_w: the conv outputs computed (with
+    a fused pool, those its windows read); border: how many of them read padding (kxk)."""
     f = FAST["dsp" if dsp else "plain"]
     outputs = out_c * out_h * out_w
     if kernel == "conv2d_dw3x3":
@@ -85,8 +89,11 @@ def fast_conv_cycles(kernel: str, out_c: int, reduction: int, out_h: int, out_w:
     if kernel == "conv2d_kxk":
         reduction = (reduction + 3) // 4 * 4
     computed = out_c * ((out_h * out_w + 1) // 2 * 2)  # pixel pairs
-    return (computed * (c["out"] + reduction * c["mac"])
-            + out_h * out_w * reduction * c["pixel_in"])
+    cycles = (computed * (c["out"] + reduction * c["mac"])
+              + out_h * out_w * reduction * c["pixel_in"])
+    if kernel == "conv2d_kxk":
+        cycles += border * reduction * c["border_in"] + pooled * computed * c["pooled_out"]
+    return cycles
 
 
 # the register-blocked dense FC (t2m_fc_fast_s8.c): per output (requantization, store, the

@@ -166,13 +166,14 @@ class Conv2d(Op):
         unpadded input."""
         g = ctx.graph
         c, h, w = spatial(g.tensors[node.inputs[0]].shape)
-        oc, oh, ow = spatial(g.tensors[node.output].shape)
+        oc, oh, ow = self.conv_shape(node, g)  # with a fused pool (conv2d_kxk): the conv outputs
+        qh, qw = pool_of(node)
         wq = node.record(WeightQuant).weight_q
         (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
         shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
             "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": oh, "out_w": ow,
             "k_h": wq.shape[2], "k_w": wq.shape[3], "stride_h": sh, "stride_w": sw,
-            "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": 1, "pool_w": 1,
+            "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": qh, "pool_w": qw,
             "dilation_h": 1, "dilation_w": 1})
         rq = emit_requant(node, ctx)
         plan = node.record(ConvPlan)

@@ -59,21 +59,24 @@ def _conv_geometry(node, graph):
 def fast_kernel(node, graph, bias_folded: np.ndarray) -> str | None:
     """The specialized dense kernel this conv or linear can call (t2m_conv2d_fast_s8.c,
     t2m_dwconv_fast_s8.c, t2m_fc_fast_s8.c), or None: conv2d_dw3x3 for a 3x3 depthwise conv, conv2d_1x1 for a 1x1 conv
-    without padding, conv2d_kxk for any other conv of groups 1 (all without dilation or fused
-    pool), linear_fast for any linear; only when the accumulator bound proves the short
-    requantization exact (t2m_rq_fast: |acc| < 2^30, -22 <= shift <= -1)."""
+    without padding, conv2d_kxk for any other conv of groups 1 (all without dilation; a fused
+    max-pool only on conv2d_kxk, with a window two columns wide), linear_fast for any linear;
+    only when the accumulator bound proves the short requantization exact (t2m_rq_fast:
+    |acc| < 2^30, -22 <= shift <= -1)."""
     q = node.record(WeightQuant)
     wq = q.weight_q
+    pooled = node.has(FusedPool)
     if node.op == "linear":  # t2m_fc_fast_s8.c: any shape
         kind = "linear_fast"
-    elif node.op != "conv2d" or node.has(FusedPool) or dilation_of(node) != (1, 1):
+    elif node.op != "conv2d" or dilation_of(node) != (1, 1):
         return None
     elif ((groups := node.attrs["groups"]) == spatial(graph.tensors[node.inputs[0]].shape)[0]
-          == wq.shape[0] and wq.shape[1:] == (1, 3, 3)):
+          == wq.shape[0] and wq.shape[1:] == (1, 3, 3) and not pooled):
         kind = "conv2d_dw3x3"
-    elif groups == 1 and wq.shape[2:] == (1, 1) and tuple(node.attrs["padding"]) == (0, 0):
+    elif (groups == 1 and wq.shape[2:] == (1, 1) and tuple(node.attrs["padding"]) == (0, 0)
+          and not pooled):
         kind = "conv2d_1x1"
-    elif groups == 1:
+    elif groups == 1 and (not pooled or node.record(FusedPool).window[1] == 2):
         kind = "conv2d_kxk"
     else:
         return None
@@ -95,6 +98,17 @@ def _kernel(node, fmt: str, enc, fast: str | None = None) -> str:
             return "conv2d_rows" + dilated
         return f"{node.op}_dense" + dilated
     return f"{node.op}_{fmt}{8 * enc.index_bytes}"
+
+
+def _border_pixels(node, graph) -> int:
+    """How many of the conv outputs computed read padding (conv2d_kxk gathers them apart)."""
+    _, h, w = spatial(graph.tensors[node.inputs[0]].shape)
+    _, oh, ow = get_op("conv2d").conv_shape(node, graph)
+    kh, kw = node.record(WeightQuant).weight_q.shape[2:]
+    (sh, sw), (ph, pw) = node.attrs["stride"], node.attrs["padding"]
+    rows = sum(1 for y in range(oh) if 0 <= y * sh - ph and y * sh - ph + kh <= h)
+    cols = sum(1 for x in range(ow) if 0 <= x * sw - pw and x * sw - pw + kw <= w)
+    return oh * ow - rows * cols
 
 
 def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int, kernel: str = "",
@@ -148,9 +162,18 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
                        fast=fast):
                 if fmt == "dense" and fast:
                     return fast_conv_cycles(fast, wq.shape[0], cin_g * kh * kw, oh, ow, dsp,
-                                            node.attrs["stride"][1])
+                                            node.attrs["stride"][1], _border_pixels(node, g),
+                                            node.has(FusedPool))
                 return conv_cycles(fmt, enc.entries, wq.shape[0], oh, ow, cin_g * kh, kw, dsp,
                                    wq.shape[0] // node.attrs["groups"], node.attrs["stride"][1])
+
+            # the specialized kernel stands for dense only where it is estimated faster than the
+            # generic one (a stem of one input channel with few outputs gathers more than it
+            # multiplies)
+            if fast and fast != "linear_fast":
+                dense = encode("dense", wq, offsets)
+                if cycles("dense", dense, fast=None) < cycles("dense", dense):
+                    fast = None
         else:
             fast = fast_kernel(node, g, bias_folded)
             offsets = np.arange(wq.shape[1], dtype=np.int64)

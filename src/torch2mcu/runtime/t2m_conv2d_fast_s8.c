@@ -11,6 +11,23 @@
 #include "t2m_conv2d_fast.h"
 #include "t2m_dot.h"
 
+/* A pixel pair's two sums of one channel, requantized and stored at o0 and o1; with a fused
+ * max-pool two columns wide (pooled: the pair is one row of a window), their maximum at o0, the
+ * window's first row writing, the next rows keeping the larger (requantization is monotone: the
+ * larger sum gives the larger output). */
+static inline void t2m_put_pair(int8_t *o0, int8_t *o1, int32_t a0, int32_t a1, int32_t m,
+                                int32_t e, int32_t round, int32_t lo, int32_t hi, int32_t pooled,
+                                int32_t first)
+{
+    if (pooled) {
+        t2m_store_pooled(o0, t2m_sat_s8(t2m_rq_fast(a0 > a1 ? a0 : a1, m, e, round), lo, hi),
+                         first);
+    } else {
+        *o0 = t2m_sat_s8(t2m_rq_fast(a0, m, e, round), lo, hi);
+        *o1 = t2m_sat_s8(t2m_rq_fast(a1, m, e, round), lo, hi);
+    }
+}
+
 #if defined(__ARM_FEATURE_DSP)
 /* One group of four of a row pair into the four sums (see t2m_mm2_s8). */
 #define T2M_MM2_GROUP(a00, a01, a10, a11, wa, wb, xa, xb, xc, xd) \
@@ -57,8 +74,9 @@
  * four words, pixel 0's two int16 pair words then pixel 1's (4-byte aligned); w: output
  * channels in pairs, the two rows' words interleaved group by group, an odd last row alone
  * (SXTB16 and SXTB16 ROR 8 of a weight word pair up with a pixel's first and second pair word);
- * o0 / o1: the two pixels' outputs of channel 0, channel c's at + c * npix. Two output channels
- * x two pixels per pass, two groups per loop step; the sums are requantized after each pass. */
+ * o0 / o1: the two pixels' outputs of channel 0, channel c's at + c * ostride, stored as
+ * t2m_put_pair says (pooled, first). Two output channels x two pixels per pass, two groups per
+ * loop step (one alone first for an odd count); the sums are requantized after each pass. */
 #if defined(__GNUC__)
 #define T2M_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
@@ -77,17 +95,13 @@ static inline int8_t t2m_ssat8(int32_t v)
 #endif
 }
 
-/* An int8 output: clamped to [lo, hi], with one SSAT when that is the whole int8 range (full,
- * a constant where t2m_mm2_run is inlined: no activation, or a ReLU / ReLU6 whose range starts
- * at the output's lowest value). */
-#define T2M_MM2_OUT(acc, m, e, round) \
-    (full ? t2m_ssat8(t2m_rq_fast(acc, m, e, round)) \
-          : t2m_sat_s8(t2m_rq_fast(acc, m, e, round), lo, hi))
-
+/* full (a constant where t2m_mm2_run is inlined): the output range is the whole int8 range (no
+ * activation, or a ReLU / ReLU6 whose range starts at the output's lowest value), one SSAT
+ * clamps; pooled: a constant too. */
 static T2M_ALWAYS_INLINE void t2m_mm2_run(const int32_t *x, int32_t groups4, const int32_t *w,
                                           const int32_t *bias, const t2m_requant_s8 *q,
-                                          int32_t cout, int8_t *o0, int8_t *o1, int32_t npix,
-                                          int full)
+                                          int32_t cout, int8_t *o0, int8_t *o1,
+                                          int32_t ostride, int pooled, int32_t first, int full)
 {
     const int32_t *const x_end = x + 4 * groups4;
     /* in locals: the int8 stores could alias q */
@@ -97,14 +111,18 @@ static T2M_ALWAYS_INLINE void t2m_mm2_run(const int32_t *x, int32_t groups4, con
     for (co = 0; co + 1 < cout; co += 2) {
         int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
         const int32_t *xp = x;
-        if (groups4 & 1) {
-            T2M_MM2_GROUP(a00, a01, a10, a11, w[0], w[1], xp[0], xp[1], xp[2], xp[3]);
-            w += 2;
-            xp += 4;
-        }
 #if defined(__GNUC__)
+        int32_t xa, xb, xc, xd, wa, wb, t;
+        if (groups4 & 1) {
+            __asm__ volatile(
+                T2M_MM2_ASM_GROUP
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [x] "+r"(xp), [w] "+r"(w), [xa] "=&r"(xa), [xb] "=&r"(xb), [xc] "=&r"(xc),
+                  [xd] "=&r"(xd), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                :
+                : "memory");
+        }
         if (xp != x_end) {
-            int32_t xa, xb, xc, xd, wa, wb, t;
             __asm__ volatile(
                 "1:\n\t"
                 T2M_MM2_ASM_GROUP
@@ -127,13 +145,19 @@ static T2M_ALWAYS_INLINE void t2m_mm2_run(const int32_t *x, int32_t groups4, con
             const int32_t m0 = mult[co], e0 = -shift[co];
             const int32_t m1 = mult[co + 1], e1 = -shift[co + 1];
             const int32_t round0 = t2m_rq_round(e0, offset), round1 = t2m_rq_round(e1, offset);
-            o0[0] = T2M_MM2_OUT(a00, m0, e0, round0);
-            o1[0] = T2M_MM2_OUT(a01, m0, e0, round0);
-            o0[npix] = T2M_MM2_OUT(a10, m1, e1, round1);
-            o1[npix] = T2M_MM2_OUT(a11, m1, e1, round1);
+            if (full) { /* full is only given unpooled */
+                o0[0] = t2m_ssat8(t2m_rq_fast(a00, m0, e0, round0));
+                o1[0] = t2m_ssat8(t2m_rq_fast(a01, m0, e0, round0));
+                o0[ostride] = t2m_ssat8(t2m_rq_fast(a10, m1, e1, round1));
+                o1[ostride] = t2m_ssat8(t2m_rq_fast(a11, m1, e1, round1));
+            } else {
+                t2m_put_pair(o0, o1, a00, a01, m0, e0, round0, lo, hi, pooled, first);
+                t2m_put_pair(o0 + ostride, o1 + ostride, a10, a11, m1, e1, round1, lo, hi,
+                             pooled, first);
+            }
         }
-        o0 += 2 * (size_t)npix;
-        o1 += 2 * (size_t)npix;
+        o0 += 2 * (size_t)ostride;
+        o1 += 2 * (size_t)ostride;
     }
     if (co < cout) { /* an odd last output channel: its row alone */
         const int32_t m = mult[co], e = -shift[co], round = t2m_rq_round(e, offset);
@@ -145,19 +169,25 @@ static T2M_ALWAYS_INLINE void t2m_mm2_run(const int32_t *x, int32_t groups4, con
             a1 = __smlad(we, xp[2], __smlad(wo, xp[3], a1));
             ++w;
         }
-        o0[0] = T2M_MM2_OUT(a0, m, e, round);
-        o1[0] = T2M_MM2_OUT(a1, m, e, round);
+        if (full) {
+            o0[0] = t2m_ssat8(t2m_rq_fast(a0, m, e, round));
+            o1[0] = t2m_ssat8(t2m_rq_fast(a1, m, e, round));
+        } else {
+            t2m_put_pair(o0, o1, a0, a1, m, e, round, lo, hi, pooled, first);
+        }
     }
 }
 
 static void t2m_mm2_s8(const int32_t *x, int32_t groups4, const int32_t *w, const int32_t *bias,
                        const t2m_requant_s8 *q, int32_t cout, int8_t *o0, int8_t *o1,
-                       int32_t npix)
+                       int32_t ostride, int32_t pooled, int32_t first)
 {
-    if (q->act_min == -128 && q->act_max == 127) {
-        t2m_mm2_run(x, groups4, w, bias, q, cout, o0, o1, npix, 1);
+    if (pooled) {
+        t2m_mm2_run(x, groups4, w, bias, q, cout, o0, o1, ostride, 1, first, 0);
+    } else if (q->act_min == -128 && q->act_max == 127) {
+        t2m_mm2_run(x, groups4, w, bias, q, cout, o0, o1, ostride, 0, 0, 1);
     } else {
-        t2m_mm2_run(x, groups4, w, bias, q, cout, o0, o1, npix, 0);
+        t2m_mm2_run(x, groups4, w, bias, q, cout, o0, o1, ostride, 0, 0, 0);
     }
 }
 
@@ -231,7 +261,7 @@ void t2m_conv2d_1x1_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
 #if defined(__ARM_FEATURE_DSP)
         t2m_1x1_gather2(s0, s1, cin, in_hw, (int32_t *)(void *)scratch);
         t2m_mm2_s8((const int32_t *)(const void *)scratch, groups4, weights, bias, q, cout,
-                   output + p, output + p1, npix);
+                   output + p, output + p1, npix, 0, 0);
 #else
         const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
         int32_t k, co;
@@ -388,9 +418,10 @@ static void t2m_kxk_interleave(const int16_t *field, int32_t groups4, int16_t *d
     }
 }
 
-/* weights: see t2m.h. scratch: t2m_conv2d_kxk_s8_scratch_bytes (4-byte aligned): one pixel's
- * field in natural order (R4 int16), then the two pixels' fields interleaved group by group
- * (pixel 0's four int16, pixel 1's four, ...). */
+/* weights: see t2m_conv2d_fast.h. scratch: t2m_conv2d_kxk_s8_scratch_bytes (4-byte aligned): one
+ * pixel's field in natural order (R4 int16), then the two pixels' fields interleaved group by
+ * group (pixel 0's four int16, pixel 1's four, ...). A fused max-pool (pool_w 2, any pool_h):
+ * out_h x out_w are the conv outputs its windows read; each pixel pair is one window's row. */
 void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                        const int8_t *input, const int32_t *weights, const int32_t *bias,
                        int8_t *output, int8_t *scratch, int8_t pad_value)
@@ -399,6 +430,10 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t groups4 = r4 / 4;
     const int32_t cout = shape->out_c, out_w = shape->out_w;
     const int32_t npix = (int32_t)shape->out_h * out_w;
+    const int32_t pool_h = shape->pool_h > 1 ? shape->pool_h : 1;
+    const int32_t pooled = shape->pool_w > 1;
+    /* the output plane of a channel: pooled (out_h / pool_h) x (out_w / 2), or out_h x out_w */
+    const int32_t ostride = pooled ? (shape->out_h / pool_h) * (out_w / 2) : npix;
     int16_t *const field = (int16_t *)(void *)scratch;
     int16_t *const block = field + r4;
     int32_t p, oy = 0, ox = 0;
@@ -416,52 +451,58 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
             }
         }
         t2m_kxk_interleave(field, groups4, block + 4);
+        {
+            int8_t *const o0 = pooled ? output + (oy / pool_h) * (out_w / 2) + ox / 2
+                                      : output + p;
+            int8_t *const o1 = pooled ? o0 : output + p1;
+            const int32_t first = oy % pool_h == 0; /* the first row of a pooling window */
 #if defined(__ARM_FEATURE_DSP)
-        t2m_mm2_s8((const int32_t *)(const void *)block, groups4, weights, bias, q, cout,
-                   output + p, output + p1, npix);
+            t2m_mm2_s8((const int32_t *)(const void *)block, groups4, weights, bias, q, cout,
+                       o0, o1, ostride, pooled, first);
 #else
-        const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
-        int32_t co;
-        for (co = 0; co + 1 < cout; co += 2) {
-            const int32_t *w = weights + (size_t)co * (size_t)groups4;
-            int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
-            const int16_t *x = block;
-            int32_t k;
-            for (k = 0; k < groups4; ++k) {
-                const int8_t *wa = (const int8_t *)(const void *)w; /* w0 w2 w1 w3 per row */
-                a00 += wa[0] * x[0] + wa[2] * x[1] + wa[1] * x[2] + wa[3] * x[3];
-                a01 += wa[0] * x[4] + wa[2] * x[5] + wa[1] * x[6] + wa[3] * x[7];
-                a10 += wa[4] * x[0] + wa[6] * x[1] + wa[5] * x[2] + wa[7] * x[3];
-                a11 += wa[4] * x[4] + wa[6] * x[5] + wa[5] * x[6] + wa[7] * x[7];
-                w += 2;
-                x += 8;
+            const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
+            int32_t co;
+            for (co = 0; co + 1 < cout; co += 2) {
+                const int32_t *w = weights + (size_t)co * (size_t)groups4;
+                int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
+                const int16_t *x = block;
+                int32_t k;
+                for (k = 0; k < groups4; ++k) {
+                    const int8_t *wa = (const int8_t *)(const void *)w; /* w0 w2 w1 w3 per row */
+                    a00 += wa[0] * x[0] + wa[2] * x[1] + wa[1] * x[2] + wa[3] * x[3];
+                    a01 += wa[0] * x[4] + wa[2] * x[5] + wa[1] * x[6] + wa[3] * x[7];
+                    a10 += wa[4] * x[0] + wa[6] * x[1] + wa[5] * x[2] + wa[7] * x[3];
+                    a11 += wa[4] * x[4] + wa[6] * x[5] + wa[5] * x[6] + wa[7] * x[7];
+                    w += 2;
+                    x += 8;
+                }
+                {
+                    const int32_t m0 = q->multiplier[co], e0 = -q->shift[co];
+                    const int32_t m1 = q->multiplier[co + 1], e1 = -q->shift[co + 1];
+                    const int32_t round0 = t2m_rq_round(e0, offset), round1 = t2m_rq_round(e1, offset);
+                    const size_t at = (size_t)co * (size_t)ostride;
+                    t2m_put_pair(o0 + at, o1 + at, a00, a01, m0, e0, round0, lo, hi, pooled,
+                                 first);
+                    t2m_put_pair(o0 + at + ostride, o1 + at + ostride, a10, a11, m1, e1, round1,
+                                 lo, hi, pooled, first);
+                }
             }
-            {
-                const int32_t m0 = q->multiplier[co], e0 = -q->shift[co];
-                const int32_t m1 = q->multiplier[co + 1], e1 = -q->shift[co + 1];
-                const int32_t round0 = t2m_rq_round(e0, offset), round1 = t2m_rq_round(e1, offset);
-                int8_t *o0 = output + (size_t)co * (size_t)npix, *o1 = o0 + npix;
-                o0[p] = t2m_sat_s8(t2m_rq_fast(a00, m0, e0, round0), lo, hi);
-                o0[p1] = t2m_sat_s8(t2m_rq_fast(a01, m0, e0, round0), lo, hi);
-                o1[p] = t2m_sat_s8(t2m_rq_fast(a10, m1, e1, round1), lo, hi);
-                o1[p1] = t2m_sat_s8(t2m_rq_fast(a11, m1, e1, round1), lo, hi);
+            if (co < cout) { /* an odd last output channel: its row alone, w0 w2 w1 w3 per group */
+                const int8_t *w = (const int8_t *)(const void *)(weights + (size_t)co * (size_t)groups4);
+                const int16_t *x = block;
+                const int32_t m = q->multiplier[co], e = -q->shift[co], round = t2m_rq_round(e, offset);
+                int32_t a0 = bias[co], a1 = a0, k;
+                for (k = 0; k < groups4; ++k) {
+                    a0 += w[0] * x[0] + w[2] * x[1] + w[1] * x[2] + w[3] * x[3];
+                    a1 += w[0] * x[4] + w[2] * x[5] + w[1] * x[6] + w[3] * x[7];
+                    w += 4;
+                    x += 8;
+                }
+                t2m_put_pair(o0 + (size_t)co * (size_t)ostride, o1 + (size_t)co * (size_t)ostride,
+                             a0, a1, m, e, round, lo, hi, pooled, first);
             }
-        }
-        if (co < cout) { /* an odd last output channel: its row alone, w0 w2 w1 w3 per group */
-            const int8_t *w = (const int8_t *)(const void *)(weights + (size_t)co * (size_t)groups4);
-            const int16_t *x = block;
-            const int32_t m = q->multiplier[co], e = -q->shift[co], round = t2m_rq_round(e, offset);
-            int32_t a0 = bias[co], a1 = a0, k;
-            for (k = 0; k < groups4; ++k) {
-                a0 += w[0] * x[0] + w[2] * x[1] + w[1] * x[2] + w[3] * x[3];
-                a1 += w[0] * x[4] + w[2] * x[5] + w[1] * x[6] + w[3] * x[7];
-                w += 4;
-                x += 8;
-            }
-            output[(size_t)co * (size_t)npix + (size_t)p] = t2m_sat_s8(t2m_rq_fast(a0, m, e, round), lo, hi);
-            output[(size_t)co * (size_t)npix + (size_t)p1] = t2m_sat_s8(t2m_rq_fast(a1, m, e, round), lo, hi);
-        }
 #endif
+        }
         ox += 2;
         while (ox >= out_w && oy < shape->out_h) {
             ox -= out_w;
