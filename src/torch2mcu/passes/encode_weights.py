@@ -166,14 +166,6 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
                                             node.has(FusedPool))
                 return conv_cycles(fmt, enc.entries, wq.shape[0], oh, ow, cin_g * kh, kw, dsp,
                                    wq.shape[0] // node.attrs["groups"], node.attrs["stride"][1])
-
-            # the specialized kernel stands for dense only where it is estimated faster than the
-            # generic one (a stem of one input channel with few outputs gathers more than it
-            # multiplies)
-            if fast and fast != "linear_fast":
-                dense = encode("dense", wq, offsets)
-                if cycles("dense", dense, fast=None) < cycles("dense", dense):
-                    fast = None
         else:
             fast = fast_kernel(node, g, bias_folded)
             offsets = np.arange(wq.shape[1], dtype=np.int64)
