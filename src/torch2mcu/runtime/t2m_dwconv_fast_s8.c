@@ -60,172 +60,91 @@ static inline int32_t t2m_dw_rq(int32_t a2, int32_t m, int32_t round, int32_t es
     return v;
 }
 
-/* The per-channel constants of the DSP paths: the doubled weights as int16 pairs, the doubled
- * bias, the requantization. */
-typedef struct {
-    int32_t w02_0, w02_1, w02_2; /* (w0, w2), (w3, w5), (w6, w8) */
-    int32_t w1_01;               /* (w1, w4) */
-    int32_t w7_e;                /* w7 in the high half, e = -shift in the low byte */
-    int32_t b2, m, round;
-} t2m_dw_chan;
+/* The MACs of one kernel row for two adjacent outputs, stride 1: a word a0..a3 splits into
+ * (a0, a2) and (a1, a3); SMLAD with (w0, w2) gives w0*a0 + w2*a2 and w0*a1 + w2*a3, the middle
+ * taps w1*a1 and w1*a2 come from single 16-bit multiplies (w1 in the bottom half of wm if top
+ * is 0, else in its top half). */
+#define T2M_DW_S1(p, w02, wm, top, acc0, acc1)                                                  \
+    do {                                                                                      \
+        const int32_t x_ = t2m_load_word(p);                                                  \
+        const int32_t xe_ = __sxtb16(x_), xo_ = t2m_sxtb16_odd(x_);                           \
+        acc0 = __smlad(w02, xe_, acc0);                                                       \
+        acc1 = __smlad(w02, xo_, acc1);                                                       \
+        acc0 = (top) ? __smlatb(wm, xo_, acc0) : __smlabb(wm, xo_, acc0);                     \
+        acc1 = (top) ? __smlatt(wm, xe_, acc1) : __smlabt(wm, xe_, acc1);                     \
+    } while (0)
 
-/* One output row, stride 1: two adjacent outputs per step. A word a0..a3 of each kernel row
- * splits into (a0, a2) and (a1, a3); SMLAD with (w0, w2) gives w0*a0 + w2*a2 and w0*a1 + w2*a3,
- * the middle taps w1*a1 and w1*a2 come from single 16-bit multiplies. An odd last output reads
- * the word that ends at its last tap (a_-1 a0 a1 a2: (a0, a2) and a1 from the other half). */
-static inline void t2m_dw_row_s1(const int8_t *r0, int32_t pitch, int32_t out_w,
-                                 const t2m_dw_chan *k, int32_t lo, int32_t hi, int clamp,
-                                 int8_t *out)
-{
-    const int32_t w02_0 = k->w02_0, w02_1 = k->w02_1, w02_2 = k->w02_2, w1_01 = k->w1_01;
-    const int32_t w7_e = k->w7_e, b = k->b2, m = k->m, round = k->round;
-    int8_t *const end = out + (out_w & ~1);
-    for (; out != end; out += 2) {
-        int32_t acc0, acc1, x, xe, xo;
-        x = t2m_load_word(r0);
-        xe = __sxtb16(x);
-        xo = t2m_sxtb16_odd(x);
-        acc0 = __smlad(w02_0, xe, b);
-        acc1 = __smlad(w02_0, xo, b);
-        acc0 = __smlabb(w1_01, xo, acc0);
-        acc1 = __smlabt(w1_01, xe, acc1);
-        x = t2m_load_word(r0 + pitch);
-        xe = __sxtb16(x);
-        xo = t2m_sxtb16_odd(x);
-        acc0 = __smlad(w02_1, xe, acc0);
-        acc1 = __smlad(w02_1, xo, acc1);
-        acc0 = __smlatb(w1_01, xo, acc0);
-        acc1 = __smlatt(w1_01, xe, acc1);
-        x = t2m_load_word(r0 + 2 * pitch);
-        xe = __sxtb16(x);
-        xo = t2m_sxtb16_odd(x);
-        acc0 = __smlad(w02_2, xe, acc0);
-        acc1 = __smlad(w02_2, xo, acc1);
-        acc0 = __smlatb(w7_e, xo, acc0);
-        acc1 = __smlatt(w7_e, xe, acc1);
-        acc0 = t2m_dw_rq(acc0, m, round, w7_e);
-        acc1 = t2m_dw_rq(acc1, m, round, w7_e);
-        if (clamp) {
-            acc0 = acc0 < lo ? lo : (acc0 > hi ? hi : acc0);
-            acc1 = acc1 < lo ? lo : (acc1 > hi ? hi : acc1);
-        }
-        out[0] = (int8_t)acc0;
-        out[1] = (int8_t)acc1;
-        r0 += 2;
-    }
-    if (out_w & 1) {
-        int32_t acc, x, xe, xo;
-        x = t2m_load_word(r0 - 1);
-        xe = __sxtb16(x);
-        xo = t2m_sxtb16_odd(x);
-        acc = __smlad(w02_0, xo, b);
-        acc = __smlabt(w1_01, xe, acc);
-        x = t2m_load_word(r0 - 1 + pitch);
-        xe = __sxtb16(x);
-        xo = t2m_sxtb16_odd(x);
-        acc = __smlad(w02_1, xo, acc);
-        acc = __smlatt(w1_01, xe, acc);
-        x = t2m_load_word(r0 - 1 + 2 * pitch);
-        xe = __sxtb16(x);
-        xo = t2m_sxtb16_odd(x);
-        acc = __smlad(w02_2, xo, acc);
-        acc = __smlatt(w7_e, xe, acc);
-        acc = t2m_dw_rq(acc, m, round, w7_e);
-        if (clamp) {
-            acc = acc < lo ? lo : (acc > hi ? hi : acc);
-        }
-        out[0] = (int8_t)acc;
-    }
-}
+/* Stride 2: the word a0..a3 at the first output's taps and the word a1..a4 one byte on give
+ * (a0, a2) of the first and (a2, a4) of the second, (a1, a3) both middle taps; no byte past the
+ * last tap is read. */
+#define T2M_DW_S2(p, w02, wm, top, acc0, acc1)                                                  \
+    do {                                                                                      \
+        const int32_t x_ = t2m_load_word(p), y_ = t2m_load_word((p) + 1);                     \
+        const int32_t xe_ = __sxtb16(x_), ye_ = __sxtb16(y_), yo_ = t2m_sxtb16_odd(y_);       \
+        acc0 = __smlad(w02, xe_, acc0);                                                       \
+        acc1 = __smlad(w02, yo_, acc1);                                                       \
+        acc0 = (top) ? __smlatb(wm, ye_, acc0) : __smlabb(wm, ye_, acc0);                     \
+        acc1 = (top) ? __smlatt(wm, ye_, acc1) : __smlabt(wm, ye_, acc1);                     \
+    } while (0)
 
-/* One output row, stride 2: two outputs per step from the word a0..a3 at the first's taps and
- * the word a1..a4 one byte on: (a0, a2) of the first and (a2, a4) of the second, (a1, a3) of the
- * second give both middle taps. Reads no byte past the last tap. */
-static inline void t2m_dw_row_s2(const int8_t *r0, int32_t pitch, int32_t out_w,
-                                 const t2m_dw_chan *k, int32_t lo, int32_t hi, int clamp,
-                                 int8_t *out)
-{
-    const int32_t w02_0 = k->w02_0, w02_1 = k->w02_1, w02_2 = k->w02_2, w1_01 = k->w1_01;
-    const int32_t w7_e = k->w7_e, b = k->b2, m = k->m, round = k->round;
-    int8_t *const end = out + (out_w & ~1);
-    for (; out != end; out += 2) {
-        int32_t acc0, acc1, x, y, xe, yo, ye;
-        x = t2m_load_word(r0);
-        y = t2m_load_word(r0 + 1);
-        xe = __sxtb16(x);
-        ye = __sxtb16(y);
-        yo = t2m_sxtb16_odd(y);
-        acc0 = __smlad(w02_0, xe, b);
-        acc1 = __smlad(w02_0, yo, b);
-        acc0 = __smlabb(w1_01, ye, acc0);
-        acc1 = __smlabt(w1_01, ye, acc1);
-        x = t2m_load_word(r0 + pitch);
-        y = t2m_load_word(r0 + pitch + 1);
-        xe = __sxtb16(x);
-        ye = __sxtb16(y);
-        yo = t2m_sxtb16_odd(y);
-        acc0 = __smlad(w02_1, xe, acc0);
-        acc1 = __smlad(w02_1, yo, acc1);
-        acc0 = __smlatb(w1_01, ye, acc0);
-        acc1 = __smlatt(w1_01, ye, acc1);
-        x = t2m_load_word(r0 + 2 * pitch);
-        y = t2m_load_word(r0 + 2 * pitch + 1);
-        xe = __sxtb16(x);
-        ye = __sxtb16(y);
-        yo = t2m_sxtb16_odd(y);
-        acc0 = __smlad(w02_2, xe, acc0);
-        acc1 = __smlad(w02_2, yo, acc1);
-        acc0 = __smlatb(w7_e, ye, acc0);
-        acc1 = __smlatt(w7_e, ye, acc1);
-        acc0 = t2m_dw_rq(acc0, m, round, w7_e);
-        acc1 = t2m_dw_rq(acc1, m, round, w7_e);
-        if (clamp) {
-            acc0 = acc0 < lo ? lo : (acc0 > hi ? hi : acc0);
-            acc1 = acc1 < lo ? lo : (acc1 > hi ? hi : acc1);
-        }
-        out[0] = (int8_t)acc0;
-        out[1] = (int8_t)acc1;
-        r0 += 4;
-    }
-    if (out_w & 1) {
-        int32_t acc, x, xe, xo;
-        x = t2m_load_word(r0 - 1);
-        xe = __sxtb16(x);
-        xo = t2m_sxtb16_odd(x);
-        acc = __smlad(w02_0, xo, b);
-        acc = __smlabt(w1_01, xe, acc);
-        x = t2m_load_word(r0 - 1 + pitch);
-        xe = __sxtb16(x);
-        xo = t2m_sxtb16_odd(x);
-        acc = __smlad(w02_1, xo, acc);
-        acc = __smlatt(w1_01, xe, acc);
-        x = t2m_load_word(r0 - 1 + 2 * pitch);
-        xe = __sxtb16(x);
-        xo = t2m_sxtb16_odd(x);
-        acc = __smlad(w02_2, xo, acc);
-        acc = __smlatt(w7_e, xe, acc);
-        acc = t2m_dw_rq(acc, m, round, w7_e);
-        if (clamp) {
-            acc = acc < lo ? lo : (acc > hi ? hi : acc);
-        }
-        out[0] = (int8_t)acc;
-    }
-}
+/* One output alone (an odd last output of a row, any stride): the word a_-1 a0 a1 a2 that ends
+ * at its last tap gives (a0, a2) and a1 in the top half of the other pair (a_-1 is not used). */
+#define T2M_DW_1(p, w02, wm, top, acc)                                                          \
+    do {                                                                                      \
+        const int32_t x_ = t2m_load_word((p) - 1);                                            \
+        acc = __smlad(w02, t2m_sxtb16_odd(x_), acc);                                          \
+        acc = (top) ? __smlatt(wm, __sxtb16(x_), acc) : __smlabt(wm, __sxtb16(x_), acc);      \
+    } while (0)
 
-/* One channel's output rows (stride 1 or 2). */
-static inline void t2m_dw_plane(const int8_t *plane, int32_t pitch, int32_t out_h, int32_t out_w,
-                                int32_t sh, int32_t sw, const t2m_dw_chan *k, int32_t lo,
-                                int32_t hi, int clamp, int8_t *out)
+/* One channel's outputs, stride 1 or 2 (s2), requantized as they are computed; clamp: the
+ * activation bounds are narrower than int8. f: the channel's nine weights. */
+static inline __attribute__((always_inline)) void
+t2m_dw_channel(const int8_t *plane, int32_t pitch, int32_t out_h, int32_t out_w, int32_t sh,
+               const int8_t *f, int32_t b, int32_t m, int32_t e, int32_t round, int32_t lo,
+               int32_t hi, int clamp, int s2, int8_t *out)
 {
-    int32_t oy;
-    for (oy = 0; oy < out_h; ++oy) {
-        if (sw == 1) {
-            t2m_dw_row_s1(plane, pitch, out_w, k, lo, hi, clamp, out);
-        } else {
-            t2m_dw_row_s2(plane, pitch, out_w, k, lo, hi, clamp, out);
+    /* the doubled weights as int16 pairs (w7 shares its register with e), the doubled bias */
+    const int32_t w02_0 = t2m_pack16(2 * f[0], 2 * f[2]), w02_1 = t2m_pack16(2 * f[3], 2 * f[5]);
+    const int32_t w02_2 = t2m_pack16(2 * f[6], 2 * f[8]), w1_01 = t2m_pack16(2 * f[1], 2 * f[4]);
+    const int32_t w7_e = t2m_pack16(e, 2 * f[7]), b2 = 2 * b;
+    const int32_t pairs = out_w >> 1, step = sh * pitch;
+    int8_t *const last = out + (size_t)out_h * (size_t)out_w;
+    for (; out != last; plane += step) {
+        const int8_t *r = plane;
+        int8_t *const end = out + 2 * pairs;
+        for (; out != end; out += 2) {
+            int32_t acc0 = b2, acc1 = b2;
+            if (s2) {
+                T2M_DW_S2(r, w02_0, w1_01, 0, acc0, acc1);
+                T2M_DW_S2(r + pitch, w02_1, w1_01, 1, acc0, acc1);
+                T2M_DW_S2(r + 2 * pitch, w02_2, w7_e, 1, acc0, acc1);
+                r += 4;
+            } else {
+                T2M_DW_S1(r, w02_0, w1_01, 0, acc0, acc1);
+                T2M_DW_S1(r + pitch, w02_1, w1_01, 1, acc0, acc1);
+                T2M_DW_S1(r + 2 * pitch, w02_2, w7_e, 1, acc0, acc1);
+                r += 2;
+            }
+            acc0 = t2m_dw_rq(acc0, m, round, w7_e);
+            acc1 = t2m_dw_rq(acc1, m, round, w7_e);
+            if (clamp) {
+                acc0 = acc0 < lo ? lo : (acc0 > hi ? hi : acc0);
+                acc1 = acc1 < lo ? lo : (acc1 > hi ? hi : acc1);
+            }
+            out[0] = (int8_t)acc0;
+            out[1] = (int8_t)acc1;
         }
-        plane += sh * pitch;
-        out += out_w;
+        if (out_w & 1) {
+            int32_t acc = b2;
+            T2M_DW_1(r, w02_0, w1_01, 0, acc);
+            T2M_DW_1(r + pitch, w02_1, w1_01, 1, acc);
+            T2M_DW_1(r + 2 * pitch, w02_2, w7_e, 1, acc);
+            acc = t2m_dw_rq(acc, m, round, w7_e);
+            if (clamp) {
+                acc = acc < lo ? lo : (acc > hi ? hi : acc);
+            }
+            *out++ = (int8_t)acc;
+        }
     }
 }
 #endif
@@ -271,19 +190,17 @@ void t2m_conv2d_dw3x3_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
         }
 #if defined(__ARM_FEATURE_DSP)
         if (sw <= 2) {
-            t2m_dw_chan k;
-            k.w02_0 = t2m_pack16(2 * f[0], 2 * f[2]);
-            k.w02_1 = t2m_pack16(2 * f[3], 2 * f[5]);
-            k.w02_2 = t2m_pack16(2 * f[6], 2 * f[8]);
-            k.w1_01 = t2m_pack16(2 * f[1], 2 * f[4]);
-            k.w7_e = t2m_pack16(e, 2 * f[7]);
-            k.b2 = 2 * bias[c];
-            k.m = m;
-            k.round = round;
+            const int32_t b = bias[c];
             if (lo == -128 && hi == 127) {
-                t2m_dw_plane(p, pitch, out_h, out_w, sh, sw, &k, lo, hi, 0, out);
+                if (sw == 1) {
+                    t2m_dw_channel(p, pitch, out_h, out_w, sh, f, b, m, e, round, lo, hi, 0, 0, out);
+                } else {
+                    t2m_dw_channel(p, pitch, out_h, out_w, sh, f, b, m, e, round, lo, hi, 0, 1, out);
+                }
+            } else if (sw == 1) {
+                t2m_dw_channel(p, pitch, out_h, out_w, sh, f, b, m, e, round, lo, hi, 1, 0, out);
             } else {
-                t2m_dw_plane(p, pitch, out_h, out_w, sh, sw, &k, lo, hi, 1, out);
+                t2m_dw_channel(p, pitch, out_h, out_w, sh, f, b, m, e, round, lo, hi, 1, 1, out);
             }
             continue;
         }
