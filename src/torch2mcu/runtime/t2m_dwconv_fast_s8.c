@@ -10,22 +10,56 @@
 #include "t2m_dwconv_fast.h"
 #include "t2m_dot.h"
 
-/* n bytes from src to dst (no overlap): word copies on cores that load unaligned words, the
- * last word overlapping the one before (no byte loop) */
-static inline void t2m_dw_copy_row(int8_t *dst, const int8_t *src, int32_t n)
+/* One channel's input rows into the interior of the padded plane: rows of n bytes from src
+ * (row pitch in_w) to dst (row pitch pitch). On cores that load unaligned words: word copies,
+ * two per step, the last word overlapping the one before (no byte loop); rows of 4-8 bytes as
+ * two words. */
+static void t2m_dw_stage(int8_t *dst, int32_t pitch, const int8_t *src, int32_t in_w,
+                         int32_t rows, int32_t n)
 {
+    int32_t y;
 #if defined(__ARM_FEATURE_DSP)
-    if (n >= 4) {
-        int32_t i = 0;
-        for (; i + 4 < n; i += 4) {
-            memcpy(dst + i, src + i, 4);
+    if (n >= 4 && n <= 8) {
+        for (y = 0; y < rows; ++y) {
+            const int32_t a = t2m_load_word(src), b = t2m_load_word(src + n - 4);
+            memcpy(dst, &a, 4);
+            memcpy(dst + n - 4, &b, 4);
+            src += in_w;
+            dst += pitch;
         }
-        memcpy(dst + n - 4, src + n - 4, 4);
+        return;
+    }
+    if (n > 8) {
+        for (y = 0; y < rows; ++y) {
+            const int8_t *s = src;
+            int8_t *d = dst;
+            const int8_t *const last = src + n - 4;
+            for (; s + 4 < last; s += 8, d += 8) {
+                const int32_t a = t2m_load_word(s), b = t2m_load_word(s + 4);
+                memcpy(d, &a, 4);
+                memcpy(d + 4, &b, 4);
+            }
+            if (s < last) {
+                const int32_t a = t2m_load_word(s);
+                memcpy(d, &a, 4);
+            }
+            {
+                const int32_t a = t2m_load_word(last);
+                memcpy(dst + n - 4, &a, 4);
+            }
+            src += in_w;
+            dst += pitch;
+        }
         return;
     }
 #endif
-    while (n-- > 0) {
-        *dst++ = *src++;
+    for (y = 0; y < rows; ++y) {
+        int32_t i;
+        for (i = 0; i < n; ++i) {
+            dst[i] = src[i];
+        }
+        src += in_w;
+        dst += pitch;
     }
 }
 
@@ -181,10 +215,9 @@ void t2m_conv2d_dw3x3_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
         const int32_t m = q->multiplier[c], e = -q->shift[c], round = t2m_rq_round(e, offset);
         int8_t *out = output + (size_t)c * (size_t)out_h * (size_t)out_w;
         if (staged) {
-            int32_t y;
-            for (y = y0; y < y1; ++y) {
-                t2m_dw_copy_row(plane + (size_t)y * (size_t)pitch + pad_left,
-                                in_c + (size_t)(y - pad_top) * (size_t)in_w, n);
+            if (y1 > y0) {
+                t2m_dw_stage(plane + (size_t)y0 * (size_t)pitch + pad_left, pitch,
+                             in_c + (size_t)(y0 - pad_top) * (size_t)in_w, in_w, y1 - y0, n);
             }
             p = plane;
         }
