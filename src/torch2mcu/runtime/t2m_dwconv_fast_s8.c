@@ -63,6 +63,23 @@ static void t2m_dw_stage(int8_t *dst, int32_t pitch, const int8_t *src, int32_t 
     }
 }
 
+#if !defined(__ARM_FEATURE_DSP)
+/* (a * b + 2^31) >> 32 (t2m_smmulr) from four 16 x 16-bit products: no 64-bit multiply (a
+ * library call on cores without SMMULR). With a = ah * 2^16 + al, b = bh * 2^16 + bl (ah, bh
+ * signed, al, bl unsigned), a * b = ah*bh * 2^32 + (ah*bl + al*bh) * 2^16 + al*bl; each product
+ * fits int32 / uint32, and the sum of the parts below 2^32 (with the rounding 2^31) carries
+ * mid >> 16 into the high word. */
+static inline int32_t t2m_dw_mulhi_round(int32_t a, int32_t b)
+{
+    const int32_t ah = a >> 16, bh = b >> 16;
+    const uint32_t al = (uint32_t)a & 0xFFFFu, bl = (uint32_t)b & 0xFFFFu;
+    const int32_t p1 = ah * (int32_t)bl, p2 = (int32_t)al * bh;
+    const uint32_t mid = ((al * bl) >> 16) + ((uint32_t)p1 & 0xFFFFu) + ((uint32_t)p2 & 0xFFFFu) +
+                         0x8000u;
+    return ah * bh + (p1 >> 16) + (p2 >> 16) + (int32_t)(mid >> 16);
+}
+#endif
+
 #if defined(__ARM_FEATURE_DSP)
 /* (acc << 32) + a * b, rounded to its high word: SMMLAR. */
 static inline int32_t t2m_dw_smmlar(int32_t a, int32_t b, int32_t acc)
@@ -253,7 +270,12 @@ void t2m_conv2d_dw3x3_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                     acc += f0 * r0[0] + f1 * r0[1] + f2 * r0[2];
                     acc += f3 * r1[0] + f4 * r1[1] + f5 * r1[2];
                     acc += f6 * r2[0] + f7 * r2[1] + f8 * r2[2];
+#if defined(__ARM_FEATURE_DSP)
                     out[ox] = t2m_sat_s8(t2m_rq_fast(acc, m, e, round), lo, hi);
+#else
+                    const int32_t h = t2m_dw_mulhi_round(acc * 2, m); /* t2m_rq_fast */
+                    out[ox] = t2m_sat_s8((h + (h >> 31) + round) >> e, lo, hi);
+#endif
                     r0 += sw;
                     r1 += sw;
                     r2 += sw;
