@@ -52,23 +52,26 @@ def conv_cycles(fmt: str, entries: int, out_c: int, out_h: int, out_w: int, rows
 
 
 # the specialized dense kernels (t2m_conv2d_fast_s8.c, t2m_dwconv_fast_s8.c): per output
-# (requantization, store, loop), per MAC, per pixel gathered (1x1) or per channel (depthwise:
-# weights, padded plane)
+# (requantization, store, loop), per MAC, per pixel gathered (1x1)
+# (dw3x3: per pair of adjacent outputs of a row, per odd last output of a row, per output row,
+# per channel (weights, staging its rows into the padded plane); fitted to the emulated
+# Cortex-M4 and M0+ DS-CNN and MobileNetV1-0.25 depthwise layers: stride 1 within 6% on M4,
+# stride 2 within 10%, M0+ within 1%)
 # (kxk: per MAC of the reduction padded to a multiple of four, per gathered value per pixel,
 # per gathered value of a pixel whose field crosses the padding, per output with a fused pool).
-# 1x1 and kxk compute pixels in pairs (an odd last pixel twice). dw3x3: fitted to the emulated
-# Cortex-M4 DS-CNN layers; 1x1 and kxk (the shared 2x2 product, t2m_mm2_s8): to the emulated
-# Cortex-M4 1x1 layers of DS-CNN, MobileNetV1 and the ResNet-8 shortcuts (within 6%, the gather
-# per value set to its instruction count) and the KxK layers of ResNet-8, LeNet-5 (both convs
-# with their fused pools) and the three stems (within 5%, the stems within 15%)
+# 1x1 and kxk compute pixels in pairs (an odd last pixel twice); the shared 2x2 product
+# (t2m_mm2_s8) fitted to the emulated Cortex-M4 1x1 layers of DS-CNN, MobileNetV1 and the
+# ResNet-8 shortcuts (within 6%, the gather per value set to its instruction count) and the KxK
+# layers of ResNet-8, LeNet-5 (both convs with their fused pools) and the three stems (within
+# 5%, the stems within 15%)
 FAST = {
-    "dsp": {"dw3x3": {"out": 50, "mac": 2.0, "chan": 600},
-            "dw3x3_s2": {"out": 50, "mac": 4.0, "chan": 600},
+    "dsp": {"dw3x3": {"pair": 50.7, "odd": 41.1, "row": 3.7, "chan": 222},
+            "dw3x3_s2": {"pair": 83.8, "odd": 41.0, "row": 5.6, "chan": 220},
             "1x1": {"out": 27.6, "mac": 1.29, "pixel_in": 2.5},
             "kxk": {"out": 41.6, "mac": 1.287, "pixel_in": 6.09, "border_in": 6.39,
                     "pooled_out": 48.8}},
-    "plain": {"dw3x3": {"out": 60, "mac": 4.0, "chan": 800},
-              "dw3x3_s2": {"out": 60, "mac": 4.0, "chan": 800},
+    "plain": {"dw3x3": {"pair": 290.2, "odd": 145.1, "row": 52.8, "chan": 179},
+              "dw3x3_s2": {"pair": 338.6, "odd": 169.3, "row": 61.9, "chan": 182},
               "1x1": {"out": 60, "mac": 4.0, "pixel_in": 5.0},
               "kxk": {"out": 60, "mac": 3.5, "pixel_in": 8.0, "border_in": 8.0,
                       "pooled_out": 30}},
@@ -84,7 +87,8 @@ def fast_conv_cycles(kernel: str, out_c: int, reduction: int, out_h: int, out_w:
     outputs = out_c * out_h * out_w
     if kernel == "conv2d_dw3x3":
         c = f["dw3x3" if stride_w == 1 else "dw3x3_s2"]
-        return outputs * (c["out"] + 9 * c["mac"]) + out_c * c["chan"]
+        row = c["row"] + (out_w // 2) * c["pair"] + (out_w % 2) * c["odd"]
+        return out_c * (out_h * row + c["chan"])
     c = f["kxk" if kernel == "conv2d_kxk" else "1x1"]
     if kernel == "conv2d_kxk":
         reduction = (reduction + 3) // 4 * 4
@@ -121,7 +125,7 @@ def fc_cycles(fmt: str, entries: int, out_f: int, in_f: int, dsp: bool,
 # decides which kernels get linked, and a variant no other layer uses costs its code in flash.
 KERNEL_CODE_BYTES = {"conv2d_dense": 1244, "conv2d_rows": 932, "conv2d_dense_dilated": 1264,
                      "conv2d_rows_dilated": 1060,
-                     "conv2d_dw3x3": 1350, "conv2d_1x1": 1120, "conv2d_kxk": 1914,
+                     "conv2d_dw3x3": 2824, "conv2d_1x1": 1120, "conv2d_kxk": 1914,
                      "conv2d_csr8": 1112,
                      "conv2d_csr16": 1116, "conv2d_rel8": 1120, "linear_dense": 536,
                      "linear_fast": 1020,

@@ -121,11 +121,12 @@ def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int, kernel: str =
         return 4 * ((wq.shape[1] + 3) // 4 * 4)
     if kernel == "conv2d_kxk":  # 3 receptive fields as int16 padded to R4 (gather, 2 pixels)
         return 6 * ((wq[0].size + 3) // 4 * 4)
-    if kernel == "conv2d_dw3x3":  # one channel's padded plane, one output row of int32 sums
+    if kernel == "conv2d_dw3x3":  # a slack word and one channel's padded plane (rows in words)
         sh, sw = node.attrs["stride"]
         oh, ow = out_hw
-        plane = ((oh - 1) * sh + 3) * ((ow - 1) * sw + 3)
-        return (plane + 4) // 4 * 4 + 4 * (ow + 1)
+        if tuple(node.attrs["padding"]) == (0, 0) and ow >= 2:  # read in place
+            return 0
+        return 4 + ((oh - 1) * sh + 3) * (((ow - 1) * sw + 6) // 4 * 4)
     if fmt == "dense":
         # the gathered receptive fields of one pooling window, when a group has several
         # output channels to share them
