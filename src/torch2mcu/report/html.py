@@ -74,16 +74,17 @@ def arena_html(data: dict) -> str:
     out.append("</table>")
     layers = scratch_rows(data)
     if layers:
-        heads = "".join(f'<th{" class=l" if i < 2 else ""}>{escape(h)}</th>'
-                        for i, (_, h, _) in enumerate(SCRATCH_COLUMNS))
+        left = [i < 2 or k == "use" for i, (k, _, _) in enumerate(SCRATCH_COLUMNS)]
+        heads = "".join(f'<th{" class=l" if lt else ""}>{escape(h)}</th>'
+                        for lt, (_, h, _) in zip(left, SCRATCH_COLUMNS))
         out += [f'<table id="scratch"><caption>{escape(SCRATCH_CAPTION)}</caption>',
                 f"<tr>{heads}</tr>"]
         sources = {r["name"]: r.get("source_keys", {}) for r in data["layers"]}
         for r in layers:
             keys = sources[r["name"]]  # the figures straight from the manifest
             out.append(f'<tr data-layer="{escape(r["name"])}">' + "".join(
-                _td(cell(r), keys.get(k), r[k], left=j < 2)
-                for j, (k, _, cell) in enumerate(SCRATCH_COLUMNS)) + "</tr>")
+                _td(cell(r), keys.get(k), r.get(k), left=lt)
+                for lt, (k, _, cell) in zip(left, SCRATCH_COLUMNS)) + "</tr>")
         out.append("</table>")
     return "\n".join(out)
 

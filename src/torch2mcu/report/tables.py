@@ -137,10 +137,11 @@ def arena_rows(data: dict) -> list[dict]:
     scratch = "no layer asks for scratch"
     if a["scratch_layer"]:
         copy = a["scratch_padded_copy_bytes"]
+        use = scratch_use(a["scratch_kernel"])
         scratch = (f"{a['scratch_layer']} ({a['scratch_kernel']}): "
                    + (f"a padded copy of its input ({fmt.count(copy)} B) and "
-                      f"{fmt.count(a['scratch_bytes'] - copy)} B of working memory" if copy else
-                      "the kernel's working memory"))
+                      f"{fmt.count(a['scratch_bytes'] - copy)} B of working memory ({use})"
+                      if copy else use))
     gap = (f"the kernels' scratch adds {fmt.count(a['scratch_gap_bytes'])} B to the bound, "
            f"fragmentation {fmt.count(a['fragmentation_bytes'])} B")
     return [
@@ -163,6 +164,26 @@ def arena_rows(data: dict) -> list[dict]:
     ]
 
 
+# What each runtime kernel keeps in its scratch (the *_scratch_bytes functions of runtime/t2m*.h),
+# for the report's words; a padded input copy made before the kernel is counted apart.
+SCRATCH_USE = {
+    "conv2d_dw3x3": "one channel's padded plane and a row of int32 sums",
+    "conv2d_kxk": "one pixel's receptive field and two pixels' fields, as int16",
+    "conv2d_1x1": "two pixels' input channels, as int16",
+    "conv2d_dense": "the gathered receptive fields of one pooling window",
+    "linear_fast": "the input widened to int16",
+}
+
+
+def scratch_use(kernel: str | None) -> str:
+    """What the kernel's working memory holds, in words."""
+    if kernel in SCRATCH_USE:
+        return SCRATCH_USE[kernel]
+    if kernel and kernel.startswith("conv2d_") and kernel[7:10] in ("csr", "rel"):
+        return "a row of int32 sums"
+    return "the kernel's working memory"
+
+
 SCRATCH_COLUMNS = (  # (key, header, cell text) of the scratch-per-layer table
     ("name", "layer", lambda r: r["name"]),
     ("kernel", "kernel", lambda r: r["kernel"] or r["op"]),
@@ -171,10 +192,12 @@ SCRATCH_COLUMNS = (  # (key, header, cell text) of the scratch-per-layer table
     ("activation_bytes", "activations B", lambda r: fmt.count(r["activation_bytes"])),
     ("arena_bytes", "live B", lambda r: fmt.count(r["arena_bytes"])),
     ("over_bound_bytes", "over the bound B", lambda r: fmt.count(r["over_bound_bytes"])),
+    ("use", "the kernel's scratch holds", lambda r: scratch_use(r["kernel"])),
 )
-SCRATCH_CAPTION = ("per layer with scratch: its kernel, the scratch it asks for (of which a "
-                   "padded copy of its input), the activations live while it runs, both "
-                   "together, and by how much that exceeds the activation lower bound")
+SCRATCH_CAPTION = ("per layer with scratch: its kernel, the scratch it asks for (padded copy: "
+                   "of them, the whole input padded before the kernel runs), the activations "
+                   "live while it runs, both together, by how much that exceeds the activation "
+                   "lower bound, and what the kernel keeps in the rest")
 
 
 def scratch_rows(data: dict, over_only: bool = False) -> list[dict]:
@@ -193,8 +216,9 @@ def scratch_table(data: dict) -> Table | None:
     t = Table(title=f"{data['name']}: layers whose scratch costs RAM beyond the activation bound",
               caption=SCRATCH_CAPTION + "; every layer's scratch: report.html",
               caption_justify="left", box=box.SIMPLE_HEAD)
-    for i, (_, header, _) in enumerate(SCRATCH_COLUMNS):
-        t.add_column(header, justify="left" if i < 2 else "right", no_wrap=True)
+    for i, (key, header, _) in enumerate(SCRATCH_COLUMNS):
+        t.add_column(header, justify="left" if i < 2 or key == "use" else "right",
+                     no_wrap=key != "use")
     for r in rows:
         t.add_row(*(cell(r) for _, _, cell in SCRATCH_COLUMNS))
     return t
