@@ -67,6 +67,20 @@ def test_json_result(ae_run):
               "cycles_estimate"):
         assert isinstance(m[k], int) and m[k] > 0, k
     assert m["ram_bytes"] >= m["arena_bytes"] + m["stack_bytes"]
+    # the arena beside its bounds, as the model's manifest has them: the FCs widen their input
+    # into scratch, which the activations alone do not need
+    q = json.loads((out / "autoencoder" / "manifest.json").read_text())["int8"]
+    for k in ("arena_bytes", "arena_lower_bound_bytes", "arena_activation_lower_bound_bytes",
+              "arena_scratch_bytes", "arena_scratch_layer"):
+        assert m[k] == q[k], k
+    assert 0 < m["arena_activation_lower_bound_bytes"] < m["arena_lower_bound_bytes"] \
+        <= m["arena_bytes"] <= m["arena_activation_lower_bound_bytes"] + m["arena_scratch_bytes"]
+    layers = json.loads((out / "autoencoder" / "int8" / "manifest.json").read_text())["layers"]
+    owner = next(r for r in layers if r["name"] == m["arena_scratch_layer"])
+    assert owner["scratch_bytes"] == m["arena_scratch_bytes"] == max(
+        r["scratch_bytes"] for r in layers)
+    assert m["arena_scratch_kernel"] == owner["kernel"] == "linear_fast"
+    assert m["arena_scratch_padded_copy_bytes"] == 0
     assert m["ms_estimate"] == pytest.approx(m["cycles_estimate"] / r["clock_hz"] * 1e3)
     # per class: the MACs add up to the model's, and the cycles to the layers'
     assert sum(c["macs"] for c in m["classes"]) == m["macs"]
@@ -91,6 +105,7 @@ def test_tables(ae_run):
     print_bench(r, Console(file=buf, width=200))
     for text in (printed, buf.getvalue()):
         for s in ("per layer class on cortex-m4", "dense FC", "FC, short rows", "10.70",
+                  "bound B", f"{r['models'][0]['arena_activation_lower_bound_bytes']:,}",
                   "torch2mcu vs CMSIS-NN", "X-CUBE-AI", "board measurement",
                   "emulator estimate", "autoencoder"):
             assert s in text, s

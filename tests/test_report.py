@@ -26,7 +26,8 @@ from torch2mcu.models.lenet5 import LeNet5
 from torch2mcu.report.build import build_report
 from torch2mcu.report.cli import add_report_parser
 from torch2mcu.report.readme import write_folder_readme
-from torch2mcu.report.tables import layer_table, summary_caption, summary_table
+from torch2mcu.report.tables import (arena_table, layer_table, scratch_rows, scratch_table,
+                                     summary_caption, summary_table)
 from torch2mcu.targets.cortex_m import CC, TARGETS
 
 SEED = 3
@@ -309,6 +310,67 @@ def test_report_before_measuring_and_without_curves(converted, tmp_path):
     assert rows["arena"]["float32"] == manifest["float32"]["arena_bytes"]
     assert "Not shown" in (out / "report.html").read_text()
     assert folder_view(out)["report"]["layers"] == data["layers"]
+
+
+def test_arena_beside_its_bounds(converted, tmp_path):
+    """The manifest, the report's data, its HTML and its terminal table show the activation
+    lower bound (no scratch), the largest scratch and its layer, the bound with scratch and the
+    planned arena, all equal to the memory plan's; each layer's scratch is in the layer rows."""
+    out = _copy(converted, tmp_path / "lenet")
+    data = build_report(out)
+    mem = graph_from_json((out / "graph.int8.json").read_text()).record(MemoryPlan)
+    q = json.loads((out / "manifest.json").read_text())["int8"]
+    layer, scratch = mem.max_scratch
+    assert layer is not None and scratch > 0  # conv1 pads or gathers, the FCs widen their input
+    assert q["arena_activation_lower_bound_bytes"] == mem.activation_lower_bound_bytes > 0
+    assert q["arena_lower_bound_bytes"] == mem.lower_bound_bytes
+    assert (q["arena_scratch_layer"], q["arena_scratch_bytes"]) == (layer, scratch)
+    assert q["arena_bytes"] == mem.arena_bytes
+    assert mem.activation_lower_bound_bytes < mem.lower_bound_bytes <= mem.arena_bytes
+    a = data["arena"]
+    assert a["activation_lower_bound_bytes"] == mem.activation_lower_bound_bytes
+    assert a["gap_bytes"] == mem.arena_bytes - mem.activation_lower_bound_bytes
+    assert a["gap_share"] == a["gap_bytes"] / mem.activation_lower_bound_bytes
+    assert a["fragmentation_bytes"] == mem.arena_bytes - mem.lower_bound_bytes
+    assert a["scratch_layer"] == layer
+    rows = {r["name"]: r for r in data["layers"]}
+    assert {n: r["scratch_bytes"] for n, r in rows.items() if r["scratch_bytes"]} == mem.scratch
+    assert a["scratch_kernel"] == rows[layer]["kernel"]
+    for i, r in enumerate(data["layers"]):  # a layer's live arena is its activations + scratch
+        live = sum(mem.sizes[b] for b, (lo, hi) in mem.lifetimes.items()
+                   if lo <= i <= hi and not b.endswith("#scratch"))
+        assert r["arena_bytes"] == live + r["scratch_bytes"]
+    assert data["totals"]["scratch_bytes"] == scratch
+    cells = {k: v for k, v, _ in _parse(out).cells}
+    for key in ("int8.arena_activation_lower_bound_bytes", "int8.arena_lower_bound_bytes",
+                "int8.arena_bytes", "int8.arena_scratch_bytes"):
+        assert cells[key] == q[key.split(".")[1]], key
+    assert cells["layers.0.scratch_bytes"] == rows[data["layers"][0]["name"]]["scratch_bytes"]
+    html = (out / "report.html").read_text()
+    assert 'id="arena"' in html and "activation lower bound" in html and 'id="scratch"' in html
+    # the scratch table: every layer with scratch in report.html, in the terminal those that
+    # take the arena above the activation bound (conv1's step sets the arena here)
+    assert [r["name"] for r in scratch_rows(data)] == list(mem.scratch)
+    over = scratch_rows(data, over_only=True)
+    assert [r["name"] for r in over] == [
+        n for n in rows if rows[n]["arena_bytes"] > mem.activation_lower_bound_bytes
+        and rows[n]["scratch_bytes"]]
+    assert max(r["arena_bytes"] for r in over) == mem.lower_bound_bytes
+    console = Console(record=True, width=200)
+    console.print(arena_table(data))
+    console.print(scratch_table(data))
+    text = console.export_text()
+    assert all(r["name"] in text for r in over)
+    for s in ("activation lower bound", "largest scratch", "lower bound with scratch",
+              "planned arena", "over the activation bound", f"{scratch:,}",
+              f"{mem.activation_lower_bound_bytes:,}", f"{mem.arena_bytes:,}", layer,
+              f"{100 * a['gap_share']:.1f}%"):
+        assert s in text, s
+    # the generated header says it too
+    c = (out / "int8" / "lenet5.c").read_text()
+    assert (f"arena: {mem.arena_bytes} bytes (lower bound {mem.lower_bound_bytes} with scratch, "
+            f"{mem.activation_lower_bound_bytes} for the activations alone; largest scratch "
+            f"{scratch} bytes, {layer})") in c
 
 
 def test_compress_json_path_and_cli(converted, tmp_path, capsys):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from torch2mcu import __version__
-from torch2mcu.codegen.folder import write_model_folder
+from torch2mcu.codegen.folder import ARENA_FIELDS, write_model_folder
 from torch2mcu.codegen.inert import check_name
 from torch2mcu.errors import Torch2MCUError, spell
 from torch2mcu.frontend import capture, load_program, to_ir
@@ -190,11 +190,9 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
         manifest = {"tool": "torch2mcu", "version": __version__, "name": name,
                     "provenance": provenance,
                     "int8": {"dir": "int8", "const_bytes": m8["const_bytes"],
-                             "arena_bytes": m8["arena_bytes"],
-                             "arena_lower_bound_bytes": m8["arena_lower_bound_bytes"]},
+                             **{k: m8[k] for k in ARENA_FIELDS}},
                     "float32": {"dir": "float32", "const_bytes": m32["const_bytes"],
-                                "arena_bytes": m32["arena_bytes"],
-                                "arena_lower_bound_bytes": m32["arena_lower_bound_bytes"]},
+                                **{k: m32[k] for k in ARENA_FIELDS}},
                     "layers": m8["layers"], "warnings": warnings, **(extra_manifest or {})}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         record_checksums(tmp, [f"{d}/{f}" for d in ("int8", "float32")

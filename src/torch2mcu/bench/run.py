@@ -115,6 +115,21 @@ def _model_anchors(spec: BenchModel, m: dict) -> dict:
     return result
 
 
+def _arena(manifest: dict) -> dict:
+    """The int8 arena beside its bounds (manifest fields, codegen/folder.py): the planned arena,
+    the activation lower bound (no scratch), the lower bound with scratch, the largest scratch
+    and the layer and kernel it belongs to."""
+    q = manifest["int8"]
+    layer = q["arena_scratch_layer"]
+    row = next((r for r in manifest["layers"] if r["name"] == layer), {})
+    return {"arena_bytes": q["arena_bytes"],
+            "arena_lower_bound_bytes": q["arena_lower_bound_bytes"],
+            "arena_activation_lower_bound_bytes": q["arena_activation_lower_bound_bytes"],
+            "arena_scratch_bytes": q["arena_scratch_bytes"], "arena_scratch_layer": layer,
+            "arena_scratch_kernel": row.get("kernel") or row.get("op"),
+            "arena_scratch_padded_copy_bytes": row.get("padded_copy_bytes", 0)}
+
+
 def _bit_exact(conv, elf: Path, t, x) -> bool:
     """Whether the measured image's output for the measured input equals the Python integer
     reference (a fast kernel that is wrong must not pass for a result)."""
@@ -160,8 +175,7 @@ def bench_model(spec: BenchModel, folder: Path, target: str, seed: int = SEED) -
         "input_shape": list(spec.input_shape), "weights": weights,
         "calibration_samples": int(calib.shape[0]), "macs": macs,
         "flash_bytes": m["flash_bytes"], "ram_bytes": m["ram_bytes"],
-        "arena_bytes": conv.manifest["int8"]["arena_bytes"],
-        "arena_lower_bound_bytes": conv.manifest["int8"]["arena_lower_bound_bytes"],
+        **_arena(conv.manifest),
         "stack_bytes": m["stack_bytes"], "static_ram_bytes": m["static_ram_bytes"],
         "code_bytes": m["code_bytes"], "weights_bytes": m["weights_bytes"],
         "instructions": m["instructions"], "cycles_estimate": m["cycles_estimate"],

@@ -57,16 +57,21 @@ def model_table(r: dict) -> Table:
     mhz = r["clock_hz"] / 1e6
     t = _table(f"per model on {r['target']} ({r['board']}, {mhz:.0f} MHz)",
                "flash and RAM: model image minus empty harness, RAM with the stack high-water "
-               "mark; cycles and ms are emulator estimates (zero wait states), instructions "
-               "exact; bit-exact: the emulated output equals the Python integer reference on the "
-               "measured input.",
-               ["model", "weights", "MACs", "flash B", "RAM B", "arena B", "stack B",
-                "instructions", "est. cycles", "cycles/MAC", f"est. ms at {mhz:.0f} MHz",
+               "mark; bound B: the activation lower bound of the arena (the activations live "
+               "at the fullest step, no scratch), arena B its plan, +%: the arena over the bound "
+               "(kernel scratch and fragmentation); cycles and ms are emulator estimates (zero "
+               "wait states), instructions exact; bit-exact: the emulated output equals the "
+               "Python integer reference on the measured input.",
+               ["model", "weights", "MACs", "flash B", "RAM B", "bound B", "arena B", "+%",
+                "stack B", "instructions", "est. cycles", "cycles/MAC", f"est. ms at {mhz:.0f} MHz",
                 "bit-exact"], left=2)
     for m in r["models"]:
+        bound = m.get("arena_activation_lower_bound_bytes")
         t.add_row(m["key"], m["weights"].split(" (")[0], fmt.mega(m["macs"]),
-                  fmt.count(m["flash_bytes"]), fmt.count(m["ram_bytes"]),
-                  fmt.count(m["arena_bytes"]), fmt.count(m["stack_bytes"]),
+                  fmt.count(m["flash_bytes"]), fmt.count(m["ram_bytes"]), fmt.count(bound),
+                  fmt.count(m["arena_bytes"]),
+                  fmt.pct((m["arena_bytes"] - bound) / bound if bound else None),
+                  fmt.count(m["stack_bytes"]),
                   fmt.mega(m["instructions"]), fmt.mega(m["cycles_estimate"]),
                   _f(m["cycles_per_mac"]), _f(m["ms_estimate"]),
                   "yes" if m["bit_exact"] else "[red]NO[/red]")

@@ -188,7 +188,10 @@ def emit_model(graph: Graph, dtype: str, name: str, provenance: dict) -> tuple[s
         f"model: {name} ({dtype}); source sha256: {provenance.get('model_sha256', 'n/a')}",
         f"options: {provenance.get('options', {})}",
         f"input {tin.shape} -> output {tout.shape}, {_layout_words(graph)}, batch 1",
-        f"arena: {arena_bytes} bytes (lower bound {mem.lower_bound_bytes}); "
+        f"arena: {arena_bytes} bytes (lower bound {mem.lower_bound_bytes} with scratch, "
+        f"{mem.activation_lower_bound_bytes} for the activations alone; "
+        + (f"largest scratch {mem.max_scratch[1]} bytes, {mem.max_scratch[0]}); "
+           if mem.scratch else "no scratch); ") +
         f"constant data: {ctx.const_bytes} bytes",
     ]
     prov = block_comment(header_lines)

@@ -23,19 +23,34 @@ from torch2mcu.codegen.emitter import emit_model
 from torch2mcu.codegen.runtime_files import (RUNTIME, copy_runtime, folder_sources,  # noqa: F401
                                             runtime_abi, runtime_dir)
 from torch2mcu.ir import Graph
-from torch2mcu.ir.records import MemoryPlan, WeightEncoding, stored_weights, weight_format
+from torch2mcu.ir.records import (ConvPlan, MemoryPlan, WeightEncoding, stored_weights,
+                                  weight_format)
 from torch2mcu.ops import get_op
+
+
+def _scratch(node, mem: MemoryPlan | None) -> dict:
+    """The layer's scratch in the arena: scratch_bytes (as planned, word aligned) and, for a
+    conv that pads its input into scratch first, padded_copy_bytes (the rest is the kernel's
+    working memory); the runtime kernel it calls."""
+    row = {"scratch_bytes": mem.scratch.get(node.name, 0) if mem else 0}
+    if node.has(ConvPlan) and node.record(ConvPlan).pad_bytes:
+        row["padded_copy_bytes"] = (node.record(ConvPlan).pad_bytes + 3) // 4 * 4
+    if node.has(WeightEncoding):
+        row["kernel"] = node.record(WeightEncoding).kernel
+    return row
 
 
 def layer_table(graph: Graph, const_bytes: dict[str, int]) -> list[dict]:
     rows = []
+    mem = graph.record(MemoryPlan) if graph.has(MemoryPlan) else None
     for i, node in enumerate(graph.nodes):
         op = get_op(node.op)
         row = {"index": i, "name": node.name, "op": node.op, "source": node.source,
                "torch_module": node.attrs.get("torch_module", ""),
                "inputs": [list(graph.tensors[t].shape) for t in node.inputs],
                "output": list(graph.tensors[node.output].shape), "details": op.describe(node),
-               "macs": op.macs(node, graph), "const_bytes": const_bytes.get(node.name, 0)}
+               "macs": op.macs(node, graph), "const_bytes": const_bytes.get(node.name, 0),
+               **_scratch(node, mem)}
         if "weight" in node.params:
             w = stored_weights(node)
             nz = int(np.count_nonzero(w))
@@ -53,6 +68,22 @@ def layer_table(graph: Graph, const_bytes: dict[str, int]) -> list[dict]:
             row["output_quant"] = {"scale": q.scale, "zero_point": q.zero_point}
         rows.append(row)
     return rows
+
+
+# the arena figures of a model folder's manifest (arena_fields), repeated in the converted
+# folder's manifest (api.convert)
+ARENA_FIELDS = ("arena_bytes", "arena_lower_bound_bytes", "arena_activation_lower_bound_bytes",
+                "arena_scratch_bytes", "arena_scratch_layer")
+
+
+def arena_fields(mem: MemoryPlan) -> dict:
+    """The manifest's arena figures (passes/plan_memory.py): the planned arena; its lower bound
+    with the kernels' scratch (arena_lower_bound_bytes) and without it (the activations alone);
+    the largest scratch and the layer that asks for it."""
+    layer, scratch = mem.max_scratch
+    return {"arena_bytes": mem.arena_bytes, "arena_lower_bound_bytes": mem.lower_bound_bytes,
+            "arena_activation_lower_bound_bytes": mem.activation_lower_bound_bytes,
+            "arena_scratch_bytes": scratch, "arena_scratch_layer": layer}
 
 
 def write_model_folder(graph: Graph, dtype: str, name: str, dest: Path, provenance: dict) -> dict:
@@ -82,7 +113,7 @@ def write_model_folder(graph: Graph, dtype: str, name: str, dest: Path, provenan
         "tool": "torch2mcu", "version": __version__, "name": name, "dtype": dtype,
         "provenance": provenance, "input": io(tin), "output": io(tout),
         "input_size": tin.size, "output_size": tout.size,
-        "arena_bytes": mem.arena_bytes, "arena_lower_bound_bytes": mem.lower_bound_bytes,
+        **arena_fields(mem),
         "const_bytes": sum(const_bytes.values()),
         "files": sorted([f"{name}.c", f"{name}.h", *runtime, *builds]),
         "runtime": {"dir": RUNTIME, "abi": abi}, "layout": graph.meta.get("layout", "nchw"),

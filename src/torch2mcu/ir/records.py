@@ -120,12 +120,17 @@ class MemoryPlan(Record):
     base: per tensor, the buffer it lives in (itself, a reshape's source, or the concatenation
     it was written into); inner: for a tensor inside a larger buffer, its byte offset there;
     in_place: the tensors written straight into a concatenation's output. Buffers named
-    "<node>#scratch" are a node's working memory."""
+    "<node>#scratch" are a node's working memory.
+
+    Beside the arena, three bounds (see passes/plan_memory.py): lower_bound_bytes, the largest
+    total of buffers live at one step, scratch included (no arena can be smaller with these
+    kernels); activation_lower_bound_bytes, the same without scratch (the activations alone);
+    scratch, per node with scratch, its bytes (word aligned, as planned)."""
 
     written_by = "plan_memory"
     elem_bytes: int
     arena_bytes: int
-    lower_bound_bytes: int
+    lower_bound_bytes: int           # activations + the node's scratch, at the fullest step
     offsets: dict[str, int]
     sizes: dict[str, int]
     base: dict[str, str]
@@ -137,6 +142,15 @@ class MemoryPlan(Record):
     # offset, bytes); io_arena_bytes: the arena grown to hold them
     io: dict[str, tuple[int, int]] = field(default_factory=dict)
     io_arena_bytes: int = 0
+    # activations only, at the fullest step (0 in a plan written before it existed)
+    activation_lower_bound_bytes: int = 0
+    scratch: dict[str, int] = field(default_factory=dict)  # node name -> scratch bytes
+
+    @property
+    def max_scratch(self) -> tuple[str | None, int]:
+        """(node, bytes) of the largest scratch buffer (the first such node); (None, 0) when no
+        node has scratch."""
+        return max(self.scratch.items(), key=lambda kv: kv[1], default=(None, 0))
 
 
 @dataclass

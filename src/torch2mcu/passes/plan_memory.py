@@ -5,9 +5,16 @@ writes it to the last node that reads it (or any reshape alias of it). Buffers a
 one, each at the lowest offset where it overlaps no placed buffer whose lifetime overlaps its
 own; largest first (TFLM's order), and in a few other orders (by first write, longest-lived,
 most byte-steps), keeping the smallest arena. A node's
-inputs and output are live together, so no kernel runs in place. The lower bound reported beside
-the arena size is the largest total of buffers live at one step; greedy placement can exceed it
-when fragmentation forces a gap.
+inputs and output are live together, so no kernel runs in place.
+
+Bounds reported beside the arena (no plan of these lifetimes can be smaller):
+- activation_lower_bound_bytes: the largest total of activation buffers live at one step (a
+  node's inputs, its output and whatever later nodes still read), scratch left out: the RAM the
+  model's tensors need whatever the kernels;
+- lower_bound_bytes: the same with each node's scratch added at its own step (the arena's
+  bound with these kernels). It exceeds the activation bound by at most the largest scratch;
+- scratch: per node, the bytes of its scratch buffer. The arena exceeds lower_bound_bytes
+  only when fragmentation forces a gap in the greedy placement.
 
 The model input and output are the caller's buffers and take no arena space; reshape outputs
 share their input's storage. A caller that wants them inside its arena gets a place for each
@@ -40,6 +47,7 @@ from torch2mcu.ir.records import MemoryPlan
 from torch2mcu.ops import get_op
 
 ALIGN = 4
+SCRATCH = "#scratch"  # a node's scratch buffer is "<node>#scratch"
 
 
 def _aligned(n: int) -> int:
@@ -179,16 +187,19 @@ def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
     for i, node in enumerate(g.nodes):
         scratch = get_op(node.op).scratch_bytes(node)
         if scratch:
-            b = f"{node.name}#scratch"
+            b = node.name + SCRATCH
             buffers.append(b)
             start[b] = end[b] = i
             size[b] = _aligned(int(scratch))
     offsets, arena = _best_placement(buffers, size, start, end)
-    lower = max((sum(size[b] for b in buffers if start[b] <= i <= end[b])
-                 for i in range(len(g.nodes))), default=0)
+    scratch = {b[:-len(SCRATCH)]: size[b] for b in buffers if b.endswith(SCRATCH)}
+    live = [sum(size[b] for b in buffers if start[b] <= i <= end[b] and not b.endswith(SCRATCH))
+            for i in range(len(g.nodes))]
+    lower = max((n + scratch.get(node.name, 0) for n, node in zip(live, g.nodes)), default=0)
     io = _io_places(g, base, offsets, size, start, end, elem_bytes)
     g.put(MemoryPlan(elem_bytes, arena, lower, offsets, size, base, inner, out_base,
                      {r: c for r, (c, _) in sorted(placed.items())},
                      {b: (start[b], end[b]) for b in buffers}, io,
-                     max([arena] + [off + n for off, n in io.values()])))
+                     max([arena] + [off + n for off, n in io.values()]),
+                     activation_lower_bound_bytes=max(live, default=0), scratch=scratch))
     return g

@@ -25,11 +25,15 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def print_report(data: dict) -> None:
-    """The per-layer table, the summary table and where the HTML is (the end of convert, demo)."""
-    from torch2mcu.report.tables import layer_table, summary_table
+    """The per-layer table, the summary table, the arena beside its lower bound (and the layers
+    whose scratch exceeds it) and where the HTML is (the end of convert, demo)."""
+    from torch2mcu.report.tables import arena_table, layer_table, scratch_table, summary_table
 
     out.print(layer_table(data, width=out.width))
     out.print(summary_table(data))
+    for table in (arena_table(data), scratch_table(data)):
+        if table is not None:
+            out.print(table)
     if "files" in data:
         out.print(f"report: {data['files']['html']}")
 

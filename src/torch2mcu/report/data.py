@@ -1,7 +1,8 @@
 """The report's numbers, gathered once from a converted folder; tables, plots and HTML only format them.
 
 Sources, all written by earlier stages and only read here (artifacts.folder_view joins them):
-DIR/manifest.json (per-layer rows, constant and arena bytes), DIR/measurements/<target>.json (the
+DIR/manifest.json (per-layer rows, constant and arena bytes, the arena's bounds and each layer's
+scratch), DIR/measurements/<target>.json (the
 Cortex-M measurements), DIR/verification.json (the last `torch2mcu verify`), DIR/graph.int8.json
 (each layer's weight format, encoding bytes and the arena plan) and DIR/graph.float32.json (which
 float layers a fused int8 layer stands for). Accuracy and the sensitivity curves come from the
@@ -130,6 +131,9 @@ def layer_rows(folder: Path, manifest: dict, measured: dict | None) -> list[dict
             "flash_bytes": const, "values_bytes": values, "index_bytes": indices,
             "quant_bytes": const - values - indices if enc else const,
             "arena_bytes": _live_arena_bytes(memory, i) if memory else None,
+            "scratch_bytes": m.get("scratch_bytes",
+                                   memory.scratch.get(name, 0) if memory else None),
+            "padded_copy_bytes": m.get("padded_copy_bytes", 0), "kernel": m.get("kernel"),
             "macs": m.get("macs", 0), "effective_macs": _effective_macs(m),
             "fused": [g for g in groups.get(name, []) if g != name],
             "float32_flash_bytes": sum(float_by_name[g].get("const_bytes", 0)
@@ -138,7 +142,9 @@ def layer_rows(folder: Path, manifest: dict, measured: dict | None) -> list[dict
             "float32_instructions": None, "float32_cycles_estimate": None,
             "source_keys": {"params": f"layers.{i}.params", "weights": f"layers.{i}.weights",
                             "nonzeros": f"layers.{i}.nonzeros", "sparsity": f"layers.{i}.sparsity",
-                            "flash_bytes": f"layers.{i}.const_bytes", "macs": f"layers.{i}.macs"},
+                            "flash_bytes": f"layers.{i}.const_bytes", "macs": f"layers.{i}.macs",
+                            **{k: f"layers.{i}.{k}" for k in ("scratch_bytes", "padded_copy_bytes")
+                               if k in m}},
         }
         if name in counts:
             row["instructions"] = counts[name]["instructions"]
@@ -174,7 +180,8 @@ def _shares(rows: list[dict]) -> None:
 
 
 def layer_totals(rows: list[dict], manifest: dict, measured: dict | None) -> dict:
-    """Column sums; the arena total is the planned arena (its peak), not a sum."""
+    """Column sums; the arena total is the planned arena (its peak), the scratch total the
+    largest scratch, not sums."""
     def total(key):
         vals = [r[key] for r in rows if r.get(key) is not None]
         return sum(vals) if vals else None
@@ -183,6 +190,7 @@ def layer_totals(rows: list[dict], manifest: dict, measured: dict | None) -> dic
     t = {"params": total("params"), "weights": weights, "nonzeros": nonzeros,
          "sparsity": 1.0 - nonzeros / weights if weights else None,
          "flash_bytes": total("flash_bytes"), "arena_bytes": manifest["int8"]["arena_bytes"],
+         "scratch_bytes": manifest["int8"].get("arena_scratch_bytes"),
          "macs": total("macs"), "effective_macs": total("effective_macs"),
          "instructions": total("instructions"), "cycles_estimate": total("cycles_estimate"),
          "float32_instructions": total("float32_instructions"),
@@ -190,6 +198,48 @@ def layer_totals(rows: list[dict], manifest: dict, measured: dict | None) -> dic
     if measured:
         t["call_overhead_instructions"] = measured["int8"].get("call_overhead_instructions")
     return t
+
+
+def arena_bounds(manifest: dict, rows: list[dict]) -> dict | None:
+    """The int8 arena beside its bounds (passes/plan_memory.py): the activation lower bound
+    (activations live at the fullest step, no scratch), the largest scratch and the layer and
+    kernel that ask for it, the lower bound with scratch, the planned arena, and what the arena
+    costs beyond the activation bound: the scratch live at the fullest step (scratch_gap) and
+    what the placement wastes (fragmentation); per layer with scratch (layers): its kernel,
+    scratch, padded copy, the activations live while it runs and how far the two together
+    exceed the activation bound. None for a folder written before these fields."""
+    q = manifest["int8"]
+    if q.get("arena_activation_lower_bound_bytes") is None:
+        return None
+    act, lower, arena = (q["arena_activation_lower_bound_bytes"], q["arena_lower_bound_bytes"],
+                         q["arena_bytes"])
+
+    def peak(key):  # the first layer at which `key` of the row is largest
+        live = [(key(r), -r["index"], r["name"]) for r in rows if r.get("arena_bytes") is not None]
+        return max(live)[2] if live else None
+
+    layer = q.get("arena_scratch_layer")
+    owner = next((r for r in rows if r["name"] == layer), None)
+    per_layer = [{"name": r["name"], "op": r["op"], "kernel": r.get("kernel"),
+                  "scratch_bytes": r["scratch_bytes"],
+                  "padded_copy_bytes": r.get("padded_copy_bytes", 0),
+                  "activation_bytes": r["arena_bytes"] - r["scratch_bytes"],
+                  "arena_bytes": r["arena_bytes"],
+                  "over_bound_bytes": max(0, r["arena_bytes"] - act)}
+                 for r in rows if r.get("scratch_bytes") and r.get("arena_bytes") is not None]
+    return {"activation_lower_bound_bytes": act, "lower_bound_bytes": lower, "arena_bytes": arena,
+            "scratch_bytes": q.get("arena_scratch_bytes", 0), "scratch_layer": layer,
+            "scratch_kernel": (owner.get("kernel") or owner["op"]) if owner else None,
+            "scratch_padded_copy_bytes": owner.get("padded_copy_bytes", 0) if owner else 0,
+            "activation_peak_layer": peak(lambda r: r["arena_bytes"] - (r["scratch_bytes"] or 0)),
+            "peak_layer": peak(lambda r: r["arena_bytes"]),
+            "gap_bytes": arena - act, "gap_share": (arena - act) / act if act else None,
+            "scratch_gap_bytes": lower - act, "fragmentation_bytes": arena - lower,
+            "layers": per_layer,
+            "sources": {"activation_lower_bound_bytes": "int8.arena_activation_lower_bound_bytes",
+                        "lower_bound_bytes": "int8.arena_lower_bound_bytes",
+                        "arena_bytes": "int8.arena_bytes",
+                        "scratch_bytes": "int8.arena_scratch_bytes"}}
 
 
 def footprint_kinds(folder: Path, manifest: dict, rows: list[dict], measured: dict | None) -> dict:
@@ -414,6 +464,7 @@ def collect(folder, *, target: str | None = None, compress=None, accuracy: dict 
         "measured": bool(measured), "cycles_note": CYCLES_NOTE,
         "baseline_fits": baseline_fits(measured), "baseline_note": baseline_note(measured),
         "layers": rows, "totals": layer_totals(rows, manifest, measured),
+        "arena": arena_bounds(manifest, rows),
         "summary": summary_rows(manifest, measured, acc, verification),
         "footprint": footprint_kinds(folder, manifest, rows, measured),
         "accuracy": acc, "verification": verification, "compression": compression,

@@ -9,8 +9,9 @@ from html import escape
 
 from torch2mcu.report import fmt
 from torch2mcu.report.plots import FIGURES
-from torch2mcu.report.tables import (layer_caption, layer_columns, summary_caption, summary_title,
-                                     totals_row)
+from torch2mcu.report.tables import (ARENA_CAPTION, SCRATCH_CAPTION, SCRATCH_COLUMNS, arena_rows,
+                                     layer_caption, layer_columns, scratch_rows, summary_caption,
+                                     summary_title, totals_row)
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d232a;
@@ -55,6 +56,36 @@ def summary_html(data: dict) -> str:
                          src.get("ratio") if row["ratio"] is not None else None, row["ratio"]))
         out.append(f'<tr data-row="{escape(row["key"])}">' + "".join(cells) + "</tr>")
     out.append("</table>")
+    return "\n".join(out)
+
+
+def arena_html(data: dict) -> str:
+    """The planned arena beside its bounds (tables.arena_rows); "" for a folder written before
+    them."""
+    rows = arena_rows(data)
+    if not rows:
+        return ""
+    out = [f'<table id="arena"><caption>{escape(ARENA_CAPTION)}</caption>',
+           '<tr><th class="l"></th><th>bytes</th><th>%</th><th class="l"></th></tr>']
+    for r in rows:
+        out.append(f'<tr data-row="{escape(r["key"])}">' + _td(r["label"], left=True)
+                   + _td(fmt.count(r["bytes"]), r["source"], r["bytes"])
+                   + _td(fmt.pct(r["share"])) + _td(r["note"], left=True) + "</tr>")
+    out.append("</table>")
+    layers = scratch_rows(data)
+    if layers:
+        left = [i < 2 or k == "use" for i, (k, _, _) in enumerate(SCRATCH_COLUMNS)]
+        heads = "".join(f'<th{" class=l" if lt else ""}>{escape(h)}</th>'
+                        for lt, (_, h, _) in zip(left, SCRATCH_COLUMNS))
+        out += [f'<table id="scratch"><caption>{escape(SCRATCH_CAPTION)}</caption>',
+                f"<tr>{heads}</tr>"]
+        sources = {r["name"]: r.get("source_keys", {}) for r in data["layers"]}
+        for r in layers:
+            keys = sources[r["name"]]  # the figures straight from the manifest
+            out.append(f'<tr data-layer="{escape(r["name"])}">' + "".join(
+                _td(cell(r), keys.get(k), r.get(k), left=lt)
+                for lt, (k, _, cell) in zip(left, SCRATCH_COLUMNS)) + "</tr>")
+        out.append("</table>")
     return "\n".join(out)
 
 
@@ -105,8 +136,10 @@ def render(data: dict, pngs: dict[str, bytes]) -> str:
     body = [f"<h1>{escape(data['name'])}: compression report</h1>",
             f'<p class="meta">{" · ".join(meta)}</p>',
             f"<h2>{escape(summary_title(data))}</h2>", summary_html(data),
-            '<p class="note">The same table as an image: <code>report-summary.png</code>.</p>',
-            "<h2>Layers (int8)</h2>", layer_html(data), "<h2>Figures</h2>"]
+            '<p class="note">The same table as an image: <code>report-summary.png</code>.</p>']
+    if data.get("arena"):
+        body += ["<h2>Arena (int8 RAM) and its lower bound</h2>", arena_html(data)]
+    body += ["<h2>Layers (int8)</h2>", layer_html(data), "<h2>Figures</h2>"]
     if data["measured"]:
         body.append(f'<p class="note">{escape(data["cycles_note"])}.</p>')
     # the summary table is above as HTML; its PNG is only for slides and papers

@@ -86,14 +86,25 @@ def footprint_layers(data: dict) -> Figure | None:
     ax_f.set_title(f"Flash by layer (total {fmt.count(data['totals']['flash_bytes'])} B)")
     ax_f.legend(fontsize=8, loc="lower right")
     arena = [r.get("arena_bytes") or 0 for r in rows][::-1]
-    ax_r.barh(names, arena, color=COLORS["arena"])
+    scratch = [min(r.get("scratch_bytes") or 0, a) for r, a in zip(rows[::-1], arena)]
+    acts = [a - s for a, s in zip(arena, scratch)]
+    ax_r.barh(names, acts, color=COLORS["arena"], label="activations")
+    if any(scratch):
+        ax_r.barh(names, scratch, left=acts, color=COLORS["stack"], label="scratch")
     for y, v in enumerate(arena):
         ax_r.text(v, y, f" {fmt.count(v)} B", va="center", fontsize=8)
     planned = data["totals"]["arena_bytes"]
     ax_r.axvline(planned, color="black", ls="--", lw=1)
+    bound = (data.get("arena") or {}).get("activation_lower_bound_bytes")
+    title = f"Arena use by layer (arena {fmt.count(planned)} B, dashed"
+    if bound is not None and bound != planned:
+        ax_r.axvline(bound, color="black", ls=":", lw=1)
+        title += f";\nactivation lower bound {fmt.count(bound)} B, dotted"
     ax_r.set_xlim(0, max(max(arena), planned) * 1.35 or 1)
-    ax_r.set_xlabel("activation bytes live during the layer (RAM)")
-    ax_r.set_title(f"Arena use by layer (arena {fmt.count(planned)} B, dashed)")
+    ax_r.set_xlabel("arena bytes live during the layer (RAM)")
+    ax_r.set_title(title + ")")
+    if any(scratch):
+        ax_r.legend(fontsize=8, loc="lower right")
     return fig
 
 

@@ -110,7 +110,8 @@ def totals_row(data: dict) -> dict:
 
 def layer_caption(data: dict) -> str:
     parts = ["flash B: the layer's constant data (weights, indices, bias, quantization); "
-             "arena B: activation bytes live while it runs (total: the planned arena); "
+             "arena B: arena bytes live while it runs, its scratch included (total: the planned "
+             "arena; each layer's scratch: the scratch table); "
              "%: the layer's share of the model's total; "
              "nz MACs: multiply-accumulates with a nonzero weight"]
     if data["measured"]:
@@ -119,6 +120,130 @@ def layer_caption(data: dict) -> str:
                      + (f" ({overhead:,} more outside the layers)" if overhead else "")
                      + "; cycles are estimates")
     return "; ".join(parts)
+
+
+def arena_rows(data: dict) -> list[dict]:
+    """The int8 arena beside its bounds (data["arena"]), one row each: key, label, bytes, the
+    share of the activation bound, a note (which layer, which kernel), and the manifest path of
+    the figure (None for a derived one). Empty for a folder written before the bounds."""
+    a = data.get("arena")
+    if not a:
+        return []
+    src, act = a["sources"], a["activation_lower_bound_bytes"]
+
+    def share(n):
+        return n / act if act else None
+
+    scratch = "no layer asks for scratch"
+    if a["scratch_layer"]:
+        copy = a["scratch_padded_copy_bytes"]
+        use = scratch_use(a["scratch_kernel"])
+        scratch = (f"{a['scratch_layer']} ({a['scratch_kernel']}): "
+                   + (f"a padded copy of its input ({fmt.count(copy)} B) and "
+                      f"{fmt.count(a['scratch_bytes'] - copy)} B of working memory ({use})"
+                      if copy else use))
+    gap = (f"the kernels' scratch adds {fmt.count(a['scratch_gap_bytes'])} B to the bound, "
+           f"fragmentation {fmt.count(a['fragmentation_bytes'])} B")
+    return [
+        {"key": "activation_lower_bound", "label": "activation lower bound",
+         "bytes": act, "share": 1.0 if act else None, "source": src["activation_lower_bound_bytes"],
+         "note": f"the activations live at the fullest step ({a['activation_peak_layer']}), "
+                 "no scratch"},
+        {"key": "scratch", "label": "largest scratch", "bytes": a["scratch_bytes"],
+         "share": share(a["scratch_bytes"]), "source": src["scratch_bytes"], "note": scratch},
+        {"key": "lower_bound", "label": "lower bound with scratch", "bytes": a["lower_bound_bytes"],
+         "share": share(a["lower_bound_bytes"]), "source": src["lower_bound_bytes"],
+         "note": f"the activations and the layer's scratch live at the fullest step "
+                 f"({a['peak_layer']})"},
+        {"key": "arena", "label": "planned arena", "bytes": a["arena_bytes"],
+         "share": share(a["arena_bytes"]), "source": src["arena_bytes"],
+         "note": "equal to the lower bound with scratch" if not a["fragmentation_bytes"] else
+                 f"{fmt.count(a['fragmentation_bytes'])} B of gaps the placement leaves"},
+        {"key": "gap", "label": "over the activation bound", "bytes": a["gap_bytes"],
+         "share": a["gap_share"], "source": None, "note": gap},
+    ]
+
+
+# What each runtime kernel keeps in its scratch (the *_scratch_bytes functions of runtime/t2m*.h),
+# for the report's words; a padded input copy made before the kernel is counted apart.
+SCRATCH_USE = {
+    "conv2d_dw3x3": "one channel's padded plane and a row of int32 sums",
+    "conv2d_kxk": "one pixel's receptive field and two pixels' fields, as int16",
+    "conv2d_1x1": "two pixels' input channels, as int16",
+    "conv2d_dense": "the gathered receptive fields of one pooling window",
+    "linear_fast": "the input widened to int16",
+}
+
+
+def scratch_use(kernel: str | None) -> str:
+    """What the kernel's working memory holds, in words."""
+    if kernel in SCRATCH_USE:
+        return SCRATCH_USE[kernel]
+    if kernel and kernel.startswith("conv2d_") and kernel[7:10] in ("csr", "rel"):
+        return "a row of int32 sums"
+    return "the kernel's working memory"
+
+
+SCRATCH_COLUMNS = (  # (key, header, cell text) of the scratch-per-layer table
+    ("name", "layer", lambda r: r["name"]),
+    ("kernel", "kernel", lambda r: r["kernel"] or r["op"]),
+    ("scratch_bytes", "scratch B", lambda r: fmt.count(r["scratch_bytes"])),
+    ("padded_copy_bytes", "padded copy B", lambda r: fmt.count(r["padded_copy_bytes"])),
+    ("activation_bytes", "activations B", lambda r: fmt.count(r["activation_bytes"])),
+    ("arena_bytes", "live B", lambda r: fmt.count(r["arena_bytes"])),
+    ("over_bound_bytes", "over the bound B", lambda r: fmt.count(r["over_bound_bytes"])),
+    ("use", "the kernel's scratch holds", lambda r: scratch_use(r["kernel"])),
+)
+SCRATCH_CAPTION = ("per layer with scratch: its kernel, the scratch it asks for (padded copy: "
+                   "of them, the whole input padded before the kernel runs), the activations "
+                   "live while it runs, both together, by how much that exceeds the activation "
+                   "lower bound, and what the kernel keeps in the rest")
+
+
+def scratch_rows(data: dict, over_only: bool = False) -> list[dict]:
+    """data["arena"]["layers"]: the layers with scratch; over_only: only those whose scratch
+    takes the arena above the activation lower bound."""
+    rows = (data.get("arena") or {}).get("layers", [])
+    return [r for r in rows if r["over_bound_bytes"] or not over_only]
+
+
+def scratch_table(data: dict) -> Table | None:
+    """The layers whose scratch takes the arena above the activation lower bound (the terminal;
+    report.html lists every layer with scratch); None when there are none."""
+    rows = scratch_rows(data, over_only=True)
+    if not rows:
+        return None
+    t = Table(title=f"{data['name']}: layers whose scratch costs RAM beyond the activation bound",
+              caption=SCRATCH_CAPTION + "; every layer's scratch: report.html",
+              caption_justify="left", box=box.SIMPLE_HEAD)
+    for i, (key, header, _) in enumerate(SCRATCH_COLUMNS):
+        t.add_column(header, justify="left" if i < 2 or key == "use" else "right",
+                     no_wrap=key != "use")
+    for r in rows:
+        t.add_row(*(cell(r) for _, _, cell in SCRATCH_COLUMNS))
+    return t
+
+
+ARENA_CAPTION = ("bytes of the int8 activation arena; %: of the activation lower bound. The "
+                 "activation lower bound is what the model's tensors need whatever the kernels; "
+                 "scratch is a kernel's working memory, live while its layer runs")
+
+
+def arena_table(data: dict) -> Table | None:
+    """The planned arena beside the activation lower bound and the scratch (arena_rows); None
+    for a folder written before the bounds."""
+    rows = arena_rows(data)
+    if not rows:
+        return None
+    t = Table(title=f"{data['name']}: int8 arena and its lower bound", caption=ARENA_CAPTION,
+              caption_justify="left", box=box.SIMPLE_HEAD)
+    t.add_column("", no_wrap=True)
+    t.add_column("bytes", justify="right", no_wrap=True)
+    t.add_column("%", justify="right", no_wrap=True)
+    t.add_column("")
+    for r in rows:
+        t.add_row(r["label"], fmt.count(r["bytes"]), fmt.pct(r["share"]), r["note"])
+    return t
 
 
 # Columns a narrow terminal leaves out first; report.html always has them all.
