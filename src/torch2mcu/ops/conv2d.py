@@ -119,12 +119,14 @@ class Conv2d(Op):
         dh, dw = dilation_of(node)
         dil = "_dilated" if (dh, dw) != (1, 1) else ""  # t2m_conv2d.h: taps apart
         x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
-        if ctx.dtype == "float32":
+        if ctx.dtype == "float32":  # a fused max-pool: the conv outputs its windows read
+            _, coh, cow = self.conv_shape(node, g)
+            qh, qw = pool_of(node)
             shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
-                "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": oh, "out_w": ow,
+                "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": coh, "out_w": cow,
                 "k_h": weight.shape[2], "k_w": weight.shape[3], "stride_h": sh, "stride_w": sw,
-                "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": 1, "pool_w": 1,
-                "dilation_h": dh, "dilation_w": dw})
+                "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": qh,
+                "pool_w": qw, "dilation_h": dh, "dilation_w": dw})
             wf = ctx.const_array(f"{node.name}_weights", "float", weight)
             bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"])
                     if "bias" in node.params else "NULL")

@@ -1,5 +1,6 @@
 /* Dense float32 kernels: the float baseline that every ratio is measured against.
- * Same loops and layouts as the int8 kernels, without quantization. */
+ * Written with the same care as the int8 kernels (register blocking, no bounds check per tap
+ * in the interior, fused pooling and activation), without quantization. */
 #include "t2m_conv2d.h"
 #include "t2m_pool.h"
 
@@ -25,6 +26,340 @@ static int32_t t2m_end_tap(int32_t p0, int32_t d, int32_t n, int32_t size)
     return end < n ? end : n;
 }
 
+/* ---- t2m_conv2d_f32 ----
+ * Each output is the bias plus its products in the order (input channel, kernel row, kernel
+ * column), one multiply and one add each, whatever the path: the paths differ only in how many
+ * outputs share a pass over the weights.
+ *   - interior pixels (every kernel column inside the input): four adjacent output pixels per
+ *     pass, each weight loaded once for the four (and, with the kernel width a constant, each
+ *     input once per kernel row); no bounds check per tap, the kernel rows clipped per output row;
+ *   - border pixels: one at a time, the taps clipped to the input;
+ *   - a 1x1 conv of stride 1 without padding or groups: a matrix product over the whole plane,
+ *     four output channels x four pixels per pass.
+ * A fused max-pool (pool_h x pool_w > 1, window == stride) keeps the running maximum of each
+ * pooled output in the output itself, so the unpooled conv output never exists. */
+
+/* Where the outputs of one conv row go: straight to the output, or into the running maximum of
+ * its pooled output row. */
+typedef struct {
+    float *slot;     /* the output the next value is written or maxed into */
+    int32_t dx;      /* the column inside the current pooling window */
+    int32_t pool_w;
+    int first_row;   /* the first conv row of its pooling window */
+    float lo, hi;    /* the fused activation */
+} t2m_row_out_f32;
+
+static inline void t2m_put_f32(t2m_row_out_f32 *o, float acc)
+{
+    const float v = t2m_clamp_f(acc, o->lo, o->hi);
+    if ((o->first_row && o->dx == 0) || v > *o->slot) {
+        *o->slot = v;
+    }
+    if (++o->dx == o->pool_w) {
+        o->dx = 0;
+        ++o->slot;
+    }
+}
+
+/* What the tap loops read of the shape. */
+typedef struct {
+    int32_t n_ic;   /* input channels per group */
+    int32_t in_hw;  /* input step between channels */
+    int32_t in_w;   /* input step between kernel rows */
+    int32_t k_hw;   /* filter step between input channels */
+    int32_t k_w;
+    int32_t s;      /* input step between adjacent output pixels (stride_w) */
+} t2m_taps_f32;
+
+/* One output pixel: taps [0, rows) x [kx_lo, kx_hi) of every input channel; x and f point at the
+ * first tap (channel 0, the first kernel row inside the input, column kx_lo). */
+static float t2m_pixel_f32(const t2m_taps_f32 *t, const float *x, const float *f, int32_t rows,
+                           int32_t cols, float acc)
+{
+    int32_t ic;
+    for (ic = 0; ic < t->n_ic; ++ic) {
+        const float *xr = x, *fr = f;
+        int32_t r;
+        for (r = 0; r < rows; ++r) {
+            int32_t k;
+            for (k = 0; k < cols; ++k) {
+                acc += fr[k] * xr[k];
+            }
+            xr += t->in_w;
+            fr += t->k_w;
+        }
+        x += t->in_hw;
+        f += t->k_hw;
+    }
+    return acc;
+}
+
+/* One kernel row for four adjacent pixels, tap k: the weight once, four inputs s apart. */
+#define T2M_TAP4(k, S)                        \
+    do {                                      \
+        const float w_ = fr[k];               \
+        a0 += w_ * xr[(k)];                   \
+        a1 += w_ * xr[(k) + (S)];             \
+        a2 += w_ * xr[(k) + 2 * (S)];         \
+        a3 += w_ * xr[(k) + 3 * (S)];         \
+    } while (0)
+
+/* n_quads passes of four interior pixels, the outputs to o. x: the first pixel's first tap
+ * (channel 0, kernel row `first row inside the input`, column 0); f: the filter at that row;
+ * step: the input step between passes (4 * s). ROW(S) is one kernel row of the four. */
+#define T2M_QUADS_F32(name, ROW)                                                              \
+    static void name(const t2m_taps_f32 *t, const float *x, const float *f, int32_t rows,     \
+                     int32_t n_quads, float b, t2m_row_out_f32 *o)                            \
+    {                                                                                         \
+        const int32_t s = t->s;                                                               \
+        int32_t q;                                                                            \
+        (void)s;                                                                              \
+        for (q = 0; q < n_quads; ++q) {                                                       \
+            float a0 = b, a1 = b, a2 = b, a3 = b;                                             \
+            const float *xc = x, *fc = f;                                                     \
+            int32_t ic;                                                                       \
+            for (ic = 0; ic < t->n_ic; ++ic) {                                                \
+                const float *xr = xc, *fr = fc;                                               \
+                int32_t r;                                                                    \
+                for (r = 0; r < rows; ++r) {                                                  \
+                    ROW;                                                                      \
+                    xr += t->in_w;                                                            \
+                    fr += t->k_w;                                                             \
+                }                                                                             \
+                xc += t->in_hw;                                                               \
+                fc += t->k_hw;                                                                \
+            }                                                                                 \
+            t2m_put_f32(o, a0);                                                               \
+            t2m_put_f32(o, a1);                                                               \
+            t2m_put_f32(o, a2);                                                               \
+            t2m_put_f32(o, a3);                                                               \
+            x += 4 * s;                                                                       \
+        }                                                                                     \
+    }
+
+#define T2M_ROW_K1(S) T2M_TAP4(0, S)
+#define T2M_ROW_K3(S) T2M_TAP4(0, S); T2M_TAP4(1, S); T2M_TAP4(2, S)
+#define T2M_ROW_K5(S) T2M_ROW_K3(S); T2M_TAP4(3, S); T2M_TAP4(4, S)
+#define T2M_ROW_ANY                                                                           \
+    do {                                                                                      \
+        int32_t k_;                                                                           \
+        for (k_ = 0; k_ < t->k_w; ++k_) {                                                     \
+            T2M_TAP4(k_, s);                                                                  \
+        }                                                                                     \
+    } while (0)
+
+T2M_QUADS_F32(t2m_quads_k1_f32, T2M_ROW_K1(s))
+T2M_QUADS_F32(t2m_quads_k3s1_f32, T2M_ROW_K3(1))
+T2M_QUADS_F32(t2m_quads_k3s2_f32, T2M_ROW_K3(2))
+T2M_QUADS_F32(t2m_quads_k3_f32, T2M_ROW_K3(s))
+T2M_QUADS_F32(t2m_quads_k5s1_f32, T2M_ROW_K5(1))
+T2M_QUADS_F32(t2m_quads_any_f32, T2M_ROW_ANY)
+
+typedef void (*t2m_quads_fn_f32)(const t2m_taps_f32 *, const float *, const float *, int32_t,
+                                 int32_t, float, t2m_row_out_f32 *);
+
+static t2m_quads_fn_f32 t2m_quads_for_f32(int32_t k_w, int32_t s)
+{
+    if (k_w == 1) {
+        return t2m_quads_k1_f32;
+    }
+    if (k_w == 3) {
+        return s == 1 ? t2m_quads_k3s1_f32 : (s == 2 ? t2m_quads_k3s2_f32 : t2m_quads_k3_f32);
+    }
+    if (k_w == 5 && s == 1) {
+        return t2m_quads_k5s1_f32;
+    }
+    return t2m_quads_any_f32;
+}
+
+/* 1x1, stride 1, no padding, groups 1, no pool: out[o][p] = b[o] + sum_i w[o][i] * in[i][p]
+ * over the npix pixels of the plane, four output channels x four pixels per pass (each weight
+ * loaded once for four pixels, each input once for four channels), then the leftover channels
+ * and pixels one at a time. */
+static void t2m_conv1x1_f32(int32_t cin, int32_t cout, int32_t npix, float lo, float hi,
+                            const float *input, const float *weights, const float *bias,
+                            float *output)
+{
+    int32_t o = 0;
+    for (; o + 4 <= cout; o += 4) {
+        const float *w0 = weights + (size_t)o * (size_t)cin;
+        const float *w1 = w0 + cin, *w2 = w1 + cin, *w3 = w2 + cin;
+        const float b0 = bias != NULL ? bias[o] : 0.0f, b1 = bias != NULL ? bias[o + 1] : 0.0f;
+        const float b2 = bias != NULL ? bias[o + 2] : 0.0f, b3 = bias != NULL ? bias[o + 3] : 0.0f;
+        float *y0 = output + (size_t)o * (size_t)npix;
+        float *y1 = y0 + npix, *y2 = y1 + npix, *y3 = y2 + npix;
+        int32_t p = 0;
+        for (; p + 4 <= npix; p += 4) {
+            float a00 = b0, a01 = b0, a02 = b0, a03 = b0, a10 = b1, a11 = b1, a12 = b1, a13 = b1;
+            float a20 = b2, a21 = b2, a22 = b2, a23 = b2, a30 = b3, a31 = b3, a32 = b3, a33 = b3;
+            const float *x = input + p;
+            int32_t i;
+            for (i = 0; i < cin; ++i) {
+                const float x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+                const float v0 = w0[i], v1 = w1[i], v2 = w2[i], v3 = w3[i];
+                a00 += v0 * x0; a01 += v0 * x1; a02 += v0 * x2; a03 += v0 * x3;
+                a10 += v1 * x0; a11 += v1 * x1; a12 += v1 * x2; a13 += v1 * x3;
+                a20 += v2 * x0; a21 += v2 * x1; a22 += v2 * x2; a23 += v2 * x3;
+                a30 += v3 * x0; a31 += v3 * x1; a32 += v3 * x2; a33 += v3 * x3;
+                x += npix;
+            }
+            y0[p] = t2m_clamp_f(a00, lo, hi); y0[p + 1] = t2m_clamp_f(a01, lo, hi);
+            y0[p + 2] = t2m_clamp_f(a02, lo, hi); y0[p + 3] = t2m_clamp_f(a03, lo, hi);
+            y1[p] = t2m_clamp_f(a10, lo, hi); y1[p + 1] = t2m_clamp_f(a11, lo, hi);
+            y1[p + 2] = t2m_clamp_f(a12, lo, hi); y1[p + 3] = t2m_clamp_f(a13, lo, hi);
+            y2[p] = t2m_clamp_f(a20, lo, hi); y2[p + 1] = t2m_clamp_f(a21, lo, hi);
+            y2[p + 2] = t2m_clamp_f(a22, lo, hi); y2[p + 3] = t2m_clamp_f(a23, lo, hi);
+            y3[p] = t2m_clamp_f(a30, lo, hi); y3[p + 1] = t2m_clamp_f(a31, lo, hi);
+            y3[p + 2] = t2m_clamp_f(a32, lo, hi); y3[p + 3] = t2m_clamp_f(a33, lo, hi);
+        }
+        for (; p < npix; ++p) {
+            float a0 = b0, a1 = b1, a2 = b2, a3 = b3;
+            const float *x = input + p;
+            int32_t i;
+            for (i = 0; i < cin; ++i) {
+                const float xv = *x;
+                a0 += w0[i] * xv;
+                a1 += w1[i] * xv;
+                a2 += w2[i] * xv;
+                a3 += w3[i] * xv;
+                x += npix;
+            }
+            y0[p] = t2m_clamp_f(a0, lo, hi);
+            y1[p] = t2m_clamp_f(a1, lo, hi);
+            y2[p] = t2m_clamp_f(a2, lo, hi);
+            y3[p] = t2m_clamp_f(a3, lo, hi);
+        }
+    }
+    for (; o < cout; ++o) { /* the last cout % 4 channels: four pixels per pass */
+        const float *w = weights + (size_t)o * (size_t)cin;
+        const float b = bias != NULL ? bias[o] : 0.0f;
+        float *y = output + (size_t)o * (size_t)npix;
+        int32_t p = 0;
+        for (; p + 4 <= npix; p += 4) {
+            float a0 = b, a1 = b, a2 = b, a3 = b;
+            const float *x = input + p;
+            int32_t i;
+            for (i = 0; i < cin; ++i) {
+                const float v = w[i];
+                a0 += v * x[0];
+                a1 += v * x[1];
+                a2 += v * x[2];
+                a3 += v * x[3];
+                x += npix;
+            }
+            y[p] = t2m_clamp_f(a0, lo, hi);
+            y[p + 1] = t2m_clamp_f(a1, lo, hi);
+            y[p + 2] = t2m_clamp_f(a2, lo, hi);
+            y[p + 3] = t2m_clamp_f(a3, lo, hi);
+        }
+        for (; p < npix; ++p) {
+            float a = b;
+            const float *x = input + p;
+            int32_t i;
+            for (i = 0; i < cin; ++i) {
+                a += w[i] * *x;
+                x += npix;
+            }
+            y[p] = t2m_clamp_f(a, lo, hi);
+        }
+    }
+}
+
+void t2m_conv2d_f32(const t2m_conv_shape *shape, float act_min, float act_max,
+                    const float *input, const float *weights, const float *bias,
+                    float *output)
+{
+    const int32_t in_c_per_group = shape->in_c / shape->groups;
+    const int32_t out_c_per_group = shape->out_c / shape->groups;
+    const int32_t in_h = shape->in_h, in_w = shape->in_w;
+    const int32_t in_hw = in_h * in_w;
+    const int32_t k_h = shape->k_h, k_w = shape->k_w;
+    const int32_t sh = shape->stride_h, sw = shape->stride_w;
+    const int32_t pad_h = shape->pad_h, pad_w = shape->pad_w;
+    const int32_t out_h = shape->out_h, out_w = shape->out_w; /* conv outputs, before a pool */
+    const int32_t pool_h = shape->pool_h > 1 ? shape->pool_h : 1;
+    const int32_t pool_w = shape->pool_w > 1 ? shape->pool_w : 1;
+    const int32_t pooled_w = out_w / pool_w;
+    const int32_t pooled_hw = (out_h / pool_h) * pooled_w;
+    const int32_t filter_size = in_c_per_group * k_h * k_w;
+    const t2m_quads_fn_f32 quads = t2m_quads_for_f32(k_w, sw);
+    t2m_taps_f32 t;
+    int32_t ox_lo, ox_hi, n_quads, oc;
+
+    if (k_h == 1 && k_w == 1 && sh == 1 && sw == 1 && pad_h == 0 && pad_w == 0 &&
+        shape->groups == 1 && pool_h == 1 && pool_w == 1 && out_h == in_h && out_w == in_w) {
+        t2m_conv1x1_f32(shape->in_c, shape->out_c, in_hw, act_min, act_max, input, weights, bias,
+                        output);
+        return;
+    }
+    t.n_ic = in_c_per_group;
+    t.in_hw = in_hw;
+    t.in_w = in_w;
+    t.k_hw = k_h * k_w;
+    t.k_w = k_w;
+    t.s = sw;
+    /* the interior columns [ox_lo, ox_hi): every kernel column inside the input */
+    ox_lo = (pad_w + sw - 1) / sw;
+    ox_hi = in_w + pad_w >= k_w ? (in_w + pad_w - k_w) / sw + 1 : 0;
+    if (ox_hi > out_w) {
+        ox_hi = out_w;
+    }
+    if (ox_lo >= ox_hi) {
+        ox_lo = ox_hi = out_w; /* no interior: every column clipped */
+    }
+    n_quads = (ox_hi - ox_lo) / 4;
+
+    for (oc = 0; oc < shape->out_c; ++oc) {
+        const float *filter = weights + (size_t)oc * (size_t)filter_size;
+        const float *in_group =
+            input + (size_t)((oc / out_c_per_group) * in_c_per_group) * (size_t)in_hw;
+        const float b = bias != NULL ? bias[oc] : 0.0f;
+        float *out_plane = output + (size_t)oc * (size_t)pooled_hw;
+        int32_t oy, dy = 0;
+        for (oy = 0; oy < out_h; ++oy) {
+            const int32_t iy0 = oy * sh - pad_h;
+            const int32_t ky_lo = iy0 < 0 ? -iy0 : 0;
+            const int32_t ky_hi = iy0 + k_h > in_h ? in_h - iy0 : k_h;
+            const int32_t rows = ky_hi > ky_lo ? ky_hi - ky_lo : 0;
+            /* the first kernel row inside the input, at input column 0 */
+            const float *x_row = in_group + (size_t)(rows > 0 ? iy0 + ky_lo : 0) * (size_t)in_w;
+            const float *f_row = filter + (size_t)ky_lo * (size_t)k_w;
+            t2m_row_out_f32 o;
+            int32_t ox;
+            o.slot = out_plane;
+            o.dx = 0;
+            o.pool_w = pool_w;
+            o.first_row = dy == 0;
+            o.lo = act_min;
+            o.hi = act_max;
+            for (ox = 0; ox < out_w; ++ox) {
+                const int32_t ix0 = ox * sw - pad_w;
+                if (ox == ox_lo && rows > 0) { /* the interior, then its last ones singly */
+                    quads(&t, x_row + ix0, f_row, rows, n_quads, b, &o);
+                    for (ox += 4 * n_quads; ox < ox_hi; ++ox) {
+                        t2m_put_f32(&o, t2m_pixel_f32(&t, x_row + (ox * sw - pad_w), f_row,
+                                                      rows, k_w, b));
+                    }
+                    --ox;
+                } else {
+                    const int32_t kx_lo = ix0 < 0 ? -ix0 : 0;
+                    const int32_t kx_hi = ix0 + k_w > in_w ? in_w - ix0 : k_w;
+                    float acc = b;
+                    if (rows > 0 && kx_hi > kx_lo) {
+                        acc = t2m_pixel_f32(&t, x_row + (ix0 + kx_lo), f_row + kx_lo, rows,
+                                            kx_hi - kx_lo, b);
+                    }
+                    t2m_put_f32(&o, acc);
+                }
+            }
+            if (++dy == pool_h) {
+                dy = 0;
+                out_plane += pooled_w;
+            }
+        }
+    }
+}
+
 /* A dilated convolution (t2m_conv2d.h): the taps are dilation_h rows / dilation_w columns
  * apart; those that fall in the padding are skipped. */
 void t2m_conv2d_dilated_f32(const t2m_conv_shape *shape, float act_min, float act_max,
@@ -37,6 +372,10 @@ void t2m_conv2d_dilated_f32(const t2m_conv_shape *shape, float act_min, float ac
     const int32_t filter_size = in_c_per_group * shape->k_h * shape->k_w;
     const int32_t dh = shape->dilation_h > 1 ? shape->dilation_h : 1;
     const int32_t dw = shape->dilation_w > 1 ? shape->dilation_w : 1;
+    const int32_t pool_h = shape->pool_h > 1 ? shape->pool_h : 1;
+    const int32_t pool_w = shape->pool_w > 1 ? shape->pool_w : 1;
+    const int32_t pooled_w = shape->out_w / pool_w;
+    const int32_t pooled_hw = (shape->out_h / pool_h) * pooled_w;
     int32_t oc;
 
     for (oc = 0; oc < shape->out_c; ++oc) {
@@ -44,12 +383,20 @@ void t2m_conv2d_dilated_f32(const t2m_conv_shape *shape, float act_min, float ac
         const float *filter = weights + (size_t)oc * (size_t)filter_size;
         const float *in_group = input + (size_t)(group * in_c_per_group) * (size_t)in_hw;
         const float b = bias != NULL ? bias[oc] : 0.0f;
-        int32_t oy;
+        float *out_plane = output + (size_t)oc * (size_t)pooled_hw;
+        int32_t oy, dy = 0;
         for (oy = 0; oy < shape->out_h; ++oy) {
             const int32_t iy0 = oy * shape->stride_h - shape->pad_h;
             const int32_t ky_lo = t2m_first_tap(iy0, dh);
             const int32_t ky_hi = t2m_end_tap(iy0, dh, shape->k_h, shape->in_h);
+            t2m_row_out_f32 o;
             int32_t ox;
+            o.slot = out_plane;
+            o.dx = 0;
+            o.pool_w = pool_w;
+            o.first_row = dy == 0;
+            o.lo = act_min;
+            o.hi = act_max;
             for (ox = 0; ox < shape->out_w; ++ox) {
                 const int32_t ix0 = ox * shape->stride_w - shape->pad_w;
                 const int32_t kx_lo = t2m_first_tap(ix0, dw);
@@ -70,56 +417,11 @@ void t2m_conv2d_dilated_f32(const t2m_conv_shape *shape, float act_min, float ac
                         }
                     }
                 }
-                output[((size_t)oc * shape->out_h + (size_t)oy) * shape->out_w + (size_t)ox] =
-                    t2m_clamp_f(acc, act_min, act_max);
+                t2m_put_f32(&o, acc);
             }
-        }
-    }
-}
-
-void t2m_conv2d_f32(const t2m_conv_shape *shape, float act_min, float act_max,
-                    const float *input, const float *weights, const float *bias,
-                    float *output)
-{
-    const int32_t in_c_per_group = shape->in_c / shape->groups;
-    const int32_t out_c_per_group = shape->out_c / shape->groups;
-    const int32_t in_hw = (int32_t)shape->in_h * shape->in_w;
-    const int32_t filter_size = in_c_per_group * shape->k_h * shape->k_w;
-    int32_t oc;
-
-    for (oc = 0; oc < shape->out_c; ++oc) {
-        const int32_t group = oc / out_c_per_group;
-        const float *filter = weights + (size_t)oc * (size_t)filter_size;
-        const float *in_group = input + (size_t)(group * in_c_per_group) * (size_t)in_hw;
-        const float b = bias != NULL ? bias[oc] : 0.0f;
-        int32_t oy;
-        for (oy = 0; oy < shape->out_h; ++oy) {
-            const int32_t iy0 = oy * shape->stride_h - shape->pad_h;
-            const int32_t ky_lo = iy0 < 0 ? -iy0 : 0;
-            const int32_t ky_hi = iy0 + shape->k_h > shape->in_h ? shape->in_h - iy0 : shape->k_h;
-            int32_t ox;
-            for (ox = 0; ox < shape->out_w; ++ox) {
-                const int32_t ix0 = ox * shape->stride_w - shape->pad_w;
-                const int32_t kx_lo = ix0 < 0 ? -ix0 : 0;
-                const int32_t kx_hi = ix0 + shape->k_w > shape->in_w ? shape->in_w - ix0 : shape->k_w;
-                float acc = b;
-                int32_t ic;
-                for (ic = 0; ic < in_c_per_group; ++ic) {
-                    const float *in_ch = in_group + (size_t)ic * (size_t)in_hw;
-                    const float *f_ch = filter + (size_t)ic * shape->k_h * shape->k_w;
-                    int32_t ky;
-                    for (ky = ky_lo; ky < ky_hi; ++ky) {
-                        /* index with signed arithmetic: ix0 may be negative at the left border */
-                        const float *in_row = in_ch + (iy0 + ky) * (int32_t)shape->in_w;
-                        const float *f_row = f_ch + (size_t)ky * shape->k_w;
-                        int32_t kx;
-                        for (kx = kx_lo; kx < kx_hi; ++kx) {
-                            acc += f_row[kx] * in_row[ix0 + kx];
-                        }
-                    }
-                }
-                output[((size_t)oc * shape->out_h + (size_t)oy) * shape->out_w + (size_t)ox] =
-                    t2m_clamp_f(acc, act_min, act_max);
+            if (++dy == pool_h) {
+                dy = 0;
+                out_plane += pooled_w;
             }
         }
     }
