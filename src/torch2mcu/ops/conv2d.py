@@ -131,7 +131,10 @@ class Conv2d(Op):
             bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"])
                     if "bias" in node.params else "NULL")
             lo, hi = ctx.float_bounds(*act_of(node))
-            ctx.call(f"t2m_conv2d{dil}_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
+            kernel = float_conv_kernel(weight.shape[2:], (sh, sw), (ph, pw), (dh, dw),
+                                       node.attrs["groups"], (qh, qw), depthwise=(
+                                           node.attrs["groups"] == c == oc))
+            ctx.call(f"{kernel}(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
             return
         plan = node.record(ConvPlan)
         kernel = node.record(WeightEncoding).kernel
@@ -195,6 +198,23 @@ class Conv2d(Op):
             return
         words = ctx.const_array(f"{node.name}_weights", "int32_t", pack_1x1_weights(wq))
         ctx.call(f"t2m_conv2d_1x1_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, {work});")
+
+
+def float_conv_kernel(k, stride, padding, dilation, groups, pool, depthwise=False) -> str:
+    """The float32 conv kernel of a layer (t2m.h, t2m_conv2d.h): the 1x1 matrix product, the
+    3x3 depthwise kernel, a variant whose kernel width and stride the compiler unrolls, or the
+    generic kernel."""
+    if tuple(dilation) != (1, 1):
+        return "t2m_conv2d_dilated_f32"
+    kh, kw = k
+    if depthwise and (kh, kw) == (3, 3) and stride[1] in (1, 2) and tuple(pool) == (1, 1):
+        return "t2m_conv2d_dw3x3_f32"
+    if ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+            and groups == 1 and tuple(pool) == (1, 1)):
+        return "t2m_conv2d_1x1_f32"
+    sw = stride[1]
+    variant = {(1, sw): "k1", (3, 1): "k3s1", (3, 2): "k3s2", (5, 1): "k5s1"}.get((kw, sw))
+    return f"t2m_conv2d_{variant}_f32" if variant else "t2m_conv2d_f32"
 
 
 def pack_1x1_weights(wq: np.ndarray) -> np.ndarray:

@@ -71,6 +71,38 @@ typedef struct {
     int32_t s;      /* input step between adjacent output pixels (stride_w) */
 } t2m_taps_f32;
 
+/* acc + f[0] * x[0] + ... + f[n-1] * x[n-1], in that order: four products per pass, the rest
+ * one by one (immediate offsets, no loop per product). */
+static inline float t2m_dot_f32(const float *f, const float *x, int32_t n, float acc)
+{
+    const float *const end = f + (n & ~3);
+    while (f != end) {
+        acc += f[0] * x[0];
+        acc += f[1] * x[1];
+        acc += f[2] * x[2];
+        acc += f[3] * x[3];
+        f += 4;
+        x += 4;
+    }
+    switch (n & 3) {
+    case 3:
+        acc += f[0] * x[0];
+        acc += f[1] * x[1];
+        acc += f[2] * x[2];
+        break;
+    case 2:
+        acc += f[0] * x[0];
+        acc += f[1] * x[1];
+        break;
+    case 1:
+        acc += f[0] * x[0];
+        break;
+    default:
+        break;
+    }
+    return acc;
+}
+
 /* One output pixel: taps [0, rows) x [kx_lo, kx_hi) of every input channel; x and f point at the
  * first tap (channel 0, the first kernel row inside the input, column kx_lo). */
 static float t2m_pixel_f32(const t2m_taps_f32 *t, const float *x, const float *f, int32_t rows,
@@ -81,10 +113,7 @@ static float t2m_pixel_f32(const t2m_taps_f32 *t, const float *x, const float *f
         const float *xr = x, *fr = f;
         int32_t r;
         for (r = 0; r < rows; ++r) {
-            int32_t k;
-            for (k = 0; k < cols; ++k) {
-                acc += fr[k] * xr[k];
-            }
+            acc = t2m_dot_f32(fr, xr, cols, acc);
             xr += t->in_w;
             fr += t->k_w;
         }
@@ -94,27 +123,45 @@ static float t2m_pixel_f32(const t2m_taps_f32 *t, const float *x, const float *f
     return acc;
 }
 
-/* One kernel row for four adjacent pixels, tap k: the weight once, four inputs s apart. */
-#define T2M_TAP4(k, S)                        \
-    do {                                      \
-        const float w_ = fr[k];               \
-        a0 += w_ * xr[(k)];                   \
-        a1 += w_ * xr[(k) + (S)];             \
-        a2 += w_ * xr[(k) + 2 * (S)];         \
-        a3 += w_ * xr[(k) + 3 * (S)];         \
+/* One kernel row's tap k for NPIX adjacent pixels: the weight loaded once, NPIX inputs S apart
+ * (NPIX is a constant: the unused accumulators fold away). */
+#define T2M_TAP(k, S)                                 \
+    do {                                              \
+        const float w_ = fr[k];                       \
+        a0 += w_ * xr[(k)];                           \
+        if (NPIX > 1) {                               \
+            a1 += w_ * xr[(k) + (S)];                 \
+        }                                             \
+        if (NPIX > 2) {                               \
+            a2 += w_ * xr[(k) + 2 * (S)];             \
+            a3 += w_ * xr[(k) + 3 * (S)];             \
+        }                                             \
     } while (0)
 
-/* n_quads passes of four interior pixels, the outputs to o. x: the first pixel's first tap
- * (channel 0, kernel row `first row inside the input`, column 0); f: the filter at that row;
- * step: the input step between passes (4 * s). ROW(S) is one kernel row of the four. */
-#define T2M_QUADS_F32(name, ROW)                                                              \
+#define T2M_ROW_K1(S) T2M_TAP(0, S)
+#define T2M_ROW_K3(S) T2M_TAP(0, S); T2M_TAP(1, S); T2M_TAP(2, S)
+#define T2M_ROW_K5(S) T2M_ROW_K3(S); T2M_TAP(3, S); T2M_TAP(4, S)
+#define T2M_ROW_ANY                                   \
+    do {                                              \
+        int32_t k_;                                   \
+        for (k_ = 0; k_ < t->k_w; ++k_) {             \
+            T2M_TAP(k_, s);                           \
+        }                                             \
+    } while (0)
+
+/* n_passes passes of NPIX (4 or 2) interior pixels, the outputs to o. x: the first pixel's first
+ * tap (channel 0, the first kernel row inside the input, column 0); f: the filter at that kernel
+ * row. ROW is one kernel row of the NPIX pixels. With the kernel width and stride constants
+ * (ROW_K3, ROW_K5), the compiler loads each input of a kernel row once for all its taps. */
+#define T2M_PASSES_F32(name, NPIX_, ROW)                                                      \
     static void name(const t2m_taps_f32 *t, const float *x, const float *f, int32_t rows,     \
-                     int32_t n_quads, float b, t2m_row_out_f32 *o)                            \
+                     int32_t n_passes, float b, t2m_row_out_f32 *o)                           \
     {                                                                                         \
+        enum { NPIX = NPIX_ };                                                                \
         const int32_t s = t->s;                                                               \
         int32_t q;                                                                            \
         (void)s;                                                                              \
-        for (q = 0; q < n_quads; ++q) {                                                       \
+        for (q = 0; q < n_passes; ++q) {                                                      \
             float a0 = b, a1 = b, a2 = b, a3 = b;                                             \
             const float *xc = x, *fc = f;                                                     \
             int32_t ic;                                                                       \
@@ -131,55 +178,140 @@ static float t2m_pixel_f32(const t2m_taps_f32 *t, const float *x, const float *f
             }                                                                                 \
             t2m_put_f32(o, a0);                                                               \
             t2m_put_f32(o, a1);                                                               \
-            t2m_put_f32(o, a2);                                                               \
-            t2m_put_f32(o, a3);                                                               \
-            x += 4 * s;                                                                       \
+            if (NPIX > 2) {                                                                   \
+                t2m_put_f32(o, a2);                                                           \
+                t2m_put_f32(o, a3);                                                           \
+            }                                                                                 \
+            x += NPIX * s;                                                                    \
         }                                                                                     \
     }
 
-#define T2M_ROW_K1(S) T2M_TAP4(0, S)
-#define T2M_ROW_K3(S) T2M_TAP4(0, S); T2M_TAP4(1, S); T2M_TAP4(2, S)
-#define T2M_ROW_K5(S) T2M_ROW_K3(S); T2M_TAP4(3, S); T2M_TAP4(4, S)
-#define T2M_ROW_ANY                                                                           \
-    do {                                                                                      \
-        int32_t k_;                                                                           \
-        for (k_ = 0; k_ < t->k_w; ++k_) {                                                     \
-            T2M_TAP4(k_, s);                                                                  \
-        }                                                                                     \
-    } while (0)
+typedef void (*t2m_passes_fn_f32)(const t2m_taps_f32 *, const float *, const float *, int32_t,
+                                  int32_t, float, t2m_row_out_f32 *);
 
-T2M_QUADS_F32(t2m_quads_k1_f32, T2M_ROW_K1(s))
-T2M_QUADS_F32(t2m_quads_k3s1_f32, T2M_ROW_K3(1))
-T2M_QUADS_F32(t2m_quads_k3s2_f32, T2M_ROW_K3(2))
-T2M_QUADS_F32(t2m_quads_k3_f32, T2M_ROW_K3(s))
-T2M_QUADS_F32(t2m_quads_k5s1_f32, T2M_ROW_K5(1))
-T2M_QUADS_F32(t2m_quads_any_f32, T2M_ROW_ANY)
+/* The interior passes of one kernel variant: four pixels, then two. */
+typedef struct {
+    t2m_passes_fn_f32 quad, pair;
+} t2m_conv_paths_f32;
 
-typedef void (*t2m_quads_fn_f32)(const t2m_taps_f32 *, const float *, const float *, int32_t,
-                                 int32_t, float, t2m_row_out_f32 *);
-
-static t2m_quads_fn_f32 t2m_quads_for_f32(int32_t k_w, int32_t s)
+static void t2m_conv2d_paths_f32(const t2m_conv_paths_f32 *paths, const t2m_conv_shape *shape,
+                                 float act_min, float act_max, const float *input,
+                                 const float *weights, const float *bias, float *output)
 {
-    if (k_w == 1) {
-        return t2m_quads_k1_f32;
+    const int32_t in_c_per_group = shape->in_c / shape->groups;
+    const int32_t out_c_per_group = shape->out_c / shape->groups;
+    const int32_t in_h = shape->in_h, in_w = shape->in_w;
+    const int32_t in_hw = in_h * in_w;
+    const int32_t k_h = shape->k_h, k_w = shape->k_w;
+    const int32_t sh = shape->stride_h, sw = shape->stride_w;
+    const int32_t pad_h = shape->pad_h, pad_w = shape->pad_w;
+    const int32_t out_h = shape->out_h, out_w = shape->out_w; /* conv outputs, before a pool */
+    const int32_t pool_h = shape->pool_h > 1 ? shape->pool_h : 1;
+    const int32_t pool_w = shape->pool_w > 1 ? shape->pool_w : 1;
+    const int32_t pooled_w = out_w / pool_w;
+    const int32_t pooled_hw = (out_h / pool_h) * pooled_w;
+    const int32_t filter_size = in_c_per_group * k_h * k_w;
+    t2m_taps_f32 t;
+    int32_t ox_lo, ox_hi, n_quads, n_pairs, oc;
+
+    t.n_ic = in_c_per_group;
+    t.in_hw = in_hw;
+    t.in_w = in_w;
+    t.k_hw = k_h * k_w;
+    t.k_w = k_w;
+    t.s = sw;
+    /* the interior columns [ox_lo, ox_hi): every kernel column inside the input */
+    ox_lo = (pad_w + sw - 1) / sw;
+    ox_hi = in_w + pad_w >= k_w ? (in_w + pad_w - k_w) / sw + 1 : 0;
+    if (ox_hi > out_w) {
+        ox_hi = out_w;
     }
-    if (k_w == 3) {
-        return s == 1 ? t2m_quads_k3s1_f32 : (s == 2 ? t2m_quads_k3s2_f32 : t2m_quads_k3_f32);
+    if (ox_lo >= ox_hi) {
+        ox_lo = ox_hi = out_w; /* no interior: every column clipped */
     }
-    if (k_w == 5 && s == 1) {
-        return t2m_quads_k5s1_f32;
+    n_quads = (ox_hi - ox_lo) / 4;
+    n_pairs = ((ox_hi - ox_lo) % 4) / 2;
+
+    for (oc = 0; oc < shape->out_c; ++oc) {
+        const float *filter = weights + (size_t)oc * (size_t)filter_size;
+        const float *in_group =
+            input + (size_t)((oc / out_c_per_group) * in_c_per_group) * (size_t)in_hw;
+        const float b = bias != NULL ? bias[oc] : 0.0f;
+        float *out_plane = output + (size_t)oc * (size_t)pooled_hw;
+        int32_t oy, dy = 0;
+        for (oy = 0; oy < out_h; ++oy) {
+            const int32_t iy0 = oy * sh - pad_h;
+            const int32_t ky_lo = iy0 < 0 ? -iy0 : 0;
+            const int32_t ky_hi = iy0 + k_h > in_h ? in_h - iy0 : k_h;
+            const int32_t rows = ky_hi > ky_lo ? ky_hi - ky_lo : 0;
+            /* the first kernel row inside the input, at input column 0 */
+            const float *x_row = in_group + (size_t)(rows > 0 ? iy0 + ky_lo : 0) * (size_t)in_w;
+            const float *f_row = filter + (size_t)ky_lo * (size_t)k_w;
+            t2m_row_out_f32 o;
+            int32_t ox;
+            o.slot = out_plane;
+            o.dx = 0;
+            o.pool_w = pool_w;
+            o.first_row = dy == 0;
+            o.lo = act_min;
+            o.hi = act_max;
+            for (ox = 0; ox < out_w; ++ox) {
+                const int32_t ix0 = ox * sw - pad_w;
+                if (ox == ox_lo && rows > 0) { /* the interior: quads, a pair, a last one */
+                    paths->quad(&t, x_row + ix0, f_row, rows, n_quads, b, &o);
+                    ox += 4 * n_quads;
+                    paths->pair(&t, x_row + (ox * sw - pad_w), f_row, rows, n_pairs, b, &o);
+                    for (ox += 2 * n_pairs; ox < ox_hi; ++ox) {
+                        t2m_put_f32(&o, t2m_pixel_f32(&t, x_row + (ox * sw - pad_w), f_row,
+                                                      rows, k_w, b));
+                    }
+                    --ox;
+                } else {
+                    const int32_t kx_lo = ix0 < 0 ? -ix0 : 0;
+                    const int32_t kx_hi = ix0 + k_w > in_w ? in_w - ix0 : k_w;
+                    float acc = b;
+                    if (rows > 0 && kx_hi > kx_lo) {
+                        acc = t2m_pixel_f32(&t, x_row + (ix0 + kx_lo), f_row + kx_lo, rows,
+                                            kx_hi - kx_lo, b);
+                    }
+                    t2m_put_f32(&o, acc);
+                }
+            }
+            if (++dy == pool_h) {
+                dy = 0;
+                out_plane += pooled_w;
+            }
+        }
     }
-    return t2m_quads_any_f32;
 }
+
+/* The kernel variants (t2m_conv2d.h): one per kernel width and stride the compiler can unroll,
+ * each linking only its own passes. */
+#define T2M_CONV_VARIANT_F32(fn, ROW4, ROW2)                                                   \
+    T2M_PASSES_F32(fn##_quads, 4, ROW4)                                                       \
+    T2M_PASSES_F32(fn##_pairs, 2, ROW2)                                                       \
+    void fn(const t2m_conv_shape *shape, float act_min, float act_max, const float *input,    \
+            const float *weights, const float *bias, float *output)                           \
+    {                                                                                         \
+        static const t2m_conv_paths_f32 paths = {fn##_quads, fn##_pairs};                     \
+        t2m_conv2d_paths_f32(&paths, shape, act_min, act_max, input, weights, bias, output);  \
+    }
+
+T2M_CONV_VARIANT_F32(t2m_conv2d_f32, T2M_ROW_ANY, T2M_ROW_ANY)
+T2M_CONV_VARIANT_F32(t2m_conv2d_k1_f32, T2M_ROW_K1(s), T2M_ROW_K1(s))
+T2M_CONV_VARIANT_F32(t2m_conv2d_k3s1_f32, T2M_ROW_K3(1), T2M_ROW_K3(1))
+T2M_CONV_VARIANT_F32(t2m_conv2d_k3s2_f32, T2M_ROW_K3(2), T2M_ROW_K3(2))
+T2M_CONV_VARIANT_F32(t2m_conv2d_k5s1_f32, T2M_ROW_K5(1), T2M_ROW_K5(1))
 
 /* 1x1, stride 1, no padding, groups 1, no pool: out[o][p] = b[o] + sum_i w[o][i] * in[i][p]
  * over the npix pixels of the plane, four output channels x four pixels per pass (each weight
  * loaded once for four pixels, each input once for four channels), then the leftover channels
  * and pixels one at a time. */
-static void t2m_conv1x1_f32(int32_t cin, int32_t cout, int32_t npix, float lo, float hi,
-                            const float *input, const float *weights, const float *bias,
-                            float *output)
+void t2m_conv2d_1x1_f32(const t2m_conv_shape *shape, float lo, float hi, const float *input,
+                        const float *weights, const float *bias, float *output)
 {
+    const int32_t cin = shape->in_c, cout = shape->out_c;
+    const int32_t npix = (int32_t)shape->in_h * shape->in_w;
     int32_t o = 0;
     for (; o + 4 <= cout; o += 4) {
         const float *w0 = weights + (size_t)o * (size_t)cin;
@@ -265,96 +397,107 @@ static void t2m_conv1x1_f32(int32_t cin, int32_t cout, int32_t npix, float lo, f
     }
 }
 
-void t2m_conv2d_f32(const t2m_conv_shape *shape, float act_min, float act_max,
-                    const float *input, const float *weights, const float *bias,
-                    float *output)
+/* A 3x3 depthwise conv (groups == in_c == out_c), stride 1 or 2, padding 0 or 1, no pool:
+ * each channel's nine weights loaded once; an output whose nine taps are inside the input is
+ * computed fully unrolled (four adjacent ones per pass where the row allows), the others with
+ * their taps clipped; same summation order as t2m_conv2d_f32. */
+#define T2M_DW_TAPS(NPIX_, S)                                                                  \
+    do {                                                                                      \
+        enum { NPIX = NPIX_ };                                                                \
+        const float *xr = x;                                                                  \
+        const float *fr = f;                                                                  \
+        float a0 = b, a1 = b, a2 = b, a3 = b;                                                 \
+        T2M_ROW_K3(S);                                                                        \
+        xr += in_w;                                                                           \
+        fr += 3;                                                                              \
+        T2M_ROW_K3(S);                                                                        \
+        xr += in_w;                                                                           \
+        fr += 3;                                                                              \
+        T2M_ROW_K3(S);                                                                        \
+        out[0] = t2m_clamp_f(a0, act_min, act_max);                                           \
+        if (NPIX > 1) {                                                                       \
+            out[1] = t2m_clamp_f(a1, act_min, act_max);                                       \
+            out[2] = t2m_clamp_f(a2, act_min, act_max);                                       \
+            out[3] = t2m_clamp_f(a3, act_min, act_max);                                       \
+        }                                                                                     \
+    } while (0)
+
+void t2m_conv2d_dw3x3_f32(const t2m_conv_shape *shape, float act_min, float act_max,
+                          const float *input, const float *weights, const float *bias,
+                          float *output)
 {
-    const int32_t in_c_per_group = shape->in_c / shape->groups;
-    const int32_t out_c_per_group = shape->out_c / shape->groups;
-    const int32_t in_h = shape->in_h, in_w = shape->in_w;
-    const int32_t in_hw = in_h * in_w;
-    const int32_t k_h = shape->k_h, k_w = shape->k_w;
+    const int32_t in_h = shape->in_h, in_w = shape->in_w, in_hw = in_h * in_w;
+    const int32_t out_h = shape->out_h, out_w = shape->out_w;
     const int32_t sh = shape->stride_h, sw = shape->stride_w;
     const int32_t pad_h = shape->pad_h, pad_w = shape->pad_w;
-    const int32_t out_h = shape->out_h, out_w = shape->out_w; /* conv outputs, before a pool */
-    const int32_t pool_h = shape->pool_h > 1 ? shape->pool_h : 1;
-    const int32_t pool_w = shape->pool_w > 1 ? shape->pool_w : 1;
-    const int32_t pooled_w = out_w / pool_w;
-    const int32_t pooled_hw = (out_h / pool_h) * pooled_w;
-    const int32_t filter_size = in_c_per_group * k_h * k_w;
-    const t2m_quads_fn_f32 quads = t2m_quads_for_f32(k_w, sw);
-    t2m_taps_f32 t;
-    int32_t ox_lo, ox_hi, n_quads, oc;
-
-    if (k_h == 1 && k_w == 1 && sh == 1 && sw == 1 && pad_h == 0 && pad_w == 0 &&
-        shape->groups == 1 && pool_h == 1 && pool_w == 1 && out_h == in_h && out_w == in_w) {
-        t2m_conv1x1_f32(shape->in_c, shape->out_c, in_hw, act_min, act_max, input, weights, bias,
-                        output);
-        return;
-    }
-    t.n_ic = in_c_per_group;
-    t.in_hw = in_hw;
-    t.in_w = in_w;
-    t.k_hw = k_h * k_w;
-    t.k_w = k_w;
-    t.s = sw;
-    /* the interior columns [ox_lo, ox_hi): every kernel column inside the input */
-    ox_lo = (pad_w + sw - 1) / sw;
-    ox_hi = in_w + pad_w >= k_w ? (in_w + pad_w - k_w) / sw + 1 : 0;
-    if (ox_hi > out_w) {
-        ox_hi = out_w;
-    }
-    if (ox_lo >= ox_hi) {
-        ox_lo = ox_hi = out_w; /* no interior: every column clipped */
-    }
-    n_quads = (ox_hi - ox_lo) / 4;
-
-    for (oc = 0; oc < shape->out_c; ++oc) {
-        const float *filter = weights + (size_t)oc * (size_t)filter_size;
-        const float *in_group =
-            input + (size_t)((oc / out_c_per_group) * in_c_per_group) * (size_t)in_hw;
-        const float b = bias != NULL ? bias[oc] : 0.0f;
-        float *out_plane = output + (size_t)oc * (size_t)pooled_hw;
-        int32_t oy, dy = 0;
+    /* the interior columns [ox_lo, ox_hi): all three kernel columns inside the input */
+    const int32_t ox_lo = (pad_w + sw - 1) / sw;
+    const int32_t ox_end = in_w + pad_w >= 3 ? (in_w + pad_w - 3) / sw + 1 : 0;
+    const int32_t ox_hi = ox_end < out_w ? ox_end : out_w;
+    int32_t c;
+    for (c = 0; c < shape->out_c; ++c) {
+        const float *in = input + (size_t)c * (size_t)in_hw;
+        const float *filter = weights + (size_t)c * 9u;
+        const float b = bias != NULL ? bias[c] : 0.0f;
+        float *out = output + (size_t)c * (size_t)out_h * (size_t)out_w;
+        int32_t oy;
         for (oy = 0; oy < out_h; ++oy) {
             const int32_t iy0 = oy * sh - pad_h;
             const int32_t ky_lo = iy0 < 0 ? -iy0 : 0;
-            const int32_t ky_hi = iy0 + k_h > in_h ? in_h - iy0 : k_h;
-            const int32_t rows = ky_hi > ky_lo ? ky_hi - ky_lo : 0;
-            /* the first kernel row inside the input, at input column 0 */
-            const float *x_row = in_group + (size_t)(rows > 0 ? iy0 + ky_lo : 0) * (size_t)in_w;
-            const float *f_row = filter + (size_t)ky_lo * (size_t)k_w;
-            t2m_row_out_f32 o;
-            int32_t ox;
-            o.slot = out_plane;
-            o.dx = 0;
-            o.pool_w = pool_w;
-            o.first_row = dy == 0;
-            o.lo = act_min;
-            o.hi = act_max;
-            for (ox = 0; ox < out_w; ++ox) {
+            const int32_t ky_hi = iy0 + 3 > in_h ? in_h - iy0 : 3;
+            const float *row = in + (size_t)(ky_hi > ky_lo ? iy0 + ky_lo : 0) * (size_t)in_w;
+            int32_t ox = 0;
+            while (ox < out_w) {
                 const int32_t ix0 = ox * sw - pad_w;
-                if (ox == ox_lo && rows > 0) { /* the interior, then its last ones singly */
-                    quads(&t, x_row + ix0, f_row, rows, n_quads, b, &o);
-                    for (ox += 4 * n_quads; ox < ox_hi; ++ox) {
-                        t2m_put_f32(&o, t2m_pixel_f32(&t, x_row + (ox * sw - pad_w), f_row,
-                                                      rows, k_w, b));
+                if (ky_lo == 0 && ky_hi == 3 && ox >= ox_lo && ox < ox_hi) {
+                    const float *x = row + ix0, *f = filter;
+                    if (ox + 4 <= ox_hi) {
+                        if (sw == 1) {
+                            T2M_DW_TAPS(4, 1);
+                        } else {
+                            T2M_DW_TAPS(4, 2);
+                        }
+                        out += 4;
+                        ox += 4;
+                    } else {
+                        T2M_DW_TAPS(1, 1);
+                        ++out;
+                        ++ox;
                     }
-                    --ox;
-                } else {
+                } else { /* taps clipped to the input */
                     const int32_t kx_lo = ix0 < 0 ? -ix0 : 0;
-                    const int32_t kx_hi = ix0 + k_w > in_w ? in_w - ix0 : k_w;
+                    const int32_t kx_hi = ix0 + 3 > in_w ? in_w - ix0 : 3;
                     float acc = b;
-                    if (rows > 0 && kx_hi > kx_lo) {
-                        acc = t2m_pixel_f32(&t, x_row + (ix0 + kx_lo), f_row + kx_lo, rows,
-                                            kx_hi - kx_lo, b);
+                    if (kx_hi > kx_lo) {
+                        const float *xr = row + (ix0 + kx_lo);
+                        const float *fr = filter + (3 * ky_lo + kx_lo);
+                        int32_t ky;
+                        if (kx_hi - kx_lo == 2) { /* a left or right border column */
+                            for (ky = ky_lo; ky < ky_hi; ++ky) {
+                                acc += fr[0] * xr[0];
+                                acc += fr[1] * xr[1];
+                                xr += in_w;
+                                fr += 3;
+                            }
+                        } else if (kx_hi - kx_lo == 3) { /* a top or bottom border row */
+                            for (ky = ky_lo; ky < ky_hi; ++ky) {
+                                acc += fr[0] * xr[0];
+                                acc += fr[1] * xr[1];
+                                acc += fr[2] * xr[2];
+                                xr += in_w;
+                                fr += 3;
+                            }
+                        } else {
+                            for (ky = ky_lo; ky < ky_hi; ++ky) {
+                                acc = t2m_dot_f32(fr, xr, kx_hi - kx_lo, acc);
+                                xr += in_w;
+                                fr += 3;
+                            }
+                        }
                     }
-                    t2m_put_f32(&o, acc);
+                    *out++ = t2m_clamp_f(acc, act_min, act_max);
+                    ++ox;
                 }
-            }
-            if (++dy == pool_h) {
-                dy = 0;
-                out_plane += pooled_w;
             }
         }
     }
@@ -427,19 +570,62 @@ void t2m_conv2d_dilated_f32(const t2m_conv_shape *shape, float act_min, float ac
     }
 }
 
+/* Four output rows per pass, each input loaded once for the four, four inputs per iteration
+ * (immediate offsets); the last out_features % 4 rows one at a time. Each output is the bias plus
+ * its products in input order, as a plain loop would sum them. */
 void t2m_fc_f32(const t2m_fc_shape *shape, float act_min, float act_max,
                 const float *input, const float *weights, const float *bias,
                 float *output)
 {
-    int32_t o;
-    for (o = 0; o < shape->out_features; ++o) {
-        const float *row = weights + (size_t)o * shape->in_features;
-        float acc = bias != NULL ? bias[o] : 0.0f;
+    const int32_t n = shape->in_features, n4 = n & ~3;
+    int32_t o = 0;
+    for (; o + 4 <= shape->out_features; o += 4) {
+        const float *w0 = weights + (size_t)o * (size_t)n;
+        const float *w1 = w0 + n, *w2 = w1 + n, *w3 = w2 + n;
+        const float *x = input;
+        float a0 = bias != NULL ? bias[o] : 0.0f, a1 = bias != NULL ? bias[o + 1] : 0.0f;
+        float a2 = bias != NULL ? bias[o + 2] : 0.0f, a3 = bias != NULL ? bias[o + 3] : 0.0f;
         int32_t i;
-        for (i = 0; i < shape->in_features; ++i) {
-            acc += row[i] * input[i];
+        for (i = 0; i < n4; i += 4) {
+            const float x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+            a0 += w0[0] * x0;
+            a1 += w1[0] * x0;
+            a2 += w2[0] * x0;
+            a3 += w3[0] * x0;
+            a0 += w0[1] * x1;
+            a1 += w1[1] * x1;
+            a2 += w2[1] * x1;
+            a3 += w3[1] * x1;
+            a0 += w0[2] * x2;
+            a1 += w1[2] * x2;
+            a2 += w2[2] * x2;
+            a3 += w3[2] * x2;
+            a0 += w0[3] * x3;
+            a1 += w1[3] * x3;
+            a2 += w2[3] * x3;
+            a3 += w3[3] * x3;
+            x += 4;
+            w0 += 4;
+            w1 += 4;
+            w2 += 4;
+            w3 += 4;
         }
-        output[o] = t2m_clamp_f(acc, act_min, act_max);
+        for (; i < n; ++i) {
+            const float xv = *x++;
+            a0 += *w0++ * xv;
+            a1 += *w1++ * xv;
+            a2 += *w2++ * xv;
+            a3 += *w3++ * xv;
+        }
+        output[o] = t2m_clamp_f(a0, act_min, act_max);
+        output[o + 1] = t2m_clamp_f(a1, act_min, act_max);
+        output[o + 2] = t2m_clamp_f(a2, act_min, act_max);
+        output[o + 3] = t2m_clamp_f(a3, act_min, act_max);
+    }
+    for (; o < shape->out_features; ++o) {
+        const float b = bias != NULL ? bias[o] : 0.0f;
+        output[o] = t2m_clamp_f(t2m_dot_f32(weights + (size_t)o * (size_t)n, input, n, b),
+                                act_min, act_max);
     }
 }
 
