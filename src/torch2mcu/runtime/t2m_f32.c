@@ -4,9 +4,12 @@
 #include "t2m_conv2d.h"
 #include "t2m_pool.h"
 
-static float t2m_clamp_f(float v, float lo, float hi)
+/* Two selects, no branch (VCMP, VMRS, IT, VMOV each); the same value as
+ * v < lo ? lo : (v > hi ? hi : v) for lo <= hi, NaN included. */
+static inline float t2m_clamp_f(float v, float lo, float hi)
 {
-    return v < lo ? lo : (v > hi ? hi : v);
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
 }
 
 /* The first tap index k of a kernel axis whose input position p0 + k * d is >= 0, and one past
@@ -727,20 +730,43 @@ void t2m_adaptive_avgpool2d_f32(const t2m_pool_shape *shape, const float *input,
     t2m_adaptive_pool_f32(shape, 0, input, output);
 }
 
+/* Four elements per iteration (immediate offsets), then the rest. */
 void t2m_add_f32(size_t size, float act_min, float act_max,
                  const float *input1, const float *input2, float *output)
 {
-    size_t i;
-    for (i = 0; i < size; ++i) {
-        output[i] = t2m_clamp_f(input1[i] + input2[i], act_min, act_max);
+    const float *const end4 = input1 + (size & ~(size_t)3);
+    const float *const end = input1 + size;
+    while (input1 != end4) {
+        const float v0 = input1[0] + input2[0], v1 = input1[1] + input2[1];
+        const float v2 = input1[2] + input2[2], v3 = input1[3] + input2[3];
+        output[0] = t2m_clamp_f(v0, act_min, act_max);
+        output[1] = t2m_clamp_f(v1, act_min, act_max);
+        output[2] = t2m_clamp_f(v2, act_min, act_max);
+        output[3] = t2m_clamp_f(v3, act_min, act_max);
+        input1 += 4;
+        input2 += 4;
+        output += 4;
+    }
+    while (input1 != end) {
+        *output++ = t2m_clamp_f(*input1++ + *input2++, act_min, act_max);
     }
 }
 
 void t2m_clamp_f32(size_t size, float act_min, float act_max,
                    const float *input, float *output)
 {
-    size_t i;
-    for (i = 0; i < size; ++i) {
-        output[i] = t2m_clamp_f(input[i], act_min, act_max);
+    const float *const end4 = input + (size & ~(size_t)3);
+    const float *const end = input + size;
+    while (input != end4) {
+        const float v0 = input[0], v1 = input[1], v2 = input[2], v3 = input[3];
+        output[0] = t2m_clamp_f(v0, act_min, act_max);
+        output[1] = t2m_clamp_f(v1, act_min, act_max);
+        output[2] = t2m_clamp_f(v2, act_min, act_max);
+        output[3] = t2m_clamp_f(v3, act_min, act_max);
+        input += 4;
+        output += 4;
+    }
+    while (input != end) {
+        *output++ = t2m_clamp_f(*input++, act_min, act_max);
     }
 }
