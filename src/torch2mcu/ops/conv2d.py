@@ -119,17 +119,22 @@ class Conv2d(Op):
         dh, dw = dilation_of(node)
         dil = "_dilated" if (dh, dw) != (1, 1) else ""  # t2m_conv2d.h: taps apart
         x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.output)
-        if ctx.dtype == "float32":
+        if ctx.dtype == "float32":  # a fused max-pool: the conv outputs its windows read
+            _, coh, cow = self.conv_shape(node, g)
+            qh, qw = pool_of(node)
             shape = ctx.const_struct(f"{node.name}_shape", "t2m_conv_shape", {
-                "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": oh, "out_w": ow,
+                "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": coh, "out_w": cow,
                 "k_h": weight.shape[2], "k_w": weight.shape[3], "stride_h": sh, "stride_w": sw,
-                "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": 1, "pool_w": 1,
-                "dilation_h": dh, "dilation_w": dw})
+                "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": qh,
+                "pool_w": qw, "dilation_h": dh, "dilation_w": dw})
             wf = ctx.const_array(f"{node.name}_weights", "float", weight)
             bias = (ctx.const_array(f"{node.name}_bias", "float", node.params["bias"])
                     if "bias" in node.params else "NULL")
             lo, hi = ctx.float_bounds(*act_of(node))
-            ctx.call(f"t2m_conv2d{dil}_f32(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
+            kernel = float_conv_kernel(weight.shape[2:], (sh, sw), (ph, pw), (dh, dw),
+                                       node.attrs["groups"], (qh, qw), depthwise=(
+                                           node.attrs["groups"] == c == oc))
+            ctx.call(f"{kernel}(&{shape}, {lo}, {hi}, {x}, {wf}, {bias}, {y});")
             return
         plan = node.record(ConvPlan)
         kernel = node.record(WeightEncoding).kernel
@@ -194,6 +199,23 @@ class Conv2d(Op):
             return
         words = ctx.const_array(f"{node.name}_weights", "int32_t", pack_1x1_weights(wq))
         ctx.call(f"t2m_conv2d_1x1_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, {work});")
+
+
+def float_conv_kernel(k, stride, padding, dilation, groups, pool, depthwise=False) -> str:
+    """The float32 conv kernel of a layer (t2m.h, t2m_conv2d.h): the 1x1 matrix product, the
+    3x3 depthwise kernel, a variant whose kernel width and stride the compiler unrolls, or the
+    generic kernel."""
+    if tuple(dilation) != (1, 1):
+        return "t2m_conv2d_dilated_f32"
+    kh, kw = k
+    if depthwise and (kh, kw) == (3, 3) and stride[1] in (1, 2) and tuple(pool) == (1, 1):
+        return "t2m_conv2d_dw3x3_f32"
+    if ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+            and groups == 1 and tuple(pool) == (1, 1)):
+        return "t2m_conv2d_1x1_f32"
+    sw = stride[1]
+    variant = {(1, sw): "k1", (3, 1): "k3s1", (3, 2): "k3s2", (5, 1): "k5s1"}.get((kw, sw))
+    return f"t2m_conv2d_{variant}_f32" if variant else "t2m_conv2d_f32"
 
 
 def pack_1x1_weights(wq: np.ndarray) -> np.ndarray:

@@ -68,6 +68,9 @@ PASSES = [
     Pass("quantize", lambda g, o: quantize(g, o["calibration"], progress=o["progress"]),
          requires=(no_batchnorm,), ensures=(quantized,)),
     Pass("fuse_pool", lambda g, o: fuse_pool(g), requires=(quantized,)),
+    # the float32 baseline fuses the same max-pools (max commutes with the fused clamp, so the
+    # float outputs are unchanged), before its memory plan
+    Pass("fuse_pool_float", lambda g, o: fuse_pool(g), ("float32",)),
     Pass("encode_weights", lambda g, o: encode_weights(g, objective=o["objective"], dsp=o["dsp"],
                                                        formats=o["formats"]),
          requires=(quantized,), ensures=(weights_encoded,)),

@@ -69,9 +69,9 @@ static inline int t2m_overlaps(const void *p, size_t n, const void *a, size_t si
 
 /* Shape of a 2-D convolution (batch 1); a 1-D convolution is one of height 1. pad_h / pad_w
  * are the top / left padding; the bottom / right padding follows from the output shape.
- * pool_h x pool_w > 1 (int8 kernels only): a max-pool with window == stride is fused; the
- * kernel computes the out_h x out_w conv outputs (multiples of the pool window) and writes
- * (out_c, out_h / pool_h, out_w / pool_w).
+ * pool_h x pool_w > 1 (the int8 kernels, t2m_conv2d_f32 and its variants but the 1x1 one): a
+ * max-pool with window == stride is fused; the kernel computes the out_h x out_w conv outputs
+ * (multiples of the pool window) and writes (out_c, out_h / pool_h, out_w / pool_w).
  * dilation_h x dilation_w: the rows / columns between kernel taps (0 or 1: adjacent). The sparse
  * kernels ignore it: their stored offsets already include it. */
 typedef struct {
