@@ -7,7 +7,7 @@ from conftest import convert_and_verify
 from test_models import DepthwiseSeparable, Residual
 from torch2mcu.ir import Graph
 from torch2mcu.ir.graph import Node, Tensor
-from torch2mcu.ir.records import ConvPlan, MemoryPlan, weight_format
+from torch2mcu.ir.records import ConvPlan, MemoryPlan, WeightEncoding, weight_format
 from torch2mcu.models import LeNet5
 from torch2mcu.passes.plan_memory import plan_memory
 
@@ -52,17 +52,20 @@ def test_lenet_arena_reuses_memory(out_dir):
     conv = convert_and_verify(LeNet5(), (1, 28, 28), out_dir, seed=6, formats=("dense",))["converted"]
     mem = conv.int8_graph.record(MemoryPlan)
     total = sum(mem.sizes.values())
-    # int8: both max-pools are fused into their convs, so the unpooled 6x28x28 output never
-    # exists; the largest step is conv1 reading its padded input copy (32x32 = 1024 bytes, plus
-    # the dense kernel's gathered windows: 25 bytes for each of the 2x2 pooled pixels) while
-    # writing the pooled 6x14x14 (1176 bytes)
-    conv1 = conv.int8_graph.node("conv1")
-    assert weight_format(conv1) == "dense" and conv1.record(ConvPlan).col_bytes == 100
-    assert mem.sizes["conv1#scratch"] == mem.scratch["conv1"] == 1024 + 100
-    assert mem.arena_bytes == mem.lower_bound_bytes == 1024 + 100 + 1176
-    # the activations alone peak at conv2: its input 6x14x14 and its pooled 16x5x5 output
+    # int8: both max-pools are fused into their convs (the fast KxK kernel), so the unpooled
+    # 6x28x28 output never exists and no input is copied padded: the kernel's scratch holds one
+    # pixel's receptive field and two pixels' fields as int16 (6 * R4 bytes, R4 = 28 for conv1,
+    # 152 for conv2). The largest step is conv2: its input 6x14x14, its pooled 16x5x5 output
+    # and its 912 bytes of scratch
+    conv1, conv2 = conv.int8_graph.node("conv1"), conv.int8_graph.node("conv2")
+    assert weight_format(conv1) == "dense" and conv1.record(ConvPlan).col_bytes == 6 * 28
+    assert conv1.record(WeightEncoding).kernel == conv2.record(WeightEncoding).kernel == "conv2d_kxk"
+    assert mem.sizes["conv1#scratch"] == mem.scratch["conv1"] == 6 * 28
+    assert mem.scratch["conv2"] == 6 * 152
+    assert mem.arena_bytes == mem.lower_bound_bytes == 1176 + 400 + 912
+    # the activations alone peak at conv2 too
     assert mem.activation_lower_bound_bytes == 1176 + 400
-    assert mem.max_scratch == ("conv1", 1124)
+    assert mem.max_scratch == ("conv2", 912)
     assert mem.arena_bytes < total
     # flatten is free: fc1 reads conv2's (pooled) buffer directly
     fc1 = conv.int8_graph.node("fc1")
