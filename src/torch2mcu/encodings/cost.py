@@ -84,7 +84,6 @@ def fast_conv_cycles(kernel: str, out_c: int, reduction: int, out_h: int, out_w:
     MACs per output (in_c_per_group * k_h * k_w); out_h x out_w: the conv outputs computed (with
     a fused pool, those its windows read); border: how many of them read padding (kxk)."""
     f = FAST["dsp" if dsp else "plain"]
-    outputs = out_c * out_h * out_w
     if kernel == "conv2d_dw3x3":
         c = f["dw3x3" if stride_w == 1 else "dw3x3_s2"]
         row = c["row"] + (out_w // 2) * c["pair"] + (out_w % 2) * c["odd"]
