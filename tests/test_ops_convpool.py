@@ -241,7 +241,9 @@ class Dilated2d(nn.Module):
 @pytest.mark.parametrize("name,cls,shape", [("one_d", OneD, (4, 30)),
                                             ("dilated_2d", Dilated2d, (3, 17, 19))])
 def test_model_is_bit_exact(name, cls, shape, out_dir):
-    r = convert_and_verify(cls(), shape, out_dir, seed=31, n_inputs=24)
+    # the dilated dense kernels are the subject here (test_lanes.py covers dilated lanes convs)
+    r = convert_and_verify(cls(), shape, out_dir, seed=31, n_inputs=24,
+                           formats=("dense", "csr", "rel"))
     assert r["mismatches"] == 0, f"{name}: {r['mismatched_values']} values differ"
     assert r["float_max_abs_error"] < 1e-4
     g = r["converted"].int8_graph

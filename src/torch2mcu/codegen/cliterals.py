@@ -21,7 +21,7 @@ def c_int(v: int, ctype: str = "int32_t") -> str:
     v = int(v)
     if ctype == "int32_t" and v == -(1 << 31):
         return "INT32_MIN"  # -2147483648 is not a literal in C
-    return str(v)
+    return f"{v}u" if ctype == "uint32_t" else str(v)
 
 
 def c_array_body(values: np.ndarray, ctype: str, indent: str = "    ") -> str:

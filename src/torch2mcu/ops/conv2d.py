@@ -32,7 +32,8 @@ def pool_of(node) -> tuple[int, int]:
 
 class Conv2d(Op):
     name = "conv2d"
-    headers = ("t2m_conv2d.h", "t2m_conv2d_fast.h", "t2m_dwconv_fast.h")  # dilated, fast
+    headers = ("t2m_conv2d.h", "t2m_conv2d_fast.h", "t2m_dwconv_fast.h",  # dilated, fast
+               "t2m_conv2d_lanes.h")
     summary = ("Conv2d and Conv1d (any kernel, stride, padding and dilation, groups including "
                "depthwise and channel multipliers, bias or none)")
 
@@ -138,7 +139,7 @@ class Conv2d(Op):
             return
         plan = node.record(ConvPlan)
         kernel = node.record(WeightEncoding).kernel
-        if kernel in FAST_KERNELS:
+        if kernel in FAST_KERNELS or kernel == "conv2d_lanes":
             self._emit_fast(node, ctx, kernel, x, y)
             return
         hb, wb = plan.prepared
@@ -167,8 +168,9 @@ class Conv2d(Op):
             ctx.call(f"t2m_conv2d_rows{dil}_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y});")
 
     def _emit_fast(self, node, ctx, kernel, x, y):
-        """The specialized kernels of t2m_conv2d_fast_s8.c and t2m_dwconv_fast_s8.c: they read the
-        unpadded input."""
+        """The kernels that read the unpadded input: the specialized dense ones of
+        t2m_conv2d_fast_s8.c and t2m_dwconv_fast_s8.c, and the lanes sparse conv
+        (t2m_conv2d_lanes_s8.c)."""
         g = ctx.graph
         c, h, w = spatial(g.tensors[node.inputs[0]].shape)
         oc, oh, ow = self.conv_shape(node, g)  # with a fused pool (conv2d_kxk): the conv outputs
@@ -179,21 +181,25 @@ class Conv2d(Op):
             "in_c": c, "in_h": h, "in_w": w, "out_c": oc, "out_h": oh, "out_w": ow,
             "k_h": wq.shape[2], "k_w": wq.shape[3], "stride_h": sh, "stride_w": sw,
             "pad_h": ph, "pad_w": pw, "groups": node.attrs["groups"], "pool_h": qh, "pool_w": qw,
-            "dilation_h": 1, "dilation_w": 1})
+            "dilation_h": dilation_of(node)[0], "dilation_w": dilation_of(node)[1]})
         rq = emit_requant(node, ctx)
         plan = node.record(ConvPlan)
         work = ctx.scratch(node) if plan.col_bytes else "NULL"
         rec = node.record(WeightEncoding)
         bias = ctx.const_array(f"{node.name}_bias", "int32_t", rec.bias_folded)
+        z_in = g.tensors[node.inputs[0]].quant.zero_point
+        if kernel == "conv2d_lanes":
+            entries = ctx.const_array(f"{node.name}_entries", "uint32_t", rec.encoding.index)
+            ctx.call(f"t2m_conv2d_lanes_s8(&{shape}, &{rq}, {entries}, {x}, {bias}, {y}, "
+                     f"(int32_t *)(void *){work}, {z_in});")
+            return
         if kernel == "conv2d_dw3x3":
             wexpr = ctx.const_array(f"{node.name}_weights", "int8_t", rec.encoding.values)
-            z_in = g.tensors[node.inputs[0]].quant.zero_point
             ctx.call(f"t2m_conv2d_dw3x3_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {work}, "
                      f"{z_in});")
             return
         if kernel == "conv2d_kxk":
             words = ctx.const_array(f"{node.name}_weights", "int32_t", pack_kxk_weights(wq))
-            z_in = g.tensors[node.inputs[0]].quant.zero_point
             ctx.call(f"t2m_conv2d_kxk_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, {work}, "
                      f"{z_in});")
             return

@@ -1,0 +1,148 @@
+"""The lanes sparse conv (encodings/lanes.py, runtime/t2m_conv2d_lanes_s8.c): its entries walk
+back to the weights for any zero pattern, a row that could carry its low lane into the high one
+is refused, and the kernel equals the Python integer reference on the host and on the emulated
+Cortex-M4 for every geometry it takes (kernel sizes, strides, padding, dilation, a fused 2x2
+pool, odd output sizes, empty and all-zero rows)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import torch2mcu
+from conftest import randomize
+from torch2mcu.encodings import lanes
+from torch2mcu.ir.records import WeightEncoding
+
+SEED = 4242
+PATTERNS = ["random", "empty_rows", "all_zero", "dense", "one_per_row"]
+
+
+def _weights(rng, rows, k, sparsity, pattern):
+    w = rng.integers(-127, 128, (rows, k)).astype(np.int8)
+    w[w == 0] = 1
+    w[rng.random((rows, k)) < sparsity] = 0
+    if pattern == "empty_rows":
+        w[::2] = 0
+    elif pattern == "all_zero":
+        w[:] = 0
+    elif pattern == "dense":
+        w[w == 0] = 3
+    elif pattern == "one_per_row":
+        w[:] = 0
+        w[np.arange(rows), rng.integers(0, k, rows)] = 5
+    return w
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_lanes_entries_round_trip(pattern):
+    print(f"seed={SEED}")
+    rng = np.random.default_rng(SEED)
+    cases = [  # (rows, (cin, kh, kw), stride_w, out_w, dilation)
+        (6, (1, 5, 5), 1, 28, (1, 1)), (16, (6, 5, 5), 1, 10, (1, 1)),
+        (4, (3, 3, 3), 2, 7, (1, 1)), (8, (16, 1, 1), 2, 5, (1, 1)),
+        (3, (8, 3, 2), 1, 9, (2, 3)), (5, (4, 10, 4), 2, 13, (1, 1))]
+    for sparsity in (0.0, 0.5, 0.9, 1.0):
+        for rows, (c, kh, kw), sw, ow, dil in cases:
+            offs = lanes.offsets(c, kh, kw, sw, ow, dil)
+            assert np.unique(offs).size == offs.size
+            w = _weights(rng, rows, c * kh * kw, sparsity, pattern) // 8  # within the lane bound
+            enc = lanes.encode_lanes(w, offs)
+            assert enc is not None
+            assert enc.index.dtype == np.uint32 and enc.index[-1] == 0
+            assert enc.total_bytes == enc.index.nbytes
+            assert np.array_equal(lanes.decode_lanes(enc, rows, offs), w)
+
+
+def test_lanes_refuses_a_row_whose_low_lane_could_carry():
+    offs = lanes.offsets(64, 3, 3, 1, 8)
+    w = np.zeros((2, offs.size), np.int8)
+    w[1, :] = 57  # 128 * 576 * 57 > 2^22
+    assert lanes.encode_lanes(w, offs) is None
+    w[1, :] = 56  # 128 * 576 * 56 = 4,128,768 < 2^22
+    assert lanes.encode_lanes(w, offs) is not None
+
+
+class LanesNet(nn.Module):
+    """Every geometry the lanes kernel takes: padded 5x5 with a fused 2x2 pool over an odd width,
+    stride (2, 1), stride 2 with padding, dilation (2, 1) with an uneven kernel, a strided 1x1,
+    a 1-D conv; ends in a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 6, 5, padding=2)
+        self.p1 = nn.MaxPool2d(2)
+        self.c2 = nn.Conv2d(6, 8, 3, stride=(2, 1), padding=(1, 0))
+        self.c3 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.c4 = nn.Conv2d(8, 6, (3, 2), padding=(2, 1), dilation=(2, 1))
+        self.c5 = nn.Conv2d(6, 10, 1, stride=2)
+        self.c6 = nn.Conv1d(10, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 6, 5)
+
+    def forward(self, x):
+        x = self.p1(torch.relu(self.c1(x)))
+        x = torch.relu(self.c2(x))
+        x = torch.relu(self.c3(x))
+        x = self.c5(torch.relu(self.c4(x)))  # (10, 2, 3)
+        x = torch.relu(self.c6(x.flatten(2)))  # (4, 6)
+        return self.fc(x.flatten(1))
+
+
+CONVS = {"c1", "c2", "c3", "c4", "c5", "c6"}
+
+
+def _prune(model, rng, sparsity, pattern):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+                w = m.weight.view(m.weight.shape[0], -1)
+                mask = torch.from_numpy(rng.random(tuple(w.shape)) >= sparsity)
+                if pattern == "empty_rows":
+                    mask[::3] = False
+                elif pattern == "all_zero":
+                    mask[:] = False
+                w.mul_(mask)
+    return model
+
+
+def _convert(sparsity, pattern, seed, out, n):
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    model = _prune(randomize(LanesNet(), seed), rng, sparsity, pattern)
+    cal = rng.standard_normal((32, 2, 21, 19)).astype(np.float32)
+    x = rng.standard_normal((n, 2, 21, 19)).astype(np.float32)
+    conv = torch2mcu.convert(model, torch.from_numpy(x[:1]), calibration=cal, out=out,
+                             formats=("lanes",))
+    kernels = {n.name: n.record(WeightEncoding).kernel for n in conv.int8_graph.nodes
+               if n.has(WeightEncoding)}
+    assert {k for k, v in kernels.items() if v == "conv2d_lanes"} == CONVS, kernels
+    return conv, x
+
+
+@pytest.mark.parametrize("sparsity,pattern", [
+    (0.0, "random"), (0.5, "random"), (0.9, "random"), (0.4, "empty_rows"), (0.0, "all_zero")])
+def test_lanes_is_bit_exact_on_host(sparsity, pattern, tmp_path):
+    conv, x = _convert(sparsity, pattern, SEED + int(100 * sparsity), tmp_path / "m", 40)
+    r = torch2mcu.verify(conv, x, torch_check=False)
+    assert r["mismatches"] == 0, f"{r['mismatched_values']} values differ"
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.7])
+def test_lanes_is_bit_exact_on_emulated_cortex_m4(sparsity, tmp_path):
+    from torch2mcu.targets.cortex_m import run_outputs
+
+    conv, x = _convert(sparsity, "random", SEED + 7 + int(100 * sparsity), tmp_path / "m", 3)
+    xq = conv.quantize_input(x)
+    emu = run_outputs(conv.int8_dir, "cortex-m4", xq)
+    assert np.array_equal(emu.reshape(3, -1), conv.reference(xq).reshape(3, -1))
+
+
+def test_lanes_is_never_chosen_without_the_dsp_extension(tmp_path):
+    rng = np.random.default_rng(SEED)
+    model = _prune(randomize(LanesNet(), SEED), rng, 0.5, "random")
+    cal = rng.standard_normal((8, 2, 21, 19)).astype(np.float32)
+    conv = torch2mcu.convert(model, torch.from_numpy(cal[:1]), calibration=cal,
+                             out=tmp_path / "m", target="cortex-m0plus")
+    assert all(n.record(WeightEncoding).kernel != "conv2d_lanes"
+               for n in conv.int8_graph.nodes if n.has(WeightEncoding))
