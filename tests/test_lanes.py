@@ -35,8 +35,9 @@ def _weights(rng, rows, k, sparsity, pattern):
     return w
 
 
+@pytest.mark.parametrize("bits", [32, 16])
 @pytest.mark.parametrize("pattern", PATTERNS)
-def test_lanes_entries_round_trip(pattern):
+def test_lanes_entries_round_trip(pattern, bits):
     print(f"seed={SEED}")
     rng = np.random.default_rng(SEED)
     cases = [  # (rows, (cin, kh, kw), stride_w, out_w, dilation)
@@ -48,9 +49,9 @@ def test_lanes_entries_round_trip(pattern):
             offs = lanes.offsets(c, kh, kw, sw, ow, dil)
             assert np.unique(offs).size == offs.size
             w = _weights(rng, rows, c * kh * kw, sparsity, pattern) // 8  # within the lane bound
-            enc = lanes.encode_lanes(w, offs)
+            enc = lanes.encode_lanes(w, offs, bits)
             assert enc is not None
-            assert enc.index.dtype == np.uint32 and enc.index[-1] == 0
+            assert enc.index.itemsize * 8 == bits and enc.index[-1] == 0
             assert enc.total_bytes == enc.index.nbytes
             assert np.array_equal(lanes.decode_lanes(enc, rows, offs), w)
 
@@ -62,6 +63,17 @@ def test_lanes_refuses_a_row_whose_low_lane_could_carry():
     assert lanes.encode_lanes(w, offs) is None
     w[1, :] = 56  # 128 * 576 * 56 = 4,128,768 < 2^22
     assert lanes.encode_lanes(w, offs) is not None
+
+
+def test_lanes16_bridges_long_gaps_with_fillers():
+    offs = lanes.offsets(16, 3, 3, 1, 32)  # 3 x 34 words per input channel
+    w = np.zeros((3, offs.size), np.int8)
+    w[0, 0], w[0, -1] = 4, -7  # 1,600 words apart
+    w[2, 100] = 9
+    enc = lanes.encode_lanes(w, offs, 16)
+    assert int(offs[-1]) == 1600
+    assert enc.fillers == 1600 // 127 + int(offs[100]) // 127
+    assert np.array_equal(lanes.decode_lanes(enc, 3, offs), w)
 
 
 class LanesNet(nn.Module):
@@ -106,33 +118,36 @@ def _prune(model, rng, sparsity, pattern):
     return model
 
 
-def _convert(sparsity, pattern, seed, out, n):
+def _convert(sparsity, pattern, seed, out, n, fmt="lanes32"):
     print(f"seed={seed}")
     rng = np.random.default_rng(seed)
     model = _prune(randomize(LanesNet(), seed), rng, sparsity, pattern)
     cal = rng.standard_normal((32, 2, 21, 19)).astype(np.float32)
     x = rng.standard_normal((n, 2, 21, 19)).astype(np.float32)
     conv = torch2mcu.convert(model, torch.from_numpy(x[:1]), calibration=cal, out=out,
-                             formats=("lanes",))
+                             formats=(fmt,))
     kernels = {n.name: n.record(WeightEncoding).kernel for n in conv.int8_graph.nodes
                if n.has(WeightEncoding)}
-    assert {k for k, v in kernels.items() if v == "conv2d_lanes"} == CONVS, kernels
+    assert {k for k, v in kernels.items() if v == f"conv2d_{fmt}"} == CONVS, kernels
     return conv, x
 
 
+@pytest.mark.parametrize("fmt", ["lanes32", "lanes16"])
 @pytest.mark.parametrize("sparsity,pattern", [
     (0.0, "random"), (0.5, "random"), (0.9, "random"), (0.4, "empty_rows"), (0.0, "all_zero")])
-def test_lanes_is_bit_exact_on_host(sparsity, pattern, tmp_path):
-    conv, x = _convert(sparsity, pattern, SEED + int(100 * sparsity), tmp_path / "m", 40)
+def test_lanes_is_bit_exact_on_host(sparsity, pattern, fmt, tmp_path):
+    conv, x = _convert(sparsity, pattern, SEED + int(100 * sparsity), tmp_path / "m", 40, fmt)
     r = torch2mcu.verify(conv, x, torch_check=False)
     assert r["mismatches"] == 0, f"{r['mismatched_values']} values differ"
 
 
-@pytest.mark.parametrize("sparsity", [0.0, 0.7])
-def test_lanes_is_bit_exact_on_emulated_cortex_m4(sparsity, tmp_path):
+@pytest.mark.parametrize("sparsity,fmt", [(0.0, "lanes32"), (0.7, "lanes32"), (0.7, "lanes16"),
+                                          (0.95, "lanes16")])
+def test_lanes_is_bit_exact_on_emulated_cortex_m4(sparsity, fmt, tmp_path):
     from torch2mcu.targets.cortex_m import run_outputs
 
-    conv, x = _convert(sparsity, "random", SEED + 7 + int(100 * sparsity), tmp_path / "m", 3)
+    conv, x = _convert(sparsity, "random", SEED + 7 + int(100 * sparsity), tmp_path / "m", 3,
+                       fmt)
     xq = conv.quantize_input(x)
     emu = run_outputs(conv.int8_dir, "cortex-m4", xq)
     assert np.array_equal(emu.reshape(3, -1), conv.reference(xq).reshape(3, -1))
@@ -144,5 +159,5 @@ def test_lanes_is_never_chosen_without_the_dsp_extension(tmp_path):
     cal = rng.standard_normal((8, 2, 21, 19)).astype(np.float32)
     conv = torch2mcu.convert(model, torch.from_numpy(cal[:1]), calibration=cal,
                              out=tmp_path / "m", target="cortex-m0plus")
-    assert all(n.record(WeightEncoding).kernel != "conv2d_lanes"
+    assert all(not n.record(WeightEncoding).kernel.startswith("conv2d_lanes")
                for n in conv.int8_graph.nodes if n.has(WeightEncoding))

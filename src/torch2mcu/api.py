@@ -114,7 +114,8 @@ def _program_hash(ep: torch.export.ExportedProgram) -> str:
 
 def convert(model, example_inputs=None, *, calibration, out, name: str = "model",
             overwrite: bool = False, target: str = "cortex-m4", objective: str = "balanced",
-            formats=("dense", "csr", "rel", "lanes"), layout: str = "nchw", image_mean=None,
+            formats=("dense", "csr", "rel", "lanes16", "lanes32"),
+            layout: str = "nchw", image_mean=None,
             image_std=None, extra_manifest: dict | None = None, finish=None) -> Converted:
     """Convert a model to an int8 C folder and its float32 baseline under `out`.
 
@@ -122,7 +123,7 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
     calibration: float32 inputs, shape (N, *input_shape), for post-training quantization.
     target: the Cortex-M target the weight formats are chosen for (DSP or not).
     objective: per-layer weight format choice, "flash", "speed" or "balanced".
-    formats: the weight formats allowed ("dense", "csr", "rel", "lanes").
+    formats: the weight formats allowed ("dense", "csr", "rel", "lanes16", "lanes32").
     layout: "nchw" (the default: the C takes and gives samples channel-major, as PyTorch) or
       "nhwc" (channel-last: (H, W, C) images, (L, C) sequences; the generated code transposes at
       the boundary). Calibration and verify's inputs stay in PyTorch's layout either way;

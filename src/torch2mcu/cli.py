@@ -195,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--objective", default="balanced", choices=["flash", "speed", "balanced"],
                    help="per-layer weight format choice: fewest bytes, fewest estimated cycles, "
                    "or the best product of both (default)")
-    c.add_argument("--formats", default="dense,csr,rel,lanes",
-                   help="weight formats allowed, comma-separated (default: dense,csr,rel,lanes)")
+    c.add_argument("--formats", default="dense,csr,rel,lanes16,lanes32",
+                   help="weight formats allowed, comma-separated (default: "
+                        "dense,csr,rel,lanes16,lanes32)")
     c.add_argument("--layout", default="nchw", choices=["nchw", "nhwc"],
                    help="the C's input and output: channel-major as PyTorch (default) or "
                         "channel-last (HWC images); calibration and verify inputs stay NCHW")

@@ -1,11 +1,14 @@
-"""The lanes encoding of a conv's weights (mirrors runtime/t2m_conv2d_lanes.h).
+"""The lanes encodings of a conv's weights (mirror runtime/t2m_conv2d_lanes.h).
 
-t2m_conv2d_lanes_s8 packs two output rows' inputs into one int32 word (x + x' * 2^23) and walks
-32-bit entries, one per nonzero weight: bits 0-15 the increase of the weight's word offset in
-the packed band over the previous entry's, in bytes; bit 23 set on a row's last entry; bits
-24-31 the int8 weight. An all-zero row stores one entry of weight 0; one word 0 ends the array
-(the kernel loads the next entry early). Each SMLAL then adds w * x to the low 23 bits of a
-64-bit sum and w * x' above them, so a row must keep 128 * sum|w| below 2^22.
+t2m_conv2d_lanes32_s8 / _lanes16_s8 pack two output rows' inputs into one int32 word
+(x + x' * 2^23) and walk one entry per nonzero weight: the increase of the weight's word offset
+in the packed band over the previous entry's, a flag on a row's last entry, the int8 weight.
+lanes32: uint32 entries, bits 0-15 the increase in bytes, bit 23 the flag, bits 24-31 the
+weight. lanes16: uint16 entries, bits 0-6 the increase in words (a gap over 127 words is
+bridged by fillers: weight 0, no flag), bit 7 the flag, bits 8-15 the weight. An all-zero row
+stores one entry of weight 0; one entry 0 ends the array (the kernel loads the next entry
+early). Each SMLAL adds w * x to the low 23 bits of a 64-bit sum and w * x' above them, so a
+row must keep 128 * sum|w| below 2^22.
 """
 from __future__ import annotations
 
@@ -13,10 +16,11 @@ import numpy as np
 
 from torch2mcu.encodings.sparse import Encoding
 
-LAST = 1 << 23
 LANE_BITS = 23
-MAX_STEP = 0xFFFF  # bytes, the 16-bit step field
 MAX_LOW_LANE = 1 << (LANE_BITS - 1)  # |w . x| of the low lane stays below this
+# per entry width: (last flag, weight shift, largest step, step unit in bytes)
+LAYOUT = {32: (1 << 23, 24, 0xFFFF, 1), 16: (1 << 7, 8, 127, 4)}
+FORMAT_BITS = {"lanes32": 32, "lanes16": 16}
 
 
 def geometry(kh: int, kw: int, stride_w: int, out_w: int,
@@ -37,37 +41,48 @@ def offsets(cin: int, kh: int, kw: int, stride_w: int, out_w: int,
     return off.reshape(-1).astype(np.int64)
 
 
-def encode_lanes(w: np.ndarray, offs: np.ndarray) -> Encoding | None:
-    """The lanes entries of int8 weights (O, ...) at word offsets offs (see offsets), or None
-    when a row's weights could carry the low lane into the high one or a step overflows."""
+def encode_lanes(w: np.ndarray, offs: np.ndarray, bits: int = 32) -> Encoding | None:
+    """The lanes entries (32- or 16-bit) of int8 weights (O, ...) at word offsets offs (see
+    offsets), or None when a row's weights could carry the low lane into the high one or a
+    lanes32 step overflows."""
+    last, wshift, max_step, unit = LAYOUT[bits]
     rows = w.reshape(w.shape[0], -1).astype(np.int64)
     if (128 * np.abs(rows).sum(axis=1)).max(initial=0) >= MAX_LOW_LANE:
         return None
-    entries, vals = [], []
+    entries: list[int] = []
+    vals: list[int] = []
+    fillers = 0
     for r in rows:
         nz = np.flatnonzero(r)
         nz = nz[np.argsort(offs[nz], kind="stable")]
-        pos = offs[nz] * 4
-        if nz.size == 0:  # one entry of weight 0
-            steps, weights = np.zeros(1, np.int64), np.zeros(1, np.int64)
-        else:
-            steps, weights = np.diff(pos, prepend=0), r[nz]
-        if steps.max(initial=0) > MAX_STEP:
-            return None
-        flags = np.zeros(steps.size, np.int64)
-        flags[-1] = LAST
-        entries.append(steps | flags | ((weights & 0xFF) << 24))
-        vals.append(weights)
-    index = np.concatenate(entries + [np.zeros(1, np.int64)]).astype(np.uint32)
-    values = np.concatenate(vals).astype(np.int8) if vals else np.zeros(0, np.int8)
-    return Encoding("lanes", values, index, None, 0,
+        prev, row = 0, []
+        for k in nz:
+            step = (int(offs[k]) * 4 - prev) // unit
+            prev = int(offs[k]) * 4
+            while step > max_step:
+                if bits == 32:
+                    return None
+                row.append((max_step, 0))
+                step -= max_step
+                fillers += 1
+            row.append((step, int(r[k])))
+        if not row:  # one entry of weight 0
+            row = [(0, 0)]
+        for i, (step, wv) in enumerate(row):
+            entries.append(step | (last if i == len(row) - 1 else 0) | ((wv & 0xFF) << wshift))
+            vals.append(wv)
+    dtype = np.uint32 if bits == 32 else np.uint16
+    index = np.array(entries + [0], dtype=dtype)
+    values = np.array(vals, dtype=np.int8)
+    return Encoding(f"lanes{bits}", values, index, None, fillers,
                     {"values": int(values.size), "index": int(index.nbytes) - int(values.size),
                      "pointers": 0})
 
 
 def decode_lanes(enc: Encoding, rows: int, offs: np.ndarray) -> np.ndarray:
-    """Walk the entries as t2m_conv2d_lanes_s8 does; the dense (rows, K) int8 weights. Raises
-    IndexError if a walk would read a word no tap has (except an empty row's one entry)."""
+    """Walk the entries as t2m_conv2d_lanes32_s8 / _lanes16_s8 do; the dense (rows, K) int8
+    weights. Raises IndexError if a walk would read a word no tap has with a nonzero weight."""
+    last, wshift, max_step, unit = LAYOUT[FORMAT_BITS[enc.format]]
     where = {int(o): k for k, o in enumerate(offs)}
     out = np.zeros((rows, offs.size), np.int8)
     e = enc.index.astype(np.int64)
@@ -79,13 +94,14 @@ def decode_lanes(enc: Encoding, rows: int, offs: np.ndarray) -> np.ndarray:
                 raise IndexError(f"row {r} walks past the last entry")
             word = int(e[pos])
             pos += 1
-            addr += word & MAX_STEP
-            w = ((word >> 24) & 0xFF) - (256 if word >> 31 else 0)
-            if addr % 4 or (addr // 4 not in where and w != 0):
+            addr += (word & max_step) * unit
+            w = ((word >> wshift) & 0xFF)
+            w -= 256 if w > 127 else 0
+            if w and (addr % 4 or addr // 4 not in where):
                 raise IndexError(f"row {r} reads byte {addr}, which holds no tap")
             if w:
                 out[r, where[addr // 4]] = w
-            if word & LAST:
+            if word & last:
                 break
     if pos != e.size - 1:
         raise IndexError("the rows do not cover the entries")

@@ -139,7 +139,7 @@ class Conv2d(Op):
             return
         plan = node.record(ConvPlan)
         kernel = node.record(WeightEncoding).kernel
-        if kernel in FAST_KERNELS or kernel == "conv2d_lanes":
+        if kernel in FAST_KERNELS or kernel.startswith("conv2d_lanes"):
             self._emit_fast(node, ctx, kernel, x, y)
             return
         hb, wb = plan.prepared
@@ -188,9 +188,10 @@ class Conv2d(Op):
         rec = node.record(WeightEncoding)
         bias = ctx.const_array(f"{node.name}_bias", "int32_t", rec.bias_folded)
         z_in = g.tensors[node.inputs[0]].quant.zero_point
-        if kernel == "conv2d_lanes":
-            entries = ctx.const_array(f"{node.name}_entries", "uint32_t", rec.encoding.index)
-            ctx.call(f"t2m_conv2d_lanes_s8(&{shape}, &{rq}, {entries}, {x}, {bias}, {y}, "
+        if kernel.startswith("conv2d_lanes"):
+            bits = kernel[len("conv2d_lanes"):]
+            entries = ctx.const_array(f"{node.name}_entries", f"uint{bits}_t", rec.encoding.index)
+            ctx.call(f"t2m_{kernel}_s8(&{shape}, &{rq}, {entries}, {x}, {bias}, {y}, "
                      f"(int32_t *)(void *){work}, {z_in});")
             return
         if kernel == "conv2d_dw3x3":

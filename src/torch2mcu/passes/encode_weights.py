@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from torch2mcu.encodings import conv_offsets, encode, lanes
-from torch2mcu.encodings.cost import (conv_cycles, fast_conv_cycles, fc_cycles, lanes_cycles,
-                                      select)
+from torch2mcu.encodings.cost import (conv_cycles, fast_conv_cycles, fc_cycles,
+                                      lanes_cycles, select)
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
 from torch2mcu.ir.records import ConvPlan, EncodingChoice, FusedPool, WeightEncoding, WeightQuant
@@ -29,7 +29,7 @@ from torch2mcu.ops._requant import accumulator_bound
 from torch2mcu.ops._spatial import spatial
 from torch2mcu.ops.conv2d import FAST_KERNELS, dilation_of, pool_of
 
-FORMATS = ("dense", "csr", "rel", "lanes")
+FORMATS = ("dense", "csr", "rel", "lanes16", "lanes32")
 OBJECTIVES = ("flash", "speed", "balanced")
 
 
@@ -93,7 +93,7 @@ def _short_requant(q, bias_folded: np.ndarray) -> bool:
 
 
 def lanes_fits(node, graph, bias_folded: np.ndarray, dsp: bool) -> bool:
-    """Whether t2m_conv2d_lanes_s8 can run this layer: a conv of groups 1 with no fused pool or
+    """Whether t2m_conv2d_lanes32_s8 / _lanes16_s8 can run this layer: a conv of groups 1 with no fused pool or
     a 2x2 one, the short requantization exact, on a core with the DSP extension (its SMLAL walk;
     elsewhere the 64-bit sums cost a library call each). encode_lanes checks the rest."""
     if not dsp or node.op != "conv2d" or node.attrs["groups"] != 1:
@@ -105,8 +105,8 @@ def lanes_fits(node, graph, bias_folded: np.ndarray, dsp: bool) -> bool:
 
 def _kernel(node, fmt: str, enc, fast: str | None = None) -> str:
     """The runtime kernel a layer in this format calls (see KERNEL_CODE_BYTES)."""
-    if fmt == "lanes":
-        return "conv2d_lanes"
+    if fmt.startswith("lanes"):
+        return f"conv2d_{fmt}"
     if fmt == "dense" and fast:
         return fast
     if fmt == "dense":
@@ -139,10 +139,11 @@ def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int, kernel: str =
         return 4 * ((wq.shape[1] + 3) // 4 * 4)
     if kernel == "conv2d_kxk":  # 3 receptive fields as int16 padded to R4 (gather, 2 pixels)
         return 6 * ((wq[0].size + 3) // 4 * 4)
-    if kernel == "conv2d_lanes":  # one band of lane words
+    if kernel.startswith("conv2d_lanes"):  # one band of lane words and a row of block sums
         rows, mw = lanes.geometry(*wq.shape[2:], node.attrs["stride"][1], out_hw[1],
                                   dilation_of(node))
-        return 4 * wq.shape[1] * rows * node.attrs["stride"][1] * mw
+        band = wq.shape[1] * rows * node.attrs["stride"][1] * mw
+        return 4 * (band + 8 * ((out_hw[1] + 3) // 4))
     if kernel == "conv2d_dw3x3":  # a slack word and one channel's padded plane (rows in words)
         sh, sw = node.attrs["stride"]
         oh, ow = out_hw
@@ -187,11 +188,12 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
 
             def cycles(fmt, enc, node=node, oh=oh, ow=ow, cin_g=cin_g, kh=kh, kw=kw, wq=wq,
                        fast=fast):
-                if fmt == "lanes":
+                if fmt.startswith("lanes"):
                     rows, mw = lanes.geometry(kh, kw, node.attrs["stride"][1], ow,
                                               dilation_of(node))
                     return lanes_cycles(enc.entries, wq.shape[0], oh, ow, cin_g * rows *
-                                        node.attrs["stride"][1] * mw, node.has(FusedPool))
+                                        node.attrs["stride"][1] * mw, node.has(FusedPool),
+                                        lanes.FORMAT_BITS[fmt])
                 if fmt == "dense" and fast:
                     return fast_conv_cycles(fast, wq.shape[0], cin_g * kh * kw, oh, ow, dsp,
                                             node.attrs["stride"][1], _border_pixels(node, g),
@@ -209,8 +211,9 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
         encs = {}
         # dense is always possible; it is the fallback when no allowed format fits the layer
         for fmt in formats if any(f != "dense" for f in formats) else ("dense",):
-            if fmt == "lanes":
-                enc = lanes.encode_lanes(wq, lane_offsets) if lanes_ok else None
+            if fmt.startswith("lanes"):
+                enc = (lanes.encode_lanes(wq, lane_offsets, lanes.FORMAT_BITS[fmt])
+                       if lanes_ok else None)
             else:
                 enc = encode(fmt, wq, offsets)
             if enc is not None:
@@ -229,7 +232,7 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
             for f, (b, c, k) in layer["candidates"].items()}))
         if node.has(ConvPlan):
             kernel = layer["candidates"][fmt][2]
-            if kernel in FAST_KERNELS + ("conv2d_lanes",):  # the kernel pads, if at all
+            if kernel in FAST_KERNELS or kernel.startswith("conv2d_lanes"):  # pads, if at all
                 c, h, w = spatial(g.tensors[node.inputs[0]].shape)
                 node.put(ConvPlan((h, w)))
             out_hw = get_op("conv2d").conv_shape(node, g)[1:]

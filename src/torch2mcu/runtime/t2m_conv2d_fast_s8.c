@@ -83,18 +83,6 @@ static inline void t2m_put_pair(int8_t *o0, int8_t *o1, int32_t a0, int32_t a1, 
 #define T2M_ALWAYS_INLINE inline
 #endif
 
-/* v saturated to [-128, 127] (SSAT). */
-static inline int8_t t2m_ssat8(int32_t v)
-{
-#if defined(__GNUC__)
-    int32_t r;
-    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
-    return (int8_t)r;
-#else
-    return t2m_sat_s8(v, -128, 127);
-#endif
-}
-
 /* full (a constant where t2m_mm2_run is inlined): the output range is the whole int8 range (no
  * activation, or a ReLU / ReLU6 whose range starts at the output's lowest value), one SSAT
  * clamps; pooled: a constant too. */

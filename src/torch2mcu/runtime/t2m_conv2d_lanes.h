@@ -9,9 +9,9 @@
 extern "C" {
 #endif
 
-/* t2m_conv2d_lanes_s8: groups 1, any kernel, stride, padding and dilation; a fused max-pool only
- * 2x2. The shape is the unpadded input's, out_h x out_w the conv outputs computed (with a pool,
- * the ones its windows read); pad_value is the input zero point.
+/* t2m_conv2d_lanes32_s8 / t2m_conv2d_lanes16_s8: groups 1, any kernel, stride, padding and
+ * dilation; a fused max-pool only 2x2. The shape is the unpadded input's, out_h x out_w the conv
+ * outputs computed (with a pool, the ones its windows read); pad_value is the input zero point.
  *
  * The kernel works on bands of two output rows. For each band it packs the input rows those two
  * rows read into int32 words X = x + (x' << 23), x the input of output row 2b and x' the input
@@ -21,18 +21,20 @@ extern "C" {
  * phase f, word m holds column f + stride_w * m (padding and columns past the input: the zero
  * point), mw = 4 * ceil(out_w / 4) + (k_w - 1) * dilation_w / stride_w.
  *
- * Every output channel's row of weights is a run of 32-bit entries, one per nonzero weight (an
- * all-zero row: one entry of weight 0), ordered by their word offset in the band:
- *   bits 0-15:  the increase of that offset over the previous entry's, in bytes (the first
- *               counts from the block's first word);
- *   bit 23:     set on the row's last entry;
- *   bits 24-31: the int8 weight.
- * One extra word (0) ends the array. The weight of tap (c, ky, kx) sits at word offset
+ * Every output channel's row of weights is a run of entries, one per nonzero weight (an
+ * all-zero row: one entry of weight 0), ordered by their word offset in the band; each holds the
+ * increase of that offset over the previous entry's (the first counts from the block's first
+ * word), a flag on the row's last entry and the int8 weight:
+ *   lanes32 (uint32_t): bits 0-15 the increase in bytes, bit 23 the flag, bits 24-31 the weight;
+ *   lanes16 (uint16_t): bits 0-6 the increase in words, bit 7 the flag, bits 8-15 the weight (a
+ *                       gap over 127 words is bridged by entries of weight 0 and no flag).
+ * One extra entry (0) ends the array. The weight of tap (c, ky, kx) sits at word offset
  * ((c * band_rows + ky * dilation_h) * stride_w + (kx * dilation_w) % stride_w) * mw
  * + (kx * dilation_w) / stride_w from the first word of a four-column block.
  * The generator guarantees 128 * sum|w| < 2^22 for every row (the low lane cannot carry into
  * the high one), |bias| + 128 * sum|w| < 2^30 and -22 <= shift <= -1 (t2m_rq_fast).
- * scratch: 4-byte aligned, t2m_conv2d_lanes_s8_scratch_bytes(shape) bytes (one band). */
+ * scratch: 4-byte aligned, t2m_conv2d_lanes_s8_scratch_bytes(shape) bytes (one band and a row of
+ * the blocks' sums). */
 static inline int32_t t2m_conv2d_lanes_mw(const t2m_conv_shape *shape)
 {
     const int32_t span = ((int32_t)shape->k_w - 1) * (shape->dilation_w > 1 ? shape->dilation_w : 1);
@@ -44,16 +46,24 @@ static inline int32_t t2m_conv2d_lanes_band_rows(const t2m_conv_shape *shape)
     return ((int32_t)shape->k_h - 1) * (shape->dilation_h > 1 ? shape->dilation_h : 1) + 1;
 }
 
-static inline size_t t2m_conv2d_lanes_s8_scratch_bytes(const t2m_conv_shape *shape)
+static inline int32_t t2m_conv2d_lanes_band_words(const t2m_conv_shape *shape)
 {
-    size_t words = shape->in_c;
-    words *= (size_t)t2m_conv2d_lanes_band_rows(shape) * shape->stride_w;
-    return 4u * words * (size_t)t2m_conv2d_lanes_mw(shape);
+    return (int32_t)shape->in_c * t2m_conv2d_lanes_band_rows(shape) * (int32_t)shape->stride_w
+           * t2m_conv2d_lanes_mw(shape);
 }
 
-void t2m_conv2d_lanes_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
-                         const uint32_t *entries, const int8_t *input, const int32_t *bias,
-                         int8_t *output, int32_t *scratch, int8_t pad_value);
+static inline size_t t2m_conv2d_lanes_s8_scratch_bytes(const t2m_conv_shape *shape)
+{
+    return 4u * ((size_t)t2m_conv2d_lanes_band_words(shape)
+                 + 8u * (((size_t)shape->out_w + 3u) / 4u));
+}
+
+void t2m_conv2d_lanes32_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                           const uint32_t *entries, const int8_t *input, const int32_t *bias,
+                           int8_t *output, int32_t *scratch, int8_t pad_value);
+void t2m_conv2d_lanes16_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                           const uint16_t *entries, const int8_t *input, const int32_t *bias,
+                           int8_t *output, int32_t *scratch, int8_t pad_value);
 
 #ifdef __cplusplus
 }

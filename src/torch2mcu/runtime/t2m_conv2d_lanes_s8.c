@@ -1,32 +1,47 @@
-/* The lanes sparse conv (t2m_conv2d_lanes.h): each stored nonzero weight is loaded once per block
+/* The lanes sparse convs (t2m_conv2d_lanes.h): each stored nonzero weight is loaded once per block
  * of 2 output rows x 4 columns and feeds its eight pixels with four SMLALs, each adding w * x to
  * the low 23 bits of a 64-bit sum and w * x' (the pixel one row lower) to the bits above. On a
- * Cortex-M4 SMLAL takes one cycle, so a nonzero weight costs about 13 cycles per 8 MACs, where a
- * one-pixel walk costs about 6 per MAC. Same integers as TFLM reference_integer_ops::ConvPerChannel:
+ * Cortex-M4 SMLAL takes one cycle, so a nonzero weight costs about 14.5 cycles per 8 MACs (32-bit
+ * entries; 15.5 with 16-bit ones), where a one-pixel walk costs about 6 per MAC. Same integers as TFLM reference_integer_ops::ConvPerChannel:
  * the input zero point is folded into the bias and padding holds the zero point. */
 #include "t2m_conv2d_lanes.h"
 #include "t2m_dot.h"
 
-/* Walk one row of entries over a block: sums gets the block's eight sums, column by column
- * (sums[2j]: the band's first row, sums[2j + 1]: its second, column j); returns the entry after
- * the row's last. A 64-bit sum holds the first row's in its low 23 bits, sign-extended (exact:
- * the generator bounds that lane inside [-2^22, 2^22)), and the second row's above them. */
+/* Walk one output channel's entries over `blocks` consecutive blocks of a band (block k starts
+ * at word 4k): sums gets each block's eight sums, column by column (sums[8k + 2j]: the band's
+ * first row, sums[8k + 2j + 1]: its second, column j); returns the entry after the channel's
+ * last. A 64-bit sum holds the first row's in its low 23 bits, sign-extended (exact: the
+ * generator bounds that lane inside [-2^22, 2^22)), and the second row's above them.
+ * lanes32 entries: bits 0-15 the step in bytes, bit 23 the last flag, bits 24-31 the weight;
+ * lanes16 entries: bits 0-6 the step in words, bit 7 the last flag, bits 8-15 the weight. */
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__thumb2__)
-const uint32_t *t2m_lanes_walk(const uint32_t *v, const int32_t *x, int32_t *sums);
+const uint32_t *t2m_lanes_row32(const uint32_t *v, const int32_t *x, int32_t *sums,
+                                int32_t blocks);
+const uint16_t *t2m_lanes_row16(const uint16_t *v, const int32_t *x, int32_t *sums,
+                                int32_t blocks);
 /* r0 entries, r1 the running word address, r11 the weight, r12 the entry, r2 / lr two band
- * words, r3..r10 the sums. ASRS puts bit 23 (the last flag) into C; loads and SMLAL keep it. The
- * next entry is loaded with the current one's band words (the array's extra word makes the load
- * after the last entry safe). Four entries per loop step. */
-#define T2M_LANES_ENTRY \
+ * words, r3..r10 the sums; on the stack: the first entry, the block's first word, where its sums
+ * go, the blocks left. ASRS puts the last flag into C; loads and SMLAL keep it. The next entry is
+ * loaded with the current one's band words (the array's extra entry makes the load after the
+ * last one safe). Four entries per loop step. */
+#define T2M_LANES_STEP32 \
     "uxtah r1, r1, r12\n\t" \
-    "asrs r11, r12, #24\n\t" \
+    "asrs r11, r12, #24\n\t"
+#define T2M_LANES_STEP16 \
+    "and r11, r12, #127\n\t" \
+    "add r1, r1, r11, lsl #2\n\t" \
+    "asrs r11, r12, #8\n\t"
+#define T2M_LANES_LOAD32 "ldr r12, [r0], #4\n\t"
+#define T2M_LANES_LOAD16 "ldrsh r12, [r0], #2\n\t"
+#define T2M_LANES_ENTRY(bits) \
+    T2M_LANES_STEP##bits \
     "ldr r2, [r1]\n\t" \
     "ldr lr, [r1, #4]\n\t" \
     "smlal r3, r4, r11, r2\n\t" \
     "smlal r5, r6, r11, lr\n\t" \
     "ldr r2, [r1, #8]\n\t" \
     "ldr lr, [r1, #12]\n\t" \
-    "ldr r12, [r0], #4\n\t" \
+    T2M_LANES_LOAD##bits \
     "smlal r7, r8, r11, r2\n\t" \
     "smlal r9, r10, r11, lr\n\t"
 /* the lanes of the 64-bit sum (lo, hi): lo = the low 23 bits sign-extended, hi = the rest */
@@ -37,69 +52,115 @@ const uint32_t *t2m_lanes_walk(const uint32_t *v, const int32_t *x, int32_t *sum
     "lsrs " lo ", " lo ", #23\n\t" \
     "orr " hi ", " lo ", " hi ", lsl #9\n\t" \
     "mov " lo ", r11\n\t"
-__asm__(
-    ".pushsection .text.t2m_lanes_walk,\"ax\",%progbits\n\t"
-    ".syntax unified\n\t"
-    ".thumb\n\t"
-    ".p2align 2\n\t"
-    ".global t2m_lanes_walk\n\t"
-    ".type t2m_lanes_walk, %function\n\t"
-    ".thumb_func\n"
-    "t2m_lanes_walk:\n\t"
-    "push {r2, r4-r11, lr}\n\t"
-    "movs r3, #0\n\t"
-    "movs r4, #0\n\t"
-    "movs r5, #0\n\t"
-    "movs r6, #0\n\t"
-    "movs r7, #0\n\t"
-    "mov r8, #0\n\t"
-    "mov r9, #0\n\t"
-    "mov r10, #0\n\t"
-    "ldr r12, [r0], #4\n"
-    "1:\n\t"
-    T2M_LANES_ENTRY
-    "bcs 2f\n\t"
-    T2M_LANES_ENTRY
-    "bcs 2f\n\t"
-    T2M_LANES_ENTRY
-    "bcs 2f\n\t"
-    T2M_LANES_ENTRY
-    "bcc 1b\n"
-    "2:\n\t"
-    T2M_LANES_SPLIT("r3", "r4")
-    T2M_LANES_SPLIT("r5", "r6")
-    T2M_LANES_SPLIT("r7", "r8")
-    T2M_LANES_SPLIT("r9", "r10")
-    "ldr r2, [sp]\n\t"
-    "stmia r2, {r3-r10}\n\t"
-    "subs r0, r0, #4\n\t"
-    "pop {r2, r4-r11, pc}\n\t"
-    ".size t2m_lanes_walk, .-t2m_lanes_walk\n\t"
-    ".popsection\n");
+#define T2M_LANES_ROW(bits, size) \
+    ".pushsection .text.t2m_lanes_row" #bits ",\"ax\",%progbits\n\t" \
+    ".syntax unified\n\t" \
+    ".thumb\n\t" \
+    ".p2align 2\n\t" \
+    ".global t2m_lanes_row" #bits "\n\t" \
+    ".type t2m_lanes_row" #bits ", %function\n\t" \
+    ".thumb_func\n" \
+    "t2m_lanes_row" #bits ":\n\t" \
+    "push {r0-r11, lr}\n" \
+    "0:\n\t" \
+    "movs r3, #0\n\t" \
+    "movs r4, #0\n\t" \
+    "movs r5, #0\n\t" \
+    "movs r6, #0\n\t" \
+    "movs r7, #0\n\t" \
+    "mov r8, #0\n\t" \
+    "mov r9, #0\n\t" \
+    "mov r10, #0\n\t" \
+    "ldr r0, [sp]\n\t" \
+    "ldr r1, [sp, #4]\n\t" \
+    T2M_LANES_LOAD##bits \
+    "1:\n\t" \
+    T2M_LANES_ENTRY(bits) \
+    "bcs 2f\n\t" \
+    T2M_LANES_ENTRY(bits) \
+    "bcs 2f\n\t" \
+    T2M_LANES_ENTRY(bits) \
+    "bcs 2f\n\t" \
+    T2M_LANES_ENTRY(bits) \
+    "bcc 1b\n" \
+    "2:\n\t" \
+    T2M_LANES_SPLIT("r3", "r4") \
+    T2M_LANES_SPLIT("r5", "r6") \
+    T2M_LANES_SPLIT("r7", "r8") \
+    T2M_LANES_SPLIT("r9", "r10") \
+    "ldr r2, [sp, #8]\n\t" \
+    "stmia r2!, {r3-r10}\n\t" \
+    "str r2, [sp, #8]\n\t" \
+    "ldr r1, [sp, #4]\n\t" \
+    "adds r1, r1, #16\n\t" \
+    "str r1, [sp, #4]\n\t" \
+    "ldr r3, [sp, #12]\n\t" \
+    "subs r3, r3, #1\n\t" \
+    "str r3, [sp, #12]\n\t" \
+    "bne 0b\n\t" \
+    "subs r0, r0, #" #size "\n\t" \
+    "add sp, sp, #16\n\t" \
+    "pop {r4-r11, pc}\n\t" \
+    ".size t2m_lanes_row" #bits ", .-t2m_lanes_row" #bits "\n\t" \
+    ".popsection\n"
+__asm__(T2M_LANES_ROW(32, 4));
+__asm__(T2M_LANES_ROW(16, 2));
 #else
-static const uint32_t *t2m_lanes_walk(const uint32_t *v, const int32_t *x, int32_t *sums)
+/* entry k's (step in bytes, last flag, weight) */
+static void t2m_lanes_entry(const void *v, int32_t bits, int32_t k, uint32_t *step,
+                            uint32_t *last, int32_t *w)
 {
-    const uint8_t *p = (const uint8_t *)(const void *)x;
-    int64_t a[4] = {0, 0, 0, 0};
-    uint32_t e;
-    int32_t j;
-    do {
-        const int32_t *w4;
-        int32_t w;
-        e = *v++;
-        p += e & 0xFFFFu;
-        w = (int32_t)(int8_t)(uint8_t)(e >> 24);
-        w4 = (const int32_t *)(const void *)p;
-        for (j = 0; j < 4; ++j) {
-            a[j] += (int64_t)w * w4[j];
-        }
-    } while ((e & 0x800000u) == 0u);
-    for (j = 0; j < 4; ++j) {
-        const int32_t low = (int32_t)((uint32_t)((uint64_t)a[j] & 0xFFFFFFFFu) << 9) >> 9;
-        sums[2 * j] = low;
-        sums[2 * j + 1] = (int32_t)((a[j] - low) >> 23);
+    if (bits == 32) {
+        const uint32_t e = ((const uint32_t *)v)[k];
+        *step = e & 0xFFFFu;
+        *last = e & 0x800000u;
+        *w = (int32_t)(int8_t)(uint8_t)(e >> 24);
+    } else {
+        const uint32_t e = ((const uint16_t *)v)[k];
+        *step = 4u * (e & 0x7Fu);
+        *last = e & 0x80u;
+        *w = (int32_t)(int8_t)(uint8_t)(e >> 8);
     }
-    return v;
+}
+
+static int32_t t2m_lanes_row(const void *v, int32_t bits, const int32_t *x, int32_t *sums,
+                             int32_t blocks)
+{
+    int32_t k = 0, b;
+    for (b = 0; b < blocks; ++b) {
+        const uint8_t *p = (const uint8_t *)(const void *)(x + 4 * b);
+        int64_t a[4] = {0, 0, 0, 0};
+        uint32_t step, last;
+        int32_t w, j;
+        k = 0;
+        do {
+            const int32_t *w4;
+            t2m_lanes_entry(v, bits, k++, &step, &last, &w);
+            p += step;
+            w4 = (const int32_t *)(const void *)p;
+            for (j = 0; j < 4; ++j) {
+                a[j] += (int64_t)w * w4[j];
+            }
+        } while (last == 0u);
+        for (j = 0; j < 4; ++j) {
+            const int32_t low = (int32_t)((uint32_t)((uint64_t)a[j] & 0xFFFFFFFFu) << 9) >> 9;
+            sums[8 * b + 2 * j] = low;
+            sums[8 * b + 2 * j + 1] = (int32_t)((a[j] - low) >> 23);
+        }
+    }
+    return k;
+}
+
+static const uint32_t *t2m_lanes_row32(const uint32_t *v, const int32_t *x, int32_t *sums,
+                                       int32_t blocks)
+{
+    return v + t2m_lanes_row(v, 32, x, sums, blocks);
+}
+
+static const uint16_t *t2m_lanes_row16(const uint16_t *v, const int32_t *x, int32_t *sums,
+                                       int32_t blocks)
+{
+    return v + t2m_lanes_row(v, 16, x, sums, blocks);
 }
 #endif
 
@@ -130,7 +191,22 @@ static void t2m_lanes_pack(const t2m_conv_shape *s, const int8_t *input, int32_t
                 }
                 if (ra != NULL && rb != NULL) {
                     const int8_t *pa = ra + col + sw * m0, *pb = rb + col + sw * m0;
-                    for (m = m0; m < m1; ++m) {
+                    m = m0;
+#if defined(__ARM_FEATURE_DSP)
+                    if (sw == 1) { /* four columns of both rows per step, from two word loads */
+                        for (; m + 4 <= m1; m += 4) {
+                            const uint32_t a = (uint32_t)t2m_load_word(pa);
+                            const uint32_t b = (uint32_t)t2m_load_word(pb);
+                            x[m] = (int8_t)a + (int32_t)((uint32_t)(int8_t)b << 23);
+                            x[m + 1] = (int8_t)(a >> 8) + (int32_t)((uint32_t)(int8_t)(b >> 8) << 23);
+                            x[m + 2] = (int8_t)(a >> 16) + (int32_t)((uint32_t)(int8_t)(b >> 16) << 23);
+                            x[m + 3] = (int8_t)(a >> 24) + (int32_t)((uint32_t)(int8_t)(b >> 24) << 23);
+                            pa += 4;
+                            pb += 4;
+                        }
+                    }
+#endif
+                    for (; m < m1; ++m) {
                         x[m] = *pa + (int32_t)((uint32_t)(int32_t)*pb << 23);
                         pa += sw;
                         pb += sw;
@@ -156,9 +232,44 @@ static void t2m_lanes_pack(const t2m_conv_shape *s, const int8_t *input, int32_t
     }
 }
 
-void t2m_conv2d_lanes_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
-                         const uint32_t *entries, const int8_t *input, const int32_t *bias,
-                         int8_t *output, int32_t *scratch, int8_t pad_value)
+/* One output channel's row of sums (blocks x 8, see t2m_lanes_row32) requantized into o, the
+ * band's output row(s): with a 2x2 pool, its pooled row. full (a constant where this is inlined):
+ * the output range is the whole int8 range, one SSAT clamps. */
+static inline void t2m_lanes_store(const int32_t *sum, int32_t out_w, int32_t second,
+                                   int32_t pooled, int32_t b, int32_t m, int32_t e, int32_t round,
+                                   int32_t lo, int32_t hi, int32_t full, int8_t *o)
+{
+    int32_t col;
+#define T2M_LANES_Q(acc) (full ? t2m_ssat8(t2m_rq_fast((acc) + b, m, e, round)) \
+                               : t2m_sat_s8(t2m_rq_fast((acc) + b, m, e, round), lo, hi))
+    for (col = 0; col < out_w; col += 4) {
+        const int32_t n = out_w - col < 4 ? out_w - col : 4;
+        int32_t j;
+        if (pooled) { /* the 2x2 windows of columns (0, 1) and (2, 3) */
+            for (j = 0; j < n; j += 2) {
+                int32_t a = sum[2 * j] > sum[2 * j + 1] ? sum[2 * j] : sum[2 * j + 1];
+                a = sum[2 * j + 2] > a ? sum[2 * j + 2] : a;
+                a = sum[2 * j + 3] > a ? sum[2 * j + 3] : a;
+                o[(col + j) / 2] = T2M_LANES_Q(a);
+            }
+        } else {
+            for (j = 0; j < n; ++j) {
+                o[col + j] = T2M_LANES_Q(sum[2 * j]);
+                if (second) {
+                    o[out_w + col + j] = T2M_LANES_Q(sum[2 * j + 1]);
+                }
+            }
+        }
+        sum += 8;
+    }
+#undef T2M_LANES_Q
+}
+
+/* The kernel of both entry widths: bits 32 or 16. */
+static void t2m_conv2d_lanes(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                             const void *entries, int32_t bits, const int8_t *input,
+                             const int32_t *bias, int8_t *output, int32_t *scratch,
+                             int8_t pad_value)
 {
     const int32_t mw = t2m_conv2d_lanes_mw(shape), rows = t2m_conv2d_lanes_band_rows(shape);
     const int32_t out_h = shape->out_h, out_w = shape->out_w, blocks = (out_w + 3) / 4;
@@ -166,42 +277,44 @@ void t2m_conv2d_lanes_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
     const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
     const int32_t ow = pooled ? out_w / 2 : out_w;
     const size_t plane = (size_t)(pooled ? out_h / 2 : out_h) * (size_t)ow;
+    int32_t *band = scratch, *sums = scratch + t2m_conv2d_lanes_band_words(shape);
     int32_t by;
     for (by = 0; 2 * by < out_h; ++by) {
-        const uint32_t *v = entries;
+        const uint32_t *v32 = (const uint32_t *)entries;
+        const uint16_t *v16 = (const uint16_t *)entries;
         const int32_t second = 2 * by + 1 < out_h; /* the band's second row is an output */
         int32_t oc;
         t2m_lanes_pack(shape, input, pad_value, 2 * by * shape->stride_h - shape->pad_h, rows,
-                       mw, scratch);
+                       mw, band);
         for (oc = 0; oc < shape->out_c; ++oc) {
-            const int32_t b = bias[oc], m = q->multiplier[oc], e = -q->shift[oc];
-            const int32_t round = t2m_rq_round(e, offset);
+            const int32_t e = -q->shift[oc];
             int8_t *o = output + (size_t)oc * plane + (size_t)(pooled ? by : 2 * by) * (size_t)ow;
-            const uint32_t *end = v;
-            int32_t bx;
-            for (bx = 0; bx < blocks; ++bx) {
-                int32_t sum[8], j;
-                const int32_t col = 4 * bx;
-                const int32_t n = out_w - col < 4 ? out_w - col : 4;
-                end = t2m_lanes_walk(v, scratch + col, sum);
-                if (pooled) { /* the 2x2 windows of columns (0, 1) and (2, 3) */
-                    for (j = 0; j < n; j += 2) {
-                        int32_t a = sum[2 * j] > sum[2 * j + 1] ? sum[2 * j] : sum[2 * j + 1];
-                        a = sum[2 * j + 2] > a ? sum[2 * j + 2] : a;
-                        a = sum[2 * j + 3] > a ? sum[2 * j + 3] : a;
-                        o[(col + j) / 2] = t2m_sat_s8(t2m_rq_fast(a + b, m, e, round), lo, hi);
-                    }
-                } else {
-                    for (j = 0; j < n; ++j) {
-                        o[col + j] = t2m_sat_s8(t2m_rq_fast(sum[2 * j] + b, m, e, round), lo, hi);
-                        if (second) {
-                            o[out_w + col + j] = t2m_sat_s8(t2m_rq_fast(sum[2 * j + 1] + b, m, e,
-                                                                        round), lo, hi);
-                        }
-                    }
-                }
+            if (bits == 32) {
+                v32 = t2m_lanes_row32(v32, band, sums, blocks);
+            } else {
+                v16 = t2m_lanes_row16(v16, band, sums, blocks);
             }
-            v = end;
+            if (lo == -128 && hi == 127) {
+                t2m_lanes_store(sums, out_w, second, pooled, bias[oc], q->multiplier[oc], e,
+                                t2m_rq_round(e, offset), lo, hi, 1, o);
+            } else {
+                t2m_lanes_store(sums, out_w, second, pooled, bias[oc], q->multiplier[oc], e,
+                                t2m_rq_round(e, offset), lo, hi, 0, o);
+            }
         }
     }
+}
+
+void t2m_conv2d_lanes32_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                           const uint32_t *entries, const int8_t *input, const int32_t *bias,
+                           int8_t *output, int32_t *scratch, int8_t pad_value)
+{
+    t2m_conv2d_lanes(shape, q, entries, 32, input, bias, output, scratch, pad_value);
+}
+
+void t2m_conv2d_lanes16_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                           const uint16_t *entries, const int8_t *input, const int32_t *bias,
+                           int8_t *output, int32_t *scratch, int8_t pad_value)
+{
+    t2m_conv2d_lanes(shape, q, entries, 16, input, bias, output, scratch, pad_value);
 }

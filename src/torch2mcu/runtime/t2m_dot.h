@@ -109,6 +109,18 @@ static inline int8_t t2m_sat_s8(int32_t v, int32_t lo, int32_t hi)
     return (int8_t)(v > hi ? hi : v);
 }
 
+/* v clamped to the whole int8 range: one SSAT with the DSP extension. */
+static inline int8_t t2m_ssat8(int32_t v)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return (int8_t)r;
+#else
+    return t2m_sat_s8(v, -128, 127);
+#endif
+}
+
 #if defined(__ARM_FEATURE_DSP)
 /* The four bytes at p as one word (an unaligned LDR on Cortex-M3/M4/M7/M33). */
 static inline int32_t t2m_load_word(const int8_t *p)
