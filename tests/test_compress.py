@@ -22,7 +22,8 @@ from torch2mcu.compress.finetune import Split, Trainer
 from torch2mcu.compress.masks import Masks, magnitude_mask, weight_sparsity
 from torch2mcu.compress.qat import qat
 from torch2mcu.compress.schedules import cubic_sparsity, gradual, iterative
-from torch2mcu.compress.search import allocate
+from torch2mcu.compress.schedules import ScheduleRun
+from torch2mcu.compress.search import allocate, search
 from torch2mcu.data import Dataset, load_idx_dataset
 from torch2mcu.encodings import conv_offsets
 from torch2mcu.encodings.sparse import Encoding, decode
@@ -230,6 +231,39 @@ def test_allocation_hits_the_overall_target_and_spares_sensitive_layers():
     # the free layer goes to the cap first, the mildly sensitive one part of the way, the steep
     # one (which costs the most accuracy per weight) not at all
     assert t["big"] == 0.95 and 0.5 < t["mid"] < 0.8 and t["first"] == 0.0
+
+
+def test_a_climb_starts_where_the_model_is_and_never_lowers_a_layer():
+    """search() from an already pruned model (a climb after the fine-tune): the judge here is a
+    made-up accuracy that falls past 93% overall, so each step's outcome is known; the first
+    climb step fails and the bisection must stay above the sparsity the model already has."""
+    model = randomize(LeNet5(), 3)
+    masks = Masks.from_zeros(model)
+    sizes = {n: m.numel() for n, m in masks.masks.items()}
+    total = sum(sizes.values())
+    curves = {n: [(0.0, 0.9), (0.5, 0.9 - (0.05 if n == "conv1" else 0.0)), (0.98, 0.5)]
+              for n in sizes}
+
+    def step(targets, label):
+        masks.prune_to(targets)
+        overall = sum(sizes[n] * masks.sparsity(n) for n in sizes) / total
+        run = ScheduleRun("fake", 0.0, 0, dict(targets), 0.0)
+        run.val_accuracy = 0.9 if overall <= 0.93 else 0.8
+        return run
+
+    first = search(model, masks, step, curves, floor=0.85, start=0.5, density_factor=0.75,
+                   max_sparsity=0.98)
+    assert all(r["accepted"] == (r["sparsity"] <= 0.93) for r in first.trace), first.trace
+    assert 0.88 < first.overall <= 0.93
+    before = {n: masks.sparsity(n) for n in sizes}
+    climb = search(model, masks, step, curves, floor=0.85,
+                   start=1 - (1 - first.overall) * 0.85, density_factor=0.85,
+                   max_sparsity=0.98, baseline=0.9, current=first.overall, refine=2)
+    assert climb.overall >= first.overall
+    for row in climb.trace:
+        assert row["sparsity"] > first.overall  # the bisection never goes below the start
+        assert all(row["targets"][n] >= before[n] - 1e-6 for n in sizes)
+    assert all(masks.sparsity(n) >= before[n] - 1e-6 for n in sizes)
 
 
 # ---- the search, the folder, and the zeros all the way into C -------------------------------

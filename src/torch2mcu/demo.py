@@ -25,11 +25,14 @@ from torch2mcu.ui import note
 from torch2mcu.ui import out as results
 
 
+RECIPE = "climbs-2"  # the pruning recipe's version: a cached pruned model of another is stale
+
+
 def _compressed(data, model, budget: float, epochs: int) -> tuple[Path, dict]:
     """The pruned model folder (compress_to_folder's), cached by the float weights and budget."""
     from torch2mcu.compress import compress_to_folder
 
-    h = hashlib.sha256(f"{data.name}|{budget}|{epochs}".encode())
+    h = hashlib.sha256(f"{data.name}|{budget}|{epochs}|{RECIPE}".encode())
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode() + v.numpy().tobytes())
     folder = CACHE / "compress" / f"lenet5-{data.name}-{h.hexdigest()[:16]}"

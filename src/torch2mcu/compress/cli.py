@@ -26,11 +26,22 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
     from torch2mcu.models import BUILTIN
 
     p = subparsers.add_parser(
-        "compress", help="prune a built-in model under an accuracy budget (Deep Compression 1)",
-        description="Train (cached) a built-in model, prune its Conv/Linear weights with "
-                    "fine-tuning to the highest sparsity within the accuracy budget (judged on "
-                    "validation data split from the training set), and write DIR/pruned.pt2, "
-                    "calibration.npy, test-inputs.npy, test-labels.npy and compress.json.")
+        "compress", help="prune a model under an accuracy budget (Deep Compression 1): your "
+                         ".pt2 with --train/--val, or a built-in one",
+        description="Prune the Conv/Linear weights of a model with fine-tuning to the highest "
+                    "sparsity within the accuracy budget (judged on validation data only), and "
+                    "write DIR/pruned.pt2, calibration.npy, compress.json (and test-inputs.npy, "
+                    "test-labels.npy with a test split). Your model: MODEL.pt2 (torch.export.save, "
+                    "batch 1) with --train and --val (.npz with arrays x and y) and optionally "
+                    "--test. Else a built-in model, trained first (cached), on its data set.")
+    p.add_argument("program", nargs="?", default=None, metavar="MODEL.pt2",
+                   help="your ExportedProgram (needs --train and --val)")
+    p.add_argument("--train", default=None, metavar="TRAIN.npz",
+                   help="training split of MODEL.pt2: arrays x (inputs) and y (class labels)")
+    p.add_argument("--val", default=None, metavar="VAL.npz",
+                   help="validation split (x, y): it judges every choice")
+    p.add_argument("--test", default=None, metavar="TEST.npz",
+                   help="test split (x, y): read only after the search, for the report")
     p.add_argument("--model", default="lenet5", choices=sorted(BUILTIN))
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
     p.add_argument("--data", default=None, help="folder with the IDX files (MNIST needs this)")
@@ -62,28 +73,44 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_compress(args) -> int:
     from torch2mcu.compress.api import compress_to_folder
+    from torch2mcu.compress.program import compress_program_to_folder
 
     if args.accuracy_budget < 0:
         raise Torch2MCUError(f"--accuracy-budget {args.accuracy_budget} is negative",
                              fix="pass the points of accuracy you accept to lose, e.g. 0.5")
-    r = compress_to_folder(args.out, model=args.model, dataset=args.dataset, data_dir=args.data,
-                           accuracy_budget=args.accuracy_budget, float_epochs=args.float_epochs,
-                           overwrite=args.force, schedule=args.schedule, sparsity=args.sparsity,
-                           max_sparsity=args.max_sparsity, step_epochs=args.step_epochs,
-                           finetune_epochs=args.finetune_epochs, epochs=args.epochs,
-                           qat_epochs=args.qat_epochs, seed=args.seed)
+    options = dict(schedule=args.schedule, sparsity=args.sparsity,
+                   max_sparsity=args.max_sparsity, step_epochs=args.step_epochs,
+                   finetune_epochs=args.finetune_epochs, epochs=args.epochs,
+                   qat_epochs=args.qat_epochs, seed=args.seed)
+    if args.program is not None:
+        if args.train is None or args.val is None:
+            raise Torch2MCUError(f"compress {args.program} needs --train and --val",
+                                 fix="pass .npz files with arrays x (inputs) and y (labels)")
+        r = compress_program_to_folder(args.program, args.train, args.val, args.out,
+                                       test=args.test, accuracy_budget=args.accuracy_budget,
+                                       overwrite=args.force, **options)
+        r.setdefault("model", args.program)
+    else:
+        if args.train or args.val or args.test:
+            raise Torch2MCUError("--train / --val / --test are for your own MODEL.pt2",
+                                 fix="pass MODEL.pt2 first, or drop them to compress a "
+                                     "built-in model on its data set")
+        r = compress_to_folder(args.out, model=args.model, dataset=args.dataset,
+                               data_dir=args.data, accuracy_budget=args.accuracy_budget,
+                               float_epochs=args.float_epochs, overwrite=args.force, **options)
     if args.json:
         keep = ("sparsity", "layers", "float_test_accuracy", "pruned_test_accuracy",
                 "pruned_int8_test_accuracy", "float_val_accuracy", "pruned_val_accuracy",
                 "within_budget", "seconds")
-        print(json.dumps({"out": args.out, **{k: r[k] for k in keep}}, indent=2))
+        print(json.dumps({"out": args.out, **{k: r[k] for k in keep if k in r}}, indent=2))
     else:
         print_summary(r, args.out)
     return 0
 
 
 def print_summary(r: dict, out) -> None:
-    t = Table(title=f"{r['model']} on {r['dataset']}: {100 * r['sparsity']:.1f}% of weights pruned")
+    t = Table(title=f"{r['model']} on {r['dataset']}: {100 * r['sparsity']:.1f}% of weights "
+                    "pruned")
     t.add_column("layer")
     t.add_column("weights", justify="right")
     t.add_column("nonzero", justify="right")
@@ -94,18 +121,21 @@ def print_summary(r: dict, out) -> None:
     t.add_row("total", f"{r['weights']['total']:,}", f"{r['weights']['nonzero']:,}",
               f"{100 * r['sparsity']:.1f}%")
     results.print(t)
+    has_test = "test_samples" in r
     a = Table(title=f"accuracy (budget {r['accuracy_budget']} points, judged on validation)")
     for c in ("", "float", "pruned float", "pruned int8"):
         a.add_column(c, justify="right")
     a.add_row("validation", f"{100 * r['float_val_accuracy']:.2f}%",
               f"{100 * r['pruned_val_accuracy']:.2f}%",
               f"{100 * r['pruned_int8_val_accuracy']:.2f}%")
-    a.add_row(f"test ({r['test_samples']:,})", f"{100 * r['float_test_accuracy']:.2f}%",
-              f"{100 * r['pruned_test_accuracy']:.2f}%",
-              f"{100 * r['pruned_int8_test_accuracy']:.2f}%")
+    if has_test:
+        a.add_row(f"test ({r['test_samples']:,})", f"{100 * r['float_test_accuracy']:.2f}%",
+                  f"{100 * r['pruned_test_accuracy']:.2f}%",
+                  f"{100 * r['pruned_int8_test_accuracy']:.2f}%")
     results.print(a)
-    results.print(f"wrote {out}/pruned.pt2, calibration.npy, test-inputs.npy, test-labels.npy, "
-                  f"compress.json ({r['seconds']['total_with_reporting']} s)")
+    files = "calibration.npy, " + ("test-inputs.npy, test-labels.npy, " if has_test else "")
+    results.print(f"wrote {out}/pruned.pt2, {files}compress.json "
+                  f"({r['seconds']['total_with_reporting']} s)")
     results.print(f"next: torch2mcu convert {out}/pruned.pt2 --calibration {out}/calibration.npy "
                   f"--out {out}/c")
 

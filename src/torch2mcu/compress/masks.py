@@ -17,10 +17,12 @@ from torch2mcu.errors import Torch2MCUError
 
 def prunable_layers(model: nn.Module, names=None) -> dict[str, nn.Module]:
     """The modules with weights that some op of the registry computes with (Conv, Linear, ...;
-    ops declare them in `Op.prunable`) by qualified name: all of them, or the ones named."""
+    ops declare them in `Op.prunable`) by qualified name: all of them, or the ones named. A model
+    may list its own as `t2m_prunable` ({name: the module holding `weight`}; program.py)."""
     from torch2mcu.ops import prunable_modules  # noqa: PLC0415
 
-    found = {n: m for n, m in model.named_modules() if isinstance(m, prunable_modules())}
+    found = getattr(model, "t2m_prunable", None) or {
+        n: m for n, m in model.named_modules() if isinstance(m, prunable_modules())}
     if names is None:
         if not found:
             raise Torch2MCUError(f"{type(model).__name__} has no Conv or Linear layers to prune",

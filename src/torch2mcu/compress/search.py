@@ -6,7 +6,8 @@ Two parts:
 - search(): climb a ladder of overall sparsities, each step a short gradual prune-and-fine-tune
   warm-started from the last accepted step (Han et al.'s iterative pruning); the first step whose
   validation accuracy falls below the floor is bisected `refine` times. The result is the highest
-  overall sparsity that held the floor and the weights that held it.
+  overall sparsity that held the floor and the weights that held it. A climb can start from an
+  already pruned model (`current`): no layer's sparsity is ever lowered.
 
 The caller passes the validation split; nothing here ever sees test data.
 """
@@ -97,18 +98,20 @@ def ladder(start: float, density_factor: float, top: float) -> list[float]:
 def search(model: nn.Module, masks: Masks, step: Callable[[dict[str, float], str], ScheduleRun],
            curves: dict[str, list[tuple[float, float]]], floor: float, *,
            start: float = 0.5, density_factor: float = 0.75, max_sparsity: float = 0.98,
-           refine: int = 1, baseline: float = 1.0) -> SearchResult:
+           refine: int = 1, baseline: float = 1.0, current: float = 0.0) -> SearchResult:
     """Climb the ladder while validation accuracy stays >= floor; the model ends in the best state.
 
     step(targets, label) prunes from the current state to the targets and fine-tunes (a short
-    schedule), returning its run, whose val_accuracy is the judge.
+    schedule), returning its run, whose val_accuracy is the judge. current: the overall sparsity
+    the model already has (its validation accuracy: baseline); the bisection never goes below it.
     """
     sizes = {n: masks.masks[n].numel() for n in masks.masks}
-    best = SearchResult(0.0, {n: masks.sparsity(n) for n in sizes}, baseline,
+    best = SearchResult(current, {n: masks.sparsity(n) for n in sizes}, baseline,
                         state=snapshot(model), masks=masks.state())
 
     def attempt(overall: float) -> bool:
-        targets = allocate(curves, sizes, overall, max_sparsity)
+        targets = {n: max(t, round(masks.sparsity(n), 6))
+                   for n, t in allocate(curves, sizes, overall, max_sparsity).items()}
         run = step(targets, f"search: sparsity {overall:.3f}")
         ok = run.val_accuracy >= floor
         best.trace.append({"sparsity": overall, "targets": targets,
