@@ -12,27 +12,12 @@ from torch import nn
 
 import torch2mcu
 from conftest import randomize
+from test_sparse import _weights  # random int8 rows with the named zero pattern
 from torch2mcu.encodings import lanes
 from torch2mcu.ir.records import WeightEncoding
 
 SEED = 4242
 PATTERNS = ["random", "empty_rows", "all_zero", "dense", "one_per_row"]
-
-
-def _weights(rng, rows, k, sparsity, pattern):
-    w = rng.integers(-127, 128, (rows, k)).astype(np.int8)
-    w[w == 0] = 1
-    w[rng.random((rows, k)) < sparsity] = 0
-    if pattern == "empty_rows":
-        w[::2] = 0
-    elif pattern == "all_zero":
-        w[:] = 0
-    elif pattern == "dense":
-        w[w == 0] = 3
-    elif pattern == "one_per_row":
-        w[:] = 0
-        w[np.arange(rows), rng.integers(0, k, rows)] = 5
-    return w
 
 
 @pytest.mark.parametrize("bits", [32, 16])

@@ -2,6 +2,7 @@
 analysis, a sparsity search under an accuracy budget, optional quantization-aware fine-tuning."""
 from torch2mcu.compress.api import (CompressResult, compress, compress_to_folder, export_pruned,
                                     int8_accuracy, one_shot_prune)
+from torch2mcu.compress.program import ProgramModule, compress_program_to_folder
 
-__all__ = ["CompressResult", "compress", "compress_to_folder", "export_pruned", "int8_accuracy",
-           "one_shot_prune"]
+__all__ = ["CompressResult", "ProgramModule", "compress", "compress_program_to_folder",
+           "compress_to_folder", "export_pruned", "int8_accuracy", "one_shot_prune"]
