@@ -39,7 +39,7 @@ from hypothesis.control import currently_in_test_context
 
 from torch2mcu.codegen.emitter import emit_model
 from torch2mcu.codegen.folder import copy_runtime, runtime_dir
-from torch2mcu.encodings import conv_offsets, decode
+from torch2mcu.encodings import conv_offsets, decode, lanes
 from torch2mcu.ir import Graph, Node, Tensor
 from torch2mcu.ir.records import (ConvPlan, FusedPool, MemoryPlan, WeightEncoding, WeightQuant,
                                   weight_format)
@@ -48,7 +48,9 @@ from torch2mcu.ops.add import AddQuant, fast_add_tables
 from torch2mcu.ops._spatial import like, spatial
 from torch2mcu.ops.conv2d import conv_out, dilation_of
 from torch2mcu.ops.pointwise import FUNCTIONS
+from torch2mcu.ops import get_op
 from torch2mcu.passes.driver import run_passes
+from torch2mcu.passes.encode_weights import FORMATS
 from torch2mcu.reference import run_int8
 from torch2mcu.targets.host import STRICT_FLAGS
 
@@ -201,7 +203,7 @@ class OneD:
 class Case:
     in_shape: tuple[int, ...]
     layers: tuple
-    fmt: str          # dense | csr | rel | any (all three, chosen by the objective)
+    fmt: str          # dense | csr | rel | lanes16 | lanes32 | any (all, chosen by the objective)
     objective: str
     dsp: bool
     data: tuple[str, float]   # calibration range: (mode, log10 of its size)
@@ -500,7 +502,7 @@ def case(draw, max_layers: int = 1):
             k = (draw(st.integers(1, min(3, shape[1]))), draw(st.integers(1, min(3, shape[2]))))
             layers.append(Pool("max", k, k, (0, 0), False))
             shape = out_shape(layers[-1], shape)
-    fmt = draw(st.sampled_from(["dense", "csr", "rel", "any"]))
+    fmt = draw(st.sampled_from(["dense", "csr", "rel", "lanes16", "lanes32", "any"]))
     return Case(in_shape, tuple(layers), fmt, draw(st.sampled_from(["balanced", "flash", "speed"])),
                 draw(st.booleans()),
                 (draw(st.sampled_from(["sym", "pos", "neg", "skew", "zero"])),
@@ -712,6 +714,11 @@ class Built:
         self.out_size = int(np.prod(self.expected.shape[1:]))
 
 
+def conv_shape_w(node, graph) -> int:
+    """The conv outputs per row the kernel computes (with a fused pool, those its windows read)."""
+    return get_op("conv2d").conv_shape(node, graph)[2]
+
+
 def _check_encodings(built_graph: Graph, case: Case) -> None:
     """Each layer uses an allowed format, and its stored weights walk back to weight_q."""
     for node in built_graph.nodes:
@@ -719,15 +726,21 @@ def _check_encodings(built_graph: Graph, case: Case) -> None:
             continue
         fmt = weight_format(node)
         # dense is the fallback when a sparse format cannot index the layer
-        assert fmt in ((case.fmt, "dense") if case.fmt != "any" else ("dense", "csr", "rel"))
+        assert fmt in ((case.fmt, "dense") if case.fmt != "any" else FORMATS)
         wq = node.record(WeightQuant).weight_q
+        enc = node.record(WeightEncoding).encoding
+        if fmt.startswith("lanes"):  # word offsets in the packed two-row band
+            offsets = lanes.offsets(wq.shape[1], wq.shape[2], wq.shape[3], node.attrs["stride"][1],
+                                    conv_shape_w(node, built_graph), dilation_of(node))
+            assert np.array_equal(lanes.decode_lanes(enc, wq.shape[0], offsets),
+                                  wq.reshape(wq.shape[0], -1)), f"{node.name}: {fmt} entries"
+            continue
         if node.op == "conv2d":
             hb, wb = node.record(ConvPlan).prepared
             offsets = conv_offsets(wq.shape[1], wq.shape[2], wq.shape[3], hb, wb,
                                    dilation_of(node))
         else:
             offsets = np.arange(wq.shape[1])
-        enc = node.record(WeightEncoding).encoding
         assert np.array_equal(decode(enc, wq.shape[0], offsets), wq.reshape(wq.shape[0], -1)), \
             f"{node.name}: {fmt} weights do not decode to weight_q"
 
@@ -738,7 +751,7 @@ def build_case(case: Case) -> Built:
     name = "fz" + hashlib.sha256(repr(case).encode()).hexdigest()[:12]
     b = _Builder(case, name)
     graph = b.graph(name)
-    formats = ("dense", "csr", "rel") if case.fmt == "any" else (case.fmt,)
+    formats = FORMATS if case.fmt == "any" else (case.fmt,)
     _, q = run_passes(graph, b.calibration(), objective=case.objective, dsp=case.dsp,
                       formats=formats)
     _check_encodings(q, case)
