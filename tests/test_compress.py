@@ -25,11 +25,12 @@ from torch2mcu.compress.schedules import cubic_sparsity, gradual, iterative
 from torch2mcu.compress.schedules import ScheduleRun
 from torch2mcu.compress.search import allocate, search
 from torch2mcu.data import Dataset, load_idx_dataset
-from torch2mcu.encodings import conv_offsets
+from torch2mcu.encodings import conv_offsets, lanes
 from torch2mcu.encodings.sparse import Encoding, decode
 from torch2mcu.ir.records import (ConvPlan, FoldedBatchNorm, WeightEncoding, WeightQuant,
                                   weight_format)
 from torch2mcu.models import LeNet5
+from torch2mcu.ops import get_op
 from torch2mcu.ops.conv2d import pack_1x1_weights, pack_kxk_weights
 from torch2mcu.ops.linear import pack_fc_weights
 from torch2mcu.ui import set_quiet
@@ -111,8 +112,8 @@ def _c_array(text: str, name: str) -> np.ndarray | None:
     m = re.search(rf"static const \w+ {name}\[(\d+)\] = \{{(.*?)\}};", text, re.S)
     if m is None:
         return None
-    vals = np.array([int(v) for v in m.group(2).replace("\n", " ").split(",") if v.strip()],
-                    dtype=np.int64)
+    vals = np.array([int(v.strip().rstrip("u")) for v in m.group(2).replace("\n", " ").split(",")
+                     if v.strip()], dtype=np.int64)
     assert vals.size == int(m.group(1))
     return vals
 
@@ -122,7 +123,7 @@ PACKED = {"conv2d_kxk": pack_kxk_weights, "conv2d_1x1": pack_1x1_weights,
           "linear_fast": pack_fc_weights}
 
 
-def _c_weights(text: str, node) -> np.ndarray:
+def _c_weights(text: str, node, graph) -> np.ndarray:
     """The layer's int8 weights as the generated C holds them, decoded to (rows, K)."""
     wq = node.record(WeightQuant).weight_q
     rows = wq.shape[0]
@@ -131,6 +132,13 @@ def _c_weights(text: str, node) -> np.ndarray:
         words = _c_array(text, f"{node.name}_weights")
         np.testing.assert_array_equal(words, pack(wq), err_msg=node.name)
         return wq.reshape(rows, -1)
+    fmt = weight_format(node)
+    if fmt.startswith("lanes"):  # the lanes entries, walked over the packed two-row band
+        kh, kw = wq.shape[2:]
+        ow = get_op("conv2d").conv_shape(node, graph)[2]
+        offsets = lanes.offsets(wq.shape[1], kh, kw, node.attrs["stride"][1], ow)
+        entries = _c_array(text, f"{node.name}_entries")
+        return lanes.decode_lanes(Encoding(fmt, np.zeros(0, np.int8), entries), rows, offsets)
     if node.op == "conv2d":
         hb, wb = node.record(ConvPlan).prepared
         offsets = conv_offsets(*wq.shape[1:], hb, wb)
@@ -155,7 +163,7 @@ def _check_zeros_in_graph_and_c(conv, float_weights: dict[str, np.ndarray]) -> i
         wq = node.record(WeightQuant).weight_q
         assert wq.shape == pruned.shape
         assert not wq[pruned].any(), f"{node.name}: pruned weights are nonzero after quantization"
-        c = _c_weights(text, node)
+        c = _c_weights(text, node, conv.int8_graph)
         np.testing.assert_array_equal(c, wq.reshape(wq.shape[0], -1), err_msg=node.name)
         assert not c.reshape(pruned.shape)[pruned].any(), f"{node.name}: pruned weights in C"
         checked += int(pruned.sum())
