@@ -60,7 +60,7 @@ def _sparse_net_shape() -> tuple:
 def _models():
     """(name, module, input shape, formats): the test models, and SparseNet in every format."""
     models = [(name, cls(), shape, ("dense", "csr", "rel")) for name, cls, shape in CASES]
-    for fmt in ("dense", "csr", "rel"):
+    for fmt in ("dense", "csr", "rel", "lanes16", "lanes32"):  # lanes: SparseNet's c1 and c2
         models.append((f"sparse_{fmt}", None, _sparse_net_shape(), (fmt,)))
     return models
 

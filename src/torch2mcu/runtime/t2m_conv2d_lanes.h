@@ -37,7 +37,8 @@ extern "C" {
  * the blocks' sums). */
 static inline int32_t t2m_conv2d_lanes_mw(const t2m_conv_shape *shape)
 {
-    const int32_t span = ((int32_t)shape->k_w - 1) * (shape->dilation_w > 1 ? shape->dilation_w : 1);
+    const int32_t dw = shape->dilation_w > 1 ? shape->dilation_w : 1;
+    const int32_t span = ((int32_t)shape->k_w - 1) * dw;
     return 4 * (((int32_t)shape->out_w + 3) / 4) + span / shape->stride_w;
 }
 

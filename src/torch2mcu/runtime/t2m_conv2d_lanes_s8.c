@@ -1,9 +1,10 @@
-/* The lanes sparse convs (t2m_conv2d_lanes.h): each stored nonzero weight is loaded once per block
- * of 2 output rows x 4 columns and feeds its eight pixels with four SMLALs, each adding w * x to
- * the low 23 bits of a 64-bit sum and w * x' (the pixel one row lower) to the bits above. On a
- * Cortex-M4 SMLAL takes one cycle, so a nonzero weight costs about 14.5 cycles per 8 MACs (32-bit
- * entries; 15.5 with 16-bit ones), where a one-pixel walk costs about 6 per MAC. Same integers as TFLM reference_integer_ops::ConvPerChannel:
- * the input zero point is folded into the bias and padding holds the zero point. */
+/* The lanes sparse convs (t2m_conv2d_lanes.h): each stored nonzero weight is loaded once per
+ * block of 2 output rows x 4 columns and feeds its eight pixels with four SMLALs, each adding
+ * w * x to the low 23 bits of a 64-bit sum and w * x' (the pixel one row lower) to the bits
+ * above. On a Cortex-M4 SMLAL takes one cycle, so a nonzero weight costs about 14.5 cycles per
+ * 8 MACs (32-bit entries; 15.5 with 16-bit ones), where a one-pixel walk costs about 6 per MAC.
+ * Same integers as TFLM reference_integer_ops::ConvPerChannel: the input zero point is folded
+ * into the bias and padding holds the zero point. */
 #include "t2m_conv2d_lanes.h"
 #include "t2m_dot.h"
 
@@ -164,13 +165,19 @@ static const uint16_t *t2m_lanes_row16(const uint16_t *v, const int32_t *x, int3
 }
 #endif
 
+/* The lane word of a (first row) and b (second row): a + b * 2^23. */
+static inline int32_t t2m_lanes_word(int32_t a, int32_t b)
+{
+    return a + (int32_t)((uint32_t)b << 23);
+}
+
 /* One band's input rows as lane words (see t2m_conv2d_lanes.h); y0: the input row of the band's
  * first output row (negative inside the top padding). */
 static void t2m_lanes_pack(const t2m_conv_shape *s, const int8_t *input, int32_t z, int32_t y0,
                            int32_t rows, int32_t mw, int32_t *x)
 {
     const int32_t in_h = s->in_h, in_w = s->in_w, sw = s->stride_w, step = s->stride_h;
-    const int32_t zlo = z, zhi = (int32_t)((uint32_t)z << 23);
+    const int32_t zz = t2m_lanes_word(z, z);
     int32_t c, r, f, m;
     for (c = 0; c < s->in_c; ++c) {
         const int8_t *plane = input + (size_t)c * (size_t)in_h * (size_t)in_w;
@@ -187,7 +194,7 @@ static void t2m_lanes_pack(const t2m_conv_shape *s, const int8_t *input, int32_t
                 m1 = m1 < mw ? m1 : mw;
                 m1 = m1 > m0 ? m1 : m0;
                 for (m = 0; m < m0; ++m) {
-                    x[m] = zlo + zhi;
+                    x[m] = zz;
                 }
                 if (ra != NULL && rb != NULL) {
                     const int8_t *pa = ra + col + sw * m0, *pb = rb + col + sw * m0;
@@ -197,17 +204,17 @@ static void t2m_lanes_pack(const t2m_conv_shape *s, const int8_t *input, int32_t
                         for (; m + 4 <= m1; m += 4) {
                             const uint32_t a = (uint32_t)t2m_load_word(pa);
                             const uint32_t b = (uint32_t)t2m_load_word(pb);
-                            x[m] = (int8_t)a + (int32_t)((uint32_t)(int8_t)b << 23);
-                            x[m + 1] = (int8_t)(a >> 8) + (int32_t)((uint32_t)(int8_t)(b >> 8) << 23);
-                            x[m + 2] = (int8_t)(a >> 16) + (int32_t)((uint32_t)(int8_t)(b >> 16) << 23);
-                            x[m + 3] = (int8_t)(a >> 24) + (int32_t)((uint32_t)(int8_t)(b >> 24) << 23);
+                            x[m] = t2m_lanes_word((int8_t)a, (int8_t)b);
+                            x[m + 1] = t2m_lanes_word((int8_t)(a >> 8), (int8_t)(b >> 8));
+                            x[m + 2] = t2m_lanes_word((int8_t)(a >> 16), (int8_t)(b >> 16));
+                            x[m + 3] = t2m_lanes_word((int8_t)(a >> 24), (int8_t)(b >> 24));
                             pa += 4;
                             pb += 4;
                         }
                     }
 #endif
                     for (; m < m1; ++m) {
-                        x[m] = *pa + (int32_t)((uint32_t)(int32_t)*pb << 23);
+                        x[m] = t2m_lanes_word(*pa, *pb);
                         pa += sw;
                         pb += sw;
                     }
@@ -215,16 +222,16 @@ static void t2m_lanes_pack(const t2m_conv_shape *s, const int8_t *input, int32_t
                     const int8_t *pr = (ra != NULL ? ra : rb) + col + sw * m0;
                     for (m = m0; m < m1; ++m) {
                         const int32_t v = *pr;
-                        x[m] = ra != NULL ? v + zhi : zlo + (int32_t)((uint32_t)v << 23);
+                        x[m] = ra != NULL ? t2m_lanes_word(v, z) : t2m_lanes_word(z, v);
                         pr += sw;
                     }
                 } else {
                     for (m = m0; m < m1; ++m) {
-                        x[m] = zlo + zhi;
+                        x[m] = zz;
                     }
                 }
                 for (m = m1; m < mw; ++m) {
-                    x[m] = zlo + zhi;
+                    x[m] = zz;
                 }
                 x += mw;
             }
