@@ -22,6 +22,7 @@ from torch2mcu.artifacts import save_measurement
 from torch2mcu.outfolder import (changed_files, check_replaceable,
                                  record_checksums, writing)
 from torch2mcu.passes.driver import run_passes
+from torch2mcu.passes.encode_weights import FORMATS
 from torch2mcu.passes.quantize import check_ranges
 from torch2mcu.quant.params import dequantize_array, quantize_array
 from torch2mcu.quant.pixels import normalization, quantize_u8
@@ -114,8 +115,7 @@ def _program_hash(ep: torch.export.ExportedProgram) -> str:
 
 def convert(model, example_inputs=None, *, calibration, out, name: str = "model",
             overwrite: bool = False, target: str = "cortex-m4", objective: str = "balanced",
-            formats=("dense", "csr", "rel", "lanes16", "lanes32"),
-            layout: str = "nchw", image_mean=None,
+            formats=FORMATS, layout: str = "nchw", image_mean=None,
             image_std=None, extra_manifest: dict | None = None, finish=None) -> Converted:
     """Convert a model to an int8 C folder and its float32 baseline under `out`.
 
@@ -123,7 +123,8 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
     calibration: float32 inputs, shape (N, *input_shape), for post-training quantization.
     target: the Cortex-M target the weight formats are chosen for (DSP or not).
     objective: per-layer weight format choice, "flash", "speed" or "balanced".
-    formats: the weight formats allowed ("dense", "csr", "rel", "lanes16", "lanes32").
+    formats: the weight formats allowed (default all: "dense", "csr", "rel", "lanes16",
+      "lanes32").
     layout: "nchw" (the default: the C takes and gives samples channel-major, as PyTorch) or
       "nhwc" (channel-last: (H, W, C) images, (L, C) sequences; the generated code transposes at
       the boundary). Calibration and verify's inputs stay in PyTorch's layout either way;

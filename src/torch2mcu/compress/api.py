@@ -313,7 +313,7 @@ def compress_to_folder(out, *, model: str = "lenet5", dataset: str = "fashion-mn
     data: an already loaded torch2mcu.data.Dataset (else `dataset` / `data_dir` are loaded).
     options: passed on to compress(). The test split is read only after compress() returns.
     """
-    from torch2mcu.outfolder import check_replaceable, writing
+    from torch2mcu.outfolder import check_replaceable
     from torch2mcu.data import load_idx_dataset
     from torch2mcu.models.train import trained
 
@@ -325,10 +325,7 @@ def compress_to_folder(out, *, model: str = "lenet5", dataset: str = "fashion-mn
     float_model = trained(model, data, epochs=float_epochs)
     result = compress(float_model, (data.train_x, data.train_y), (data.val_x, data.val_y),
                       accuracy_budget=accuracy_budget, **options)
-    rng = np.random.default_rng(1)
-    cal = data.train_x[np.sort(rng.choice(data.train_x.shape[0],
-                                          min(calibration_samples, data.train_x.shape[0]),
-                                          replace=False))].astype(np.float32)
+    cal = calibration_sample(data.train_x, calibration_samples)
     ep = result.export(torch.from_numpy(cal[:1]))
     # Reporting only, from here on: the test split never fed a choice.
     test_x, test_y = data.test_x.astype(np.float32), data.test_y
@@ -342,10 +339,27 @@ def compress_to_folder(out, *, model: str = "lenet5", dataset: str = "fashion-mn
             "calibration_samples": int(cal.shape[0]), "test_samples": int(test_x.shape[0]),
             **result.to_json()}
     report["seconds"]["total_with_reporting"] = round(time.time() - t0, 1)
+    write_compressed(out, overwrite, ep, cal, report, test_x, test_y)
+    return report
+
+
+def calibration_sample(train_x: np.ndarray, n: int) -> np.ndarray:
+    """n training inputs (all if fewer), drawn reproducibly, in their order, as float32."""
+    rng = np.random.default_rng(1)
+    pick = rng.choice(train_x.shape[0], min(n, train_x.shape[0]), replace=False)
+    return train_x[np.sort(pick)].astype(np.float32)
+
+
+def write_compressed(out, overwrite: bool, ep, cal: np.ndarray, report: dict, test_x=None,
+                     test_y=None) -> None:
+    """The folder convert takes: pruned.pt2, calibration.npy, compress.json, and with a test
+    split test-inputs.npy and test-labels.npy; all or nothing."""
+    from torch2mcu.outfolder import writing
+
     with writing(out, overwrite, "compress") as tmp:
         torch.export.save(ep, str(tmp / "pruned.pt2"))
         np.save(tmp / "calibration.npy", cal)
-        np.save(tmp / "test-inputs.npy", test_x)
-        np.save(tmp / "test-labels.npy", test_y.astype(np.int64))
+        if test_x is not None:
+            np.save(tmp / "test-inputs.npy", test_x)
+            np.save(tmp / "test-labels.npy", np.asarray(test_y).astype(np.int64))
         (tmp / "compress.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report

@@ -89,7 +89,6 @@ def cmd_compress(args) -> int:
         r = compress_program_to_folder(args.program, args.train, args.val, args.out,
                                        test=args.test, accuracy_budget=args.accuracy_budget,
                                        overwrite=args.force, **options)
-        r.setdefault("model", args.program)
     else:
         if args.train or args.val or args.test:
             raise Torch2MCUError("--train / --val / --test are for your own MODEL.pt2",

@@ -90,13 +90,13 @@ def compress_program_to_folder(model_path, train, val, out, *, test=None,
     """compress() for a .pt2 and .npz splits (arrays x, y); writes the folder compress_to_folder
     writes (pruned.pt2, calibration.npy, compress.json, and with a test split test-inputs.npy
     and test-labels.npy). The test split is read only after compress() returns."""
-    import json  # noqa: PLC0415
     import time  # noqa: PLC0415
 
-    from torch2mcu.compress.api import compress, int8_accuracy  # noqa: PLC0415
+    from torch2mcu.compress.api import (calibration_sample, compress,  # noqa: PLC0415
+                                        int8_accuracy, write_compressed)
     from torch2mcu.compress.finetune import Split, evaluate, one_thread  # noqa: PLC0415
     from torch2mcu.frontend import capture  # noqa: PLC0415
-    from torch2mcu.outfolder import check_replaceable, writing  # noqa: PLC0415
+    from torch2mcu.outfolder import check_replaceable  # noqa: PLC0415
 
     t0 = time.time()
     out = Path(out)
@@ -113,9 +113,7 @@ def compress_program_to_folder(model_path, train, val, out, *, test=None,
     result = compress(float_model, (tx, ty), (vx, vy), accuracy_budget=accuracy_budget,
                       **options)
     pruned = result.model.pruned_program(ep)
-    rng = np.random.default_rng(1)
-    cal = tx[np.sort(rng.choice(tx.shape[0], min(calibration_samples, tx.shape[0]),
-                                replace=False))]
+    cal = calibration_sample(tx, calibration_samples)
     report = {"model": str(model_path), "dataset": str(train), "accuracy_budget": accuracy_budget,
               "pruned_int8_val_accuracy": int8_accuracy(pruned, cal, vx, vy),
               "calibration_samples": int(cal.shape[0]), **result.to_json()}
@@ -128,11 +126,5 @@ def compress_program_to_folder(model_path, train, val, out, *, test=None,
         report["pruned_int8_test_accuracy"] = int8_accuracy(pruned, cal, test_x, test_y)
         report["test_samples"] = int(test_x.shape[0])
     report["seconds"]["total_with_reporting"] = round(time.time() - t0, 1)
-    with writing(out, overwrite, "compress") as tmp:
-        torch.export.save(pruned, str(tmp / "pruned.pt2"))
-        np.save(tmp / "calibration.npy", cal)
-        if test_x is not None:
-            np.save(tmp / "test-inputs.npy", test_x)
-            np.save(tmp / "test-labels.npy", test_y)
-        (tmp / "compress.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_compressed(out, overwrite, pruned, cal, report, test_x, test_y)
     return report

@@ -30,6 +30,13 @@ def geometry(kh: int, kw: int, stride_w: int, out_w: int,
     return (kh - 1) * dh + 1, 4 * ((out_w + 3) // 4) + (kw - 1) * dw // stride_w
 
 
+def band_words(cin: int, kh: int, kw: int, stride_w: int, out_w: int,
+               dilation: tuple[int, int] = (1, 1)) -> int:
+    """Words in one packed band (t2m_conv2d_lanes_band_words)."""
+    rows, mw = geometry(kh, kw, stride_w, out_w, dilation)
+    return cin * rows * stride_w * mw
+
+
 def offsets(cin: int, kh: int, kw: int, stride_w: int, out_w: int,
             dilation: tuple[int, int] = (1, 1)) -> np.ndarray:
     """The word offset of each tap (c, ky, kx), in filter order, from a block's first word."""

@@ -142,9 +142,8 @@ def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int, kernel: str =
     if kernel == "conv2d_kxk":  # 3 receptive fields as int16 padded to R4 (gather, 2 pixels)
         return 6 * ((wq[0].size + 3) // 4 * 4)
     if kernel.startswith("conv2d_lanes"):  # one band of lane words and a row of block sums
-        rows, mw = lanes.geometry(*wq.shape[2:], node.attrs["stride"][1], out_hw[1],
-                                  dilation_of(node))
-        band = wq.shape[1] * rows * node.attrs["stride"][1] * mw
+        band = lanes.band_words(*wq.shape[1:], node.attrs["stride"][1], out_hw[1],
+                                dilation_of(node))
         return 4 * (band + 8 * ((out_hw[1] + 3) // 4))
     if kernel == "conv2d_dw3x3":  # a slack word and one channel's padded plane (rows in words)
         sh, sw = node.attrs["stride"]
@@ -185,17 +184,17 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
             fast = fast_kernel(node, g, bias_folded)
 
             lanes_ok = lanes_fits(node, g, bias_folded, dsp)
-            lane_offsets = lanes.offsets(cin_g, kh, kw, node.attrs["stride"][1], ow,
-                                         dilation_of(node))
+            if lanes_ok:
+                lane_geometry = (cin_g, kh, kw, node.attrs["stride"][1], ow, dilation_of(node))
+                lane_offsets = lanes.offsets(*lane_geometry)
+                band = lanes.band_words(*lane_geometry)
 
             def cycles(fmt, enc, node=node, oh=oh, ow=ow, cin_g=cin_g, kh=kh, kw=kw, wq=wq,
                        fast=fast):
-                if fmt.startswith("lanes"):
-                    rows, mw = lanes.geometry(kh, kw, node.attrs["stride"][1], ow,
-                                              dilation_of(node))
-                    return lanes_cycles(enc.entries, wq.shape[0], oh, ow, cin_g * rows *
-                                        node.attrs["stride"][1] * mw, node.has(FusedPool),
-                                        lanes.FORMAT_BITS[fmt])
+                if fmt.startswith("lanes"):  # only encoded when lanes_ok
+                    return lanes_cycles(enc.entries, wq.shape[0], oh, ow, band,
+                                        node.has(FusedPool), lanes.FORMAT_BITS[fmt],
+                                        node.attrs["stride"][1])
                 if fmt == "dense" and fast:
                     return fast_conv_cycles(fast, wq.shape[0], cin_g * kh * kw, oh, ow, dsp,
                                             node.attrs["stride"][1], _border_pixels(node, g),
