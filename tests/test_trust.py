@@ -403,6 +403,21 @@ def test_interrupt_during_start_up_is_quiet(files, tmp_path):
             assert_no_leftovers(tmp_path / f"o{delay}")
 
 
+def test_interrupt_inside_torch_start_up_waits_for_the_block_to_end():
+    """A Ctrl-C while torch starts up is held (raised from C++ it would abort with -6), then
+    raised once the block ends, so the CLI's handler still reports it and exits 130."""
+    from torch2mcu.cli import _interrupts_deferred
+
+    reached_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler has run by now; it must not have raised
+            reached_end = True
+    assert reached_end
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_emulator_typo_is_refused_before_any_work(converted, files, capsys):
     t0 = time.time()
     code, text = _verify(capsys, converted, files, "--emulator", "cortex-m5")

@@ -3,9 +3,12 @@ wraps a Python API call."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from torch2mcu import __version__
@@ -265,14 +268,37 @@ def _error(message: str) -> None:
         pass
 
 
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Ctrl-C held back until the block ends, then raised as KeyboardInterrupt.
+
+    torch's start-up runs Python from inside C++ (pybind11); a KeyboardInterrupt raised there
+    aborts the process (`terminate called ... error_already_set`, exit -6) instead of reaching
+    our handler. The import takes about a second, so holding the signal that long is unnoticeable.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed = []
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status listed in EXIT_CODES."""
     try:
-        from torch2mcu import ui
+        with _interrupts_deferred():  # the parser's modules import torch
+            from torch2mcu import ui
 
-        use_cli_spelling()
-        ui.configure()
-        args = build_parser().parse_args(argv)
+            use_cli_spelling()
+            ui.configure()
+            parser = build_parser()
+        args = parser.parse_args(argv)
         ui.set_quiet(bool(getattr(args, "json", False) or getattr(args, "quiet", False)))
         return args.func(args)
     except Torch2MCUError as e:
