@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from torch2mcu.compress.channels import ChannelMasks
 from torch2mcu.compress.finetune import Split, evaluate, one_thread
 from torch2mcu.compress.masks import (Masks, layer_sizes, magnitude_mask, prunable_layers,
                                       remove_reparametrizations, weight_sparsity)
@@ -75,6 +76,7 @@ def export_pruned(model: nn.Module, example_input: torch.Tensor) -> torch.export
         return torch.export.export(model, (example_input,))
 
 
+STRUCTURES = ("unstructured", "channels")
 CLIMB_DENSITY = 0.85  # each climb step keeps 85% of the nonzeros (the first ladder: 75%)
 # A climb holds a floor this fraction of the budget above the search's: every step is judged on
 # the same validation split, and after a dozen steps the accepted ones are the lucky ones (the
@@ -87,7 +89,8 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
              targets: dict[str, float] | None = None, layers=None, epochs: float = 4.0,
              step_epochs: float = 1.0, finetune_epochs: float = 4.0, max_sparsity: float = 0.98,
              qat_epochs: float = 0.0, lr: float = 1e-3, batch_size: int = 128,
-             seed: int = 0, climbs: int = 2) -> CompressResult:
+             seed: int = 0, climbs: int = 2, structure: str = "unstructured",
+             graph=None) -> CompressResult:
     """Prune the Conv and Linear weights of a trained classifier by magnitude, with fine-tuning.
 
     train_data / val_data: (inputs, labels) arrays or tensors, a torch Dataset or a DataLoader.
@@ -105,6 +108,11 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
       per-layer sparsities. Either runs `schedule` from the given model for `epochs`.
     schedule: "gradual" (Zhu & Gupta cubic) or "iterative" (Han et al. prune-and-retrain rounds).
     qat_epochs: quantization-aware fine-tuning at the end (int8 fake quantization, masks kept).
+    structure: "unstructured" (single weights) or "channels" (whole output channels with their
+      bias, BatchNorm and the inputs that read them, compress/channels.py; a layer's sparsity is
+      then the fraction of its channels; the converter removes them: smaller dense layers).
+      graph: the model's captured float graph for channel structure (default: captured from
+      one training input).
     The model passed in is not changed; the result holds a pruned copy.
     """
     if schedule not in SCHEDULES:
@@ -118,9 +126,17 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
             raise Torch2MCUError(f"{what} {v} is outside [0, 1)", fix="pass e.g. 0.9 for 90%")
     t0 = time.time()
     seconds = {}
+    if structure not in STRUCTURES:
+        raise Torch2MCUError(f"unknown structure {structure!r}",
+                             fix=f"choose one of {', '.join(STRUCTURES)}")
     model = remove_reparametrizations(copy.deepcopy(model)).eval()
-    masks = Masks.from_zeros(model, layers)
     train = Split(train_data, "training", batch_size, seed)
+    if structure == "channels":
+        if graph is None:
+            graph = _captured(model, train)
+        masks = ChannelMasks(model, graph, layers)
+    else:
+        masks = Masks.from_zeros(model, layers)
     val = Split(val_data, "validation", batch_size, seed)
     torch.manual_seed(seed)
     with one_thread():
@@ -196,12 +212,24 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
     overall, per_layer = weight_sparsity(model, list(masks.masks))
     record["targets"] = {n: float(s) for n, s in record["targets"].items()}
     seconds["total"] = round(time.time() - t0, 1)
+    record["structure"] = structure
+    if structure == "channels":
+        record["channels"] = masks.summary()
     result = CompressResult(model, masks.state(), overall, per_layer, base, pruned,
                             accuracy_budget, record, curves, trace, seconds)
     if not result.within_budget:
         warn(f"pruned validation accuracy {pruned:.4f} is more than {accuracy_budget} points "
              f"below the float model's {base:.4f}")
     return result
+
+
+def _captured(model: nn.Module, train: Split):
+    """The model's float graph, captured with one training input (channel groups)."""
+    from torch2mcu.frontend import capture, to_ir  # noqa: PLC0415
+
+    x, _ = next(iter(train.batches(shuffle=False)))
+    with torch.no_grad():
+        return to_ir(capture(model, (x[:1].float(),)))
 
 
 # ---- one-shot pruning of a model or an ExportedProgram ----------------------------------------

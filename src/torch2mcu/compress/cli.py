@@ -50,6 +50,11 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--schedule", default="gradual", choices=["gradual", "iterative"],
                    help="gradual: Zhu & Gupta cubic; iterative: Han et al. prune-and-retrain")
+    p.add_argument("--structure", default="unstructured", choices=["unstructured", "channels"],
+                   help="unstructured: single weights (sparse kernels); channels: whole output "
+                        "channels with their BatchNorm and the inputs that read them, removed "
+                        "at conversion (smaller dense layers); a layer's sparsity is then its "
+                        "share of channels pruned")
     p.add_argument("--sparsity", type=_fraction, default=None, metavar="S",
                    help="a fixed overall sparsity instead of searching under the budget")
     p.add_argument("--max-sparsity", type=_fraction, default=0.98,
@@ -81,7 +86,7 @@ def cmd_compress(args) -> int:
     options = dict(schedule=args.schedule, sparsity=args.sparsity,
                    max_sparsity=args.max_sparsity, step_epochs=args.step_epochs,
                    finetune_epochs=args.finetune_epochs, epochs=args.epochs,
-                   qat_epochs=args.qat_epochs, seed=args.seed)
+                   qat_epochs=args.qat_epochs, seed=args.seed, structure=args.structure)
     if args.program is not None:
         if args.train is None or args.val is None:
             raise Torch2MCUError(f"compress {args.program} needs --train and --val",

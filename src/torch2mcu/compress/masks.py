@@ -3,9 +3,12 @@
 Masks are plain boolean tensors kept beside the model, not parametrizations or hooks: pruning
 multiplies the weight in place, and fine-tuning masks the gradient and re-applies the mask after
 every optimizer step. The model therefore always holds exact zeros and exports to the same graph
-as an unpruned one. Biases are never pruned.
+as an unpruned one. Biases are never pruned here (channel pruning, compress/channels.py, builds
+on these masks and zeroes a pruned channel's bias and BatchNorm too).
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import nn
@@ -93,6 +96,21 @@ class Masks:
             g = weight_param(self.layers[name]).grad
             if g is not None:
                 g.mul_(mask.to(g.dtype))
+
+    @contextlib.contextmanager
+    def trial(self, name: str, sparsity: float):
+        """The layer pruned alone to `sparsity` by magnitude for the block's duration (the
+        sensitivity analysis); its weights are restored after."""
+        layer = self.layers[name]
+        original = layer.weight.detach().clone()
+        try:
+            with torch.no_grad():
+                layer.weight.copy_(original * magnitude_mask(original, sparsity,
+                                                             self.masks[name]))
+            yield
+        finally:
+            with torch.no_grad():
+                layer.weight.copy_(original)
 
     def sparsity(self, name: str) -> float:
         m = self.masks[name]

@@ -1,16 +1,16 @@
 """Sensitivity analysis: validation accuracy against sparsity for each layer pruned alone.
 
-Each point prunes one layer by magnitude, without retraining, and measures validation accuracy;
+Each point prunes one layer (Masks.trial: its smallest weights, or with channel structure its
+weakest output channels, compress/channels.py), without retraining, and measures validation accuracy;
 the other layers keep their weights. Han et al. used these curves to give sensitive layers (usually
 the first conv) less sparsity; search.py turns them into per-layer targets.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from torch2mcu.compress.finetune import Split, evaluate
-from torch2mcu.compress.masks import Masks, magnitude_mask
+from torch2mcu.compress.masks import Masks
 from torch2mcu.ui import progress_task
 
 GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98)
@@ -23,15 +23,11 @@ def sensitivity(model: nn.Module, masks: Masks, val: Split, grid=GRID,
     base = evaluate(model, val) if baseline is None else baseline
     curves = {}
     with progress_task("sensitivity", len(masks.layers) * len(grid)) as advance:
-        for name, layer in masks.layers.items():
-            original = layer.weight.detach().clone()
+        for name in masks.layers:
             curve = [(0.0, base)]
             for s in grid:
-                with torch.no_grad():
-                    layer.weight.copy_(original * magnitude_mask(original, s, masks.masks[name]))
-                curve.append((s, evaluate(model, val)))
+                with masks.trial(name, s):
+                    curve.append((s, evaluate(model, val)))
                 advance(1, layer=name, sparsity=f"{s:.2f}", val=f"{curve[-1][1]:.4f}")
-            with torch.no_grad():
-                layer.weight.copy_(original)
             curves[name] = curve
     return curves

@@ -86,6 +86,16 @@ class FoldedBatchNorm(Record):
 
 
 @dataclass
+class DroppedChannels(Record):
+    """Output channels drop_channels removed from this node because they were exactly zero
+    (their indices in the model as exported) and how many it had."""
+
+    written_by = "drop_channels"
+    dropped: list[int]
+    channels: int
+
+
+@dataclass
 class FusedActivation(Record):
     """Clamps (ReLU, ReLU6, hardtanh) fused into this op's output (fuse_activation): the
     intersection of their bounds, in float, and the clamp layers that are gone."""

@@ -120,6 +120,7 @@ class PoolOp(Op):
     declared in t2m_pool.h); input and output share one quantization."""
 
     same_quant = True
+    channel_role = "through"
     headers = ("t2m_pool.h",)
 
     def infer_shape(self, node, in_shapes):

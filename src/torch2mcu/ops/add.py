@@ -38,6 +38,7 @@ class AddQuant(QuantData):
 
 class Add(Op):
     name = "add"
+    channel_role = "through"
     summary = "residual add of two tensors (`+`, `+=`, `torch.add`, `add_`)"
 
     def infer_shape(self, node, in_shapes):

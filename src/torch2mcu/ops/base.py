@@ -38,6 +38,61 @@ class Op:
     # fold_bn may fold a following BatchNorm into this op's weights (out channels first).
     folds_batchnorm: bool = False
 
+    # How drop_channels (passes/drop_channels.py) may remove channels that are exactly zero:
+    # "block" (no channel of this op's inputs or output may go), "through" (channel c of every
+    # input is channel c of the output and of nothing else: elementwise ops, pools, a depthwise
+    # conv), "rows" (each output channel is a row of weights over all input channels, so any
+    # input channel can go, and any output channel whose row is gone: a conv of groups 1, a
+    # linear). Reshape and cat map channels themselves (link_channels, zero_channels). A channel
+    # of a (C, ...) activation is its first axis; of a 1-D one, a feature.
+    channel_role: str = "block"
+
+    def channel_role_of(self, node, graph) -> str:
+        return self.channel_role
+
+    def zero_channels(self, node, graph, zero_in: list[set]) -> set:
+        """The output channels that are exactly zero for every input, given the input channels
+        that are (drop_channels' forward rule)."""
+        role = self.channel_role_of(node, graph)
+        if role == "through":  # zero where every input is zero and the op maps 0 to 0
+            common = set.intersection(*zero_in) if zero_in else set()
+            if not common:
+                return set()
+            zeros = [np.zeros((1,) + tuple(graph.tensors[t].shape), np.float32)
+                     for t in node.inputs]
+            out = np.asarray(self.run_float(node, zeros))[0]
+            return {c for c in common if not np.any(out[c])}
+        if role == "rows":
+            w = node.params["weight"]
+            live = np.ones(w.shape[1], bool)
+            live[list(zero_in[0])] = False
+            at_zero = float_act(node.params.get("bias", np.zeros(w.shape[0], np.float32))
+                                .astype(np.float32), node)
+            rows = w.reshape(w.shape[0], w.shape[1], -1)[:, live, :]
+            return {c for c in range(w.shape[0]) if at_zero[c] == 0 and not np.any(rows[c])}
+        return set()
+
+    def link_channels(self, node, graph, drop: dict[str, set]) -> None:
+        """Narrow the droppable channels of the node's inputs and output (drop, by tensor) to
+        what this op can give up consistently (drop_channels' backward rule)."""
+        role = self.channel_role_of(node, graph)
+        if role == "through":
+            common = set.intersection(*(drop[t] for t in node.inputs + [node.output]))
+            for t in node.inputs + [node.output]:
+                drop[t] &= common
+        elif role != "rows":
+            for t in node.inputs + [node.output]:
+                drop[t].clear()
+
+    def drop_channels(self, node, graph, keep_in: list[np.ndarray], keep_out: np.ndarray) -> None:
+        """Remove the dropped channels from the node's own data (weights, per-channel
+        parameters, shape attributes); keep_in / keep_out are the kept channel indices."""
+        if self.channel_role_of(node, graph) == "rows":
+            w = node.params["weight"]
+            node.params["weight"] = np.ascontiguousarray(w[keep_out][:, keep_in[0]])
+            if "bias" in node.params:
+                node.params["bias"] = np.ascontiguousarray(node.params["bias"][keep_out])
+
     def scratch_bytes(self, node) -> int:
         """Arena bytes the node's kernel needs while it runs (the memory plan reserves them)."""
         return 0

@@ -22,6 +22,11 @@ class BatchNorm(Op):
     name = "batchnorm"
     summary = ("BatchNorm2d / BatchNorm1d (folded into the layer before, or a 1x1 depthwise conv "
                "when there is none)")
+    channel_role = "through"
+
+    def drop_channels(self, node, graph, keep_in, keep_out):
+        for k, v in node.params.items():  # gamma, beta, mean, var: one per channel
+            node.params[k] = np.ascontiguousarray(v[keep_out])
 
     def infer_shape(self, node, in_shapes):
         return tuple(in_shapes[0])

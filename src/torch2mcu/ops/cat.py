@@ -35,6 +35,23 @@ class Cat(Op):
                "dim=1 of (N, C, ...)), written in place where the memory plan allows")
     headers = ("t2m_cat.h",)
 
+    def _blocks(self, node, graph) -> list[tuple[str, int]]:
+        """Each input and the output channel its first channel lands on."""
+        out, at = [], 0
+        for t in node.inputs:
+            out.append((t, at))
+            at += graph.tensors[t].shape[0]
+        return out
+
+    def zero_channels(self, node, graph, zero_in):
+        return {c + at for (_, at), z in zip(self._blocks(node, graph), zero_in) for c in z}
+
+    def link_channels(self, node, graph, drop):
+        blocks = self._blocks(node, graph)
+        for t, at in blocks:
+            drop[t] = {c for c in drop[t] if c + at in drop[node.output]}
+        drop[node.output] = {c + at for t, at in blocks for c in drop[t]}
+
     def shared_quant(self, node):
         return list(dict.fromkeys(node.inputs + [node.output]))
 

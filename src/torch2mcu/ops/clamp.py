@@ -25,6 +25,7 @@ class ClampBounds(QuantData):
 
 class Clamp(Op):
     name = "clamp"
+    channel_role = "through"
     summary = ("ReLU, ReLU6, Hardtanh, clamp / clamp_min / clamp_max, in module, functional, "
                "tensor-method and in-place spellings (fused into conv, transposed conv, linear, "
                "add, sub and mul)")

@@ -37,6 +37,21 @@ class Conv2d(Op):
     summary = ("Conv2d and Conv1d (any kernel, stride, padding and dilation, groups including "
                "depthwise and channel multipliers, bias or none)")
 
+    def channel_role_of(self, node, graph):
+        groups, out_c = node.attrs["groups"], node.params["weight"].shape[0]
+        if groups == 1:
+            return "rows"
+        in_c = spatial(graph.tensors[node.inputs[0]].shape)[0]
+        return "through" if groups == in_c == out_c else "block"  # depthwise, multiplier 1
+
+    def drop_channels(self, node, graph, keep_in, keep_out):
+        super().drop_channels(node, graph, keep_in, keep_out)
+        if self.channel_role_of(node, graph) == "through":  # a depthwise conv: one per channel
+            node.params["weight"] = np.ascontiguousarray(node.params["weight"][keep_out])
+            if "bias" in node.params:
+                node.params["bias"] = np.ascontiguousarray(node.params["bias"][keep_out])
+            node.attrs["groups"] = int(keep_out.size)
+
     def infer_shape(self, node, in_shapes):
         c, h, w = spatial(in_shapes[0])
         weight = node.params["weight"]

@@ -17,6 +17,7 @@ aten = torch.ops.aten
 class Linear(Op):
     name = "linear"
     summary = "Linear (bias or none)"
+    channel_role = "rows"
 
     def infer_shape(self, node, in_shapes):
         return (node.params["weight"].shape[0],)

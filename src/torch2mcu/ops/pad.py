@@ -62,6 +62,10 @@ class Pad(Op):
     same_quant = True
     headers = ("t2m_pad.h",)
 
+    def channel_role_of(self, node, graph):  # through, unless the channel axis is padded too
+        rank = len(graph.tensors[node.inputs[0]].shape)
+        return "through" if rank > 1 and len(node.attrs["pads"]) <= 2 * (rank - 1) else "block"
+
     def infer_shape(self, node, in_shapes):
         out = padded_shape(tuple(in_shapes[0]), tuple(node.attrs["pads"]))
         require(min(out) >= 1, node, f"padding {in_shapes[0]} by {node.attrs['pads']} leaves "

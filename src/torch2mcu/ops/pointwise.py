@@ -80,6 +80,7 @@ def apply(fn: str, alpha: float, x: np.ndarray, beta: float = 0.0) -> np.ndarray
 
 class Pointwise(Op):
     name = "pointwise"
+    channel_role = "through"
     summary = ("Sigmoid, Tanh, Hardsigmoid, Hardswish, LeakyReLU, ELU, GELU (exact and tanh), "
                "SiLU, in module, functional and in-place spellings, and arithmetic with a scalar "
                "constant (`x + 3`, `x - 1`, `2 * x`, `x / 6`) (int8: a 256-entry table, with TFLM's "

@@ -57,6 +57,11 @@ class PReLU(Op):
     name = "prelu"
     summary = "PReLU (`nn.PReLU` with 1 or C parameters, `F.prelu`)"
     headers = ("t2m_prelu.h",)
+    channel_role = "through"
+
+    def drop_channels(self, node, graph, keep_in, keep_out):
+        if node.params["alpha"].size > 1:  # one slope per channel
+            node.params["alpha"] = np.ascontiguousarray(node.params["alpha"][keep_out])
 
     def infer_shape(self, node, in_shapes):
         shape = tuple(in_shapes[0])

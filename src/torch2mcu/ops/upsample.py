@@ -23,6 +23,7 @@ U16_MAX = 0xFFFF
 
 class Upsample(Op):
     name = "upsample"
+    channel_role = "through"
     summary = ("nearest Upsample / UpsamplingNearest2d / F.interpolate(mode='nearest' or "
                "'nearest-exact') by integer factors or sizes that are integer multiples")
     same_quant = True

@@ -14,6 +14,7 @@ from torch2mcu.ir import Graph, verify_graph
 from torch2mcu.ir.records import ConvPlan, MemoryPlan, WeightEncoding
 from torch2mcu.ops import get_op
 from torch2mcu.passes.check_overflow import check_overflow
+from torch2mcu.passes.drop_channels import drop_channels
 from torch2mcu.passes.encode_weights import FORMATS, encode_weights
 from torch2mcu.passes.fold_bn import fold_bn
 from torch2mcu.passes.fuse_activation import fuse_activation
@@ -65,6 +66,8 @@ PASSES = [
     Pass("fold_bn", lambda g, o: fold_bn(g), ("float32", "int8"), ensures=(no_batchnorm,)),
     Pass("fuse_activation", lambda g, o: fuse_activation(g), ("float32", "int8"),
          requires=(no_batchnorm,)),
+    # the float32 baseline keeps every channel, as the model was trained
+    Pass("drop_channels", lambda g, o: drop_channels(g), requires=(no_batchnorm,)),
     Pass("quantize", lambda g, o: quantize(g, o["calibration"], progress=o["progress"]),
          requires=(no_batchnorm,), ensures=(quantized,)),
     Pass("fuse_pool", lambda g, o: fuse_pool(g), requires=(quantized,)),
