@@ -107,3 +107,44 @@ def test_compress_says_what_a_program_needs(program, tmp_path, capsys):
         compress_program_to_folder(program / "m.pt2", tmp_path / "wrong.npz",
                                    program / "val.npz", tmp_path / "z")
     assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
+
+
+def test_channel_pruning_of_a_users_pt2_from_the_cli(program, tmp_path, capsys):
+    """--structure channels on a program: the BatchNorm inside it is found on the captured graph,
+    the pruned channels are removed at conversion and the C is bit-exact."""
+    out = tmp_path / "c"
+    rc = main(["compress", str(program / "m.pt2"), "--train", str(program / "train.npz"),
+               "--val", str(program / "val.npz"), "--out", str(out), "--structure", "channels",
+               "--sparsity", "0.4", "--epochs", "1"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "output channels kept" in text, text
+    report = json.loads((out / "compress.json").read_text())
+    groups = {tuple(g["layers"]): g for g in report["schedule"]["channels"]["groups"]}
+    assert set(groups) == {("features.0",), ("features.4",), ("head.0",)}
+    assert "head.2" in report["schedule"]["channels"]["not_pruned"]
+    ep = torch.export.load(str(out / "pruned.pt2"))
+    conv = torch2mcu.convert(ep, calibration=np.load(out / "calibration.npy"), out=tmp_path / "m")
+    kept = sum(g["kept"] for g in groups.values())
+    assert kept < sum(g["channels"] for g in groups.values())
+    from torch2mcu.ir.records import DroppedChannels
+    dropped = sum(len(n.record(DroppedChannels).dropped) for n in conv.int8_graph.nodes
+                  if n.has(DroppedChannels))
+    assert dropped == sum(g["channels"] - g["kept"] for g in groups.values())
+    x = np.load(program / "val.npz")["x"][:40]
+    assert torch2mcu.verify(conv, x, torch_check=False)["mismatches"] == 0
+
+
+def test_channel_masks_reach_the_batchnorm_inside_a_program(program):
+    from torch2mcu.compress.channels import ChannelMasks
+    from torch2mcu.frontend import to_ir
+
+    ep = torch.export.load(str(program / "m.pt2"))
+    pm = ProgramModule(ep)
+    masks = ChannelMasks(pm, to_ir(ep))
+    masks.prune_to({"features.0": 0.5})
+    out = pm.pruned_program(ep).state_dict
+    gone = out["features.0.weight"].flatten(1).abs().sum(1) == 0
+    assert int(gone.sum()) == 4
+    for key in ("features.0.bias", "features.1.weight", "features.1.bias"):
+        assert (out[key][gone] == 0).all() and (out[key][~gone] != 0).all(), key
+    assert (out["features.4.weight"][:, gone] == 0).all()

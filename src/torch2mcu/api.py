@@ -16,7 +16,7 @@ from torch2mcu.codegen.inert import check_name
 from torch2mcu.errors import Torch2MCUError, spell
 from torch2mcu.frontend import capture, load_program, to_ir
 from torch2mcu.ir import Graph
-from torch2mcu.ir.records import Calibration
+from torch2mcu.ir.records import Calibration, DroppedChannels
 from torch2mcu.ir.serialize import graph_from_json, graph_to_json
 from torch2mcu.artifacts import save_measurement
 from torch2mcu.outfolder import (changed_files, check_replaceable,
@@ -28,7 +28,7 @@ from torch2mcu.quant.params import dequantize_array, quantize_array
 from torch2mcu.quant.pixels import normalization, quantize_u8
 from torch2mcu.reference import run_int8
 from torch2mcu.report.readme import write_folder_readme
-from torch2mcu.ui import progress_task, warn
+from torch2mcu.ui import note, progress_task, warn
 
 
 @dataclass
@@ -113,6 +113,17 @@ def _program_hash(ep: torch.export.ExportedProgram) -> str:
     return h.hexdigest()
 
 
+def _note_dropped_channels(graph) -> None:
+    """Say which layers drop_channels made smaller (channels that were exactly zero)."""
+    layers = [n for n in graph.nodes if n.has(DroppedChannels)]
+    if layers:
+        parts = [f"{n.name} {n.record(DroppedChannels).channels}->"
+                 f"{n.record(DroppedChannels).channels - len(n.record(DroppedChannels).dropped)}"
+                 for n in layers]
+        note(f"removed the channels that are exactly zero (output channels: {', '.join(parts)}); "
+             "the int8 model computes the same function with smaller layers")
+
+
 def convert(model, example_inputs=None, *, calibration, out, name: str = "model",
             overwrite: bool = False, target: str = "cortex-m4", objective: str = "balanced",
             formats=FORMATS, layout: str = "nchw", image_mean=None,
@@ -171,6 +182,7 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
             graph, channel_last(np.asarray(calibration)) if layout == "nhwc" else calibration,
             progress=adv, objective=objective, dsp=dsp, formats=tuple(formats), layout=layout)
     warnings += check_ranges(int8_graph)
+    _note_dropped_channels(int8_graph)
     int8_graph.meta["u8_input"] = u8_norm
     with writing(out, overwrite, "convert") as tmp:
         provenance = {"model_sha256": _program_hash(ep),

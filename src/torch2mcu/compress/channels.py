@@ -139,15 +139,17 @@ class ChannelMasks(Masks):
             root_t = _find(parent, node.output)
             layer = module(node.attrs.get("torch_module", ""))
             if node.op in ("conv2d", "batchnorm"):
-                if layer is None or (node.op == "batchnorm" and not getattr(layer, "affine", 0)):
+                if layer is None or (node.op == "batchnorm" and not all(
+                        isinstance(getattr(layer, a, None), torch.Tensor)
+                        for a in ("weight", "bias"))):  # not affine (or not a module's)
                     why.setdefault(root_t, f"{node.where()}: its parameters are not a module's")
                     continue
                 groups[root_t].params += [(layer, "weight"), (layer, "bias")]
                 prev = graph.producer(node.inputs[0])
                 if node.op == "batchnorm" and prev is not None and \
                         prev.attrs.get("torch_module") in groups[root_t].producers:
-                    scale = (layer.weight.detach().abs()
-                             / torch.sqrt(layer.running_var + layer.eps))
+                    scale = layer.weight.detach().abs() / torch.sqrt(
+                        torch.as_tensor(node.params["var"]) + node.attrs["eps"])
                     groups[root_t].bn_scale[prev.attrs["torch_module"]] = scale
         self.blocked = {p: why[r] for r, g in groups.items() if r in why for p in g.producers}
         self.groups = [g for r, g in groups.items() if r not in why and g.producers]

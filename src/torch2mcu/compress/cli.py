@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from rich.markup import escape
 from rich.table import Table
 
 from torch2mcu.errors import Torch2MCUError
@@ -119,12 +120,19 @@ def print_summary(r: dict, out) -> None:
     t.add_column("weights", justify="right")
     t.add_column("nonzero", justify="right")
     t.add_column("sparsity", justify="right")
+    groups = r["schedule"].get("channels", {}).get("groups", [])
+    kept = {name: f"{g['kept']}/{g['channels']}" for g in groups for name in g["layers"]}
+    if groups:
+        t.add_column("output channels kept", justify="right")
     for name, s in r["layers"].items():
         n = r["weights"]["per_layer"][name]
-        t.add_row(name, f"{n:,}", f"{n - round(s * n):,}", f"{100 * s:.1f}%")
+        t.add_row(name, f"{n:,}", f"{n - round(s * n):,}", f"{100 * s:.1f}%",
+                  *([kept.get(name, "all")] if groups else []))
     t.add_row("total", f"{r['weights']['total']:,}", f"{r['weights']['nonzero']:,}",
-              f"{100 * r['sparsity']:.1f}%")
+              f"{100 * r['sparsity']:.1f}%", *([""] if groups else []))
     results.print(t)
+    for name, why in r["schedule"].get("channels", {}).get("not_pruned", {}).items():
+        results.print(f"[dim]{escape(name)}: not pruned by channel ({escape(why)})[/dim]")
     has_test = "test_samples" in r
     a = Table(title=f"accuracy (budget {r['accuracy_budget']} points, judged on validation)")
     for c in ("", "float", "pruned float", "pruned int8"):

@@ -20,6 +20,7 @@ class Template(Op):
     summary = "Template (what users write, for the supported-operator list)"
     same_quant = False  # True: the output keeps the input's scale and zero point (no requantize)
     headers = ()  # runtime headers beyond t2m.h that the generated C must include
+    channel_role = "block"  # channel pruning: "through" / "rows" when channels map (ops/base.py)
 
     def output_quant(self, node, graph):
         """None: the output's QuantParams come from calibration; or a fixed QuantParams."""
