@@ -24,7 +24,8 @@ from torch2mcu.compress.masks import (Masks, layer_sizes, magnitude_mask, prunab
                                       remove_reparametrizations, weight_sparsity)
 from torch2mcu.compress.qat import qat
 from torch2mcu.compress.schedules import SCHEDULES, fine_tune, gradual, iterative
-from torch2mcu.compress.search import allocate, search
+from torch2mcu.compress.progress import Overall
+from torch2mcu.compress.search import allocate, ladder, search
 from torch2mcu.compress.sensitivity import GRID, sensitivity
 from torch2mcu.errors import Torch2MCUError, spell
 from torch2mcu.ui import warn
@@ -77,6 +78,11 @@ def export_pruned(model: nn.Module, example_input: torch.Tensor) -> torch.export
 
 
 STRUCTURES = ("unstructured", "channels")
+# The first ladder per structure: a pruned channel also takes the inputs of the layer after it,
+# so half of the channels is about three quarters of the weights; channels start lower and
+# climb in finer steps (at 50%, DS-CNN28 fell from 91.8% to 68.1% validation accuracy).
+LADDERS = {"unstructured": {"start": 0.5, "density_factor": 0.75, "refine": 1},
+           "channels": {"start": 0.1, "density_factor": 0.85, "refine": 2}}
 CLIMB_DENSITY = 0.85  # each climb step keeps 85% of the nonzeros (the first ladder: 75%)
 # A climb holds a floor this fraction of the budget above the search's: every step is judged on
 # the same validation split, and after a dozen steps the accepted ones are the lucky ones (the
@@ -139,30 +145,55 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
         masks = Masks.from_zeros(model, layers)
     val = Split(val_data, "validation", batch_size, seed)
     torch.manual_seed(seed)
+    overall = Overall("compress")
+    ladder_steps = len(ladder(LADDERS[structure]["start"], LADDERS[structure]["density_factor"],
+                              max_sparsity)) + LADDERS[structure]["refine"]
+    climb_steps = len(ladder(1.0 - (1.0 - LADDERS[structure]["start"]) * CLIMB_DENSITY,
+                             CLIMB_DENSITY, max_sparsity)) + 1
+    grid = sorted(set(GRID) | {max_sparsity})
+    grid = [s for s in grid if s <= max_sparsity]
+    if targets is None:  # a sensitivity point: one pass over validation without gradients
+        overall.plan("sensitivity", len(masks.layers) * len(grid) * len(val) / len(train) / 3)
+    if targets is None and sparsity is None:
+        overall.plan("search", ladder_steps * step_epochs)
+        overall.plan("fine-tune", finetune_epochs)
+        for k in range(climbs):
+            overall.plan(f"climb {k + 1}", climb_steps * step_epochs + finetune_epochs)
+    else:
+        overall.plan("schedule", epochs)
+    if qat_epochs > 0:
+        overall.plan("qat", qat_epochs)
     with one_thread():
         base = evaluate(model, val)
         floor = base - accuracy_budget / 100.0
         curves = {}
         if targets is None:
-            grid = sorted(set(GRID) | {max_sparsity})
-            curves = sensitivity(model, masks, val, grid=[s for s in grid if s <= max_sparsity],
-                                 baseline=base)
+            curves = sensitivity(model, masks, val, grid=grid, baseline=base)
             seconds["sensitivity"] = round(time.time() - t0, 1)
+            overall.advance("sensitivity", overall.left["sensitivity"], "sensitivity curves")
         trace = []
         if targets is None and sparsity is None:
             ramp = 0.5 if schedule == "gradual" else 0.0
 
+            stage = ["search"]
+
             def step(t, label):
-                return gradual(model, masks, train, val, t, epochs=step_epochs,
-                               prune_steps=4 if ramp else 1, ramp=ramp, lr=lr, label=label)
+                run = gradual(model, masks, train, val, t, epochs=step_epochs,
+                              prune_steps=4 if ramp else 1, ramp=ramp, lr=lr, label=label)
+                overall.advance(stage[0], step_epochs,
+                                f"{stage[0]} step at sparsity {label.split()[-1]}: val "
+                                f"{run.val_accuracy:.4f}")
+                return run
 
             t1 = time.time()
             found = search(model, masks, step, curves, floor, max_sparsity=max_sparsity,
-                           baseline=base)
+                           baseline=base, **LADDERS[structure])
             trace = found.trace
+            overall.finish("search")
             seconds["search"] = round(time.time() - t1, 1)
             t1 = time.time()
             final = fine_tune(model, masks, train, val, epochs=finetune_epochs, lr=lr / 2)
+            overall.advance("fine-tune", finetune_epochs, "fine-tune")
             seconds["fine_tune"] = round(time.time() - t1, 1)
             tunes = 1
             climb_floor = base - (1.0 - CLIMB_MARGIN) * accuracy_budget / 100.0
@@ -170,6 +201,9 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
                 now, start = evaluate(model, val), 1.0 - (1.0 - found.overall) * CLIMB_DENSITY
                 if now < climb_floor or start > max_sparsity:
                     break
+                stage[0] = f"climb {k + 1}"
+                overall.plan(stage[0], (len(ladder(start, CLIMB_DENSITY, max_sparsity)) + 1)
+                             * step_epochs + finetune_epochs)
                 t1 = time.time()
                 more = search(model, masks, step, curves, climb_floor, start=start,
                               density_factor=CLIMB_DENSITY, max_sparsity=max_sparsity,
@@ -183,8 +217,12 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
                 found = more
                 t1 = time.time()
                 final = fine_tune(model, masks, train, val, epochs=finetune_epochs, lr=lr / 2)
+                overall.advance(stage[0], finetune_epochs, f"{stage[0]} fine-tune")
+                overall.finish(stage[0])
                 seconds["fine_tune"] = round(seconds["fine_tune"] + time.time() - t1, 1)
                 tunes += 1
+            for k in range(climbs):  # the climbs that did not run, or stopped
+                overall.finish(f"climb {k + 1}")
             record = {"name": schedule, "mode": "search", "targets": found.targets,
                       "epochs": step_epochs * len(trace) + finetune_epochs * tunes,
                       "steps": len(trace) * (4 if ramp else 1),
@@ -202,12 +240,14 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
                 run = iterative(model, masks, train, val, targets,
                                 rounds=max(int(round(epochs)), 1), lr=lr / 2)
             seconds["schedule"] = round(time.time() - t1, 1)
+            overall.advance("schedule", epochs, "schedule")
             record = {**run.to_json(), "mode": "fixed"}
         if qat_epochs > 0:
             t1 = time.time()
             q = qat(model, masks, train, val, epochs=qat_epochs, lr=lr / 10)
             record["qat"] = {"epochs": qat_epochs, "lr": lr / 10, "history": q.history}
             seconds["qat"] = round(time.time() - t1, 1)
+            overall.advance("qat", qat_epochs, "quantization-aware fine-tune")
         pruned = evaluate(model, val)
     overall, per_layer = weight_sparsity(model, list(masks.masks))
     record["targets"] = {n: float(s) for n, s in record["targets"].items()}
