@@ -109,3 +109,22 @@ def test_the_search_runs_on_channels():
     kept = {tuple(g["layers"]): g["kept"] for g in r.schedule["channels"]["groups"]}
     stem_gone = int((r.model.stem[0].weight.flatten(1).abs().sum(1) == 0).sum())
     assert kept[("stem.0", "pw.0")] == 8 - stem_gone
+
+
+def test_channels_then_single_weights_keeps_the_channels_removable(tmp_path):
+    model = randomize(Separable(), 14)
+    x, y = _data(model, 14)
+    r = compress(model, (x[:320], y[:320]), (x[320:], y[320:]),
+                 structure="channels+unstructured", accuracy_budget=30, step_epochs=0.25,
+                 finetune_epochs=0.25, climbs=0)
+    assert r.schedule["structure"] == "channels+unstructured"
+    assert {row.get("stage", "channels") for row in r.search} == {"channels", "weights"}
+    kept = {tuple(g["layers"]): g for g in r.schedule["channels"]["groups"]}
+    conv = torch2mcu.convert(r.model, torch.from_numpy(x[:1]), calibration=x[:64],
+                             out=tmp_path / "out")
+    nodes = {n.name: n for n in conv.int8_graph.nodes}
+    for layers, g in kept.items():  # every group's pruned channels left the int8 graph
+        node = nodes[layers[0].replace(".", "_")]
+        gone = len(node.record(DroppedChannels).dropped) if node.has(DroppedChannels) else 0
+        assert gone == g["channels"] - g["kept"], layers
+    assert torch2mcu.verify(conv, x[:32])["mismatches"] == 0

@@ -77,7 +77,8 @@ def export_pruned(model: nn.Module, example_input: torch.Tensor) -> torch.export
         return torch.export.export(model, (example_input,))
 
 
-STRUCTURES = ("unstructured", "channels")
+STRUCTURES = ("unstructured", "channels", "channels+unstructured")
+CHANNEL_SHARE = 0.5  # channels+unstructured: the share of the budget the channel stage may use
 # The first ladder per structure: a pruned channel also takes the inputs of the layer after it,
 # so half of the channels is about three quarters of the weights; channels start lower and
 # climb in finer steps (at 50%, DS-CNN28 fell from 91.8% to 68.1% validation accuracy).
@@ -116,7 +117,10 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
     qat_epochs: quantization-aware fine-tuning at the end (int8 fake quantization, masks kept).
     structure: "unstructured" (single weights) or "channels" (whole output channels with their
       bias, BatchNorm and the inputs that read them, compress/channels.py; a layer's sparsity is
-      then the fraction of its channels; the converter removes them: smaller dense layers).
+      then the fraction of its channels; the converter removes them: smaller dense layers), or
+      "channels+unstructured": channels within CHANNEL_SHARE of the budget, then single
+      weights of what is left within the rest (the pruned channels' bias and BatchNorm held
+      at zero, so they still leave the converted model).
       graph: the model's captured float graph for channel structure (default: captured from
       one training input).
     The model passed in is not changed; the result holds a pruned copy.
@@ -130,138 +134,157 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
     for what, v in (("sparsity", sparsity), ("max_sparsity", max_sparsity)):
         if v is not None and not 0.0 <= v < 1.0:
             raise Torch2MCUError(f"{what} {v} is outside [0, 1)", fix="pass e.g. 0.9 for 90%")
-    t0 = time.time()
-    seconds = {}
     if structure not in STRUCTURES:
         raise Torch2MCUError(f"unknown structure {structure!r}",
                              fix=f"choose one of {', '.join(STRUCTURES)}")
-    model = remove_reparametrizations(copy.deepcopy(model)).eval()
-    train = Split(train_data, "training", batch_size, seed)
-    if structure == "channels":
-        if graph is None:
-            graph = _captured(model, train)
-        masks = ChannelMasks(model, graph, layers)
-    else:
-        masks = Masks.from_zeros(model, layers)
-    val = Split(val_data, "validation", batch_size, seed)
-    torch.manual_seed(seed)
-    overall = Overall("compress")
-    ladder_steps = len(ladder(LADDERS[structure]["start"], LADDERS[structure]["density_factor"],
-                              max_sparsity)) + LADDERS[structure]["refine"]
-    climb_steps = len(ladder(1.0 - (1.0 - LADDERS[structure]["start"]) * CLIMB_DENSITY,
-                             CLIMB_DENSITY, max_sparsity)) + 1
-    grid = sorted(set(GRID) | {max_sparsity})
-    grid = [s for s in grid if s <= max_sparsity]
-    if targets is None:  # a sensitivity point: one pass over validation without gradients
-        overall.plan("sensitivity", len(masks.layers) * len(grid) * len(val) / len(train) / 3)
-    if targets is None and sparsity is None:
-        overall.plan("search", ladder_steps * step_epochs)
-        overall.plan("fine-tune", finetune_epochs)
-        for k in range(climbs):
-            overall.plan(f"climb {k + 1}", climb_steps * step_epochs + finetune_epochs)
-    else:
-        overall.plan("schedule", epochs)
-    if qat_epochs > 0:
-        overall.plan("qat", qat_epochs)
-    with one_thread():
-        base = evaluate(model, val)
-        floor = base - accuracy_budget / 100.0
-        curves = {}
-        if targets is None:
-            curves = sensitivity(model, masks, val, grid=grid, baseline=base)
-            seconds["sensitivity"] = round(time.time() - t0, 1)
-            overall.advance("sensitivity", overall.left["sensitivity"], "sensitivity curves")
-        trace = []
+
+    def stage(model, structure, accuracy_budget, qat_epochs, hold=None, targets=targets):
+        t0 = time.time()
+        seconds = {}
+        model = remove_reparametrizations(copy.deepcopy(model)).eval()
+        train = Split(train_data, "training", batch_size, seed)
+        if structure == "channels":
+            masks = ChannelMasks(model, graph or _captured(model, train), layers)
+        else:
+            masks = Masks.from_zeros(model, layers)
+            if hold is not None:  # channels pruned before: their bias and BatchNorm stay zero
+                masks.hold = ChannelMasks(model, graph or _captured(model, train), layers)
+                masks.hold.load(hold)
+        val = Split(val_data, "validation", batch_size, seed)
+        torch.manual_seed(seed)
+        progress = Overall("compress" if hold is None else "compress (weights)")
+        ladder_steps = len(ladder(LADDERS[structure]["start"], LADDERS[structure]["density_factor"],
+                                  max_sparsity)) + LADDERS[structure]["refine"]
+        climb_steps = len(ladder(1.0 - (1.0 - LADDERS[structure]["start"]) * CLIMB_DENSITY,
+                                 CLIMB_DENSITY, max_sparsity)) + 1
+        grid = sorted(set(GRID) | {max_sparsity})
+        grid = [s for s in grid if s <= max_sparsity]
+        if targets is None:  # a sensitivity point: one pass over validation without gradients
+            progress.plan("sensitivity", len(masks.layers) * len(grid) * len(val) / len(train) / 3)
         if targets is None and sparsity is None:
-            ramp = 0.5 if schedule == "gradual" else 0.0
+            progress.plan("search", ladder_steps * step_epochs)
+            progress.plan("fine-tune", finetune_epochs)
+            for k in range(climbs):
+                progress.plan(f"climb {k + 1}", climb_steps * step_epochs + finetune_epochs)
+        else:
+            progress.plan("schedule", epochs)
+        if qat_epochs > 0:
+            progress.plan("qat", qat_epochs)
+        with one_thread():
+            base = evaluate(model, val)
+            floor = base - accuracy_budget / 100.0
+            curves = {}
+            if targets is None:
+                curves = sensitivity(model, masks, val, grid=grid, baseline=base)
+                seconds["sensitivity"] = round(time.time() - t0, 1)
+                progress.advance("sensitivity", progress.left["sensitivity"], "sensitivity curves")
+            trace = []
+            if targets is None and sparsity is None:
+                ramp = 0.5 if schedule == "gradual" else 0.0
 
-            stage = ["search"]
+                stage = ["search"]
 
-            def step(t, label):
-                run = gradual(model, masks, train, val, t, epochs=step_epochs,
-                              prune_steps=4 if ramp else 1, ramp=ramp, lr=lr, label=label)
-                overall.advance(stage[0], step_epochs,
-                                f"{stage[0]} step at sparsity {label.split()[-1]}: val "
-                                f"{run.val_accuracy:.4f}")
-                return run
+                def step(t, label):
+                    run = gradual(model, masks, train, val, t, epochs=step_epochs,
+                                  prune_steps=4 if ramp else 1, ramp=ramp, lr=lr, label=label)
+                    progress.advance(stage[0], step_epochs,
+                                    f"{stage[0]} step at sparsity {label.split()[-1]}: val "
+                                    f"{run.val_accuracy:.4f}")
+                    return run
 
-            t1 = time.time()
-            found = search(model, masks, step, curves, floor, max_sparsity=max_sparsity,
-                           baseline=base, **LADDERS[structure])
-            trace = found.trace
-            overall.finish("search")
-            seconds["search"] = round(time.time() - t1, 1)
-            t1 = time.time()
-            final = fine_tune(model, masks, train, val, epochs=finetune_epochs, lr=lr / 2)
-            overall.advance("fine-tune", finetune_epochs, "fine-tune")
-            seconds["fine_tune"] = round(time.time() - t1, 1)
-            tunes = 1
-            climb_floor = base - (1.0 - CLIMB_MARGIN) * accuracy_budget / 100.0
-            for k in range(climbs):  # spend what the fine-tune gave back
-                now, start = evaluate(model, val), 1.0 - (1.0 - found.overall) * CLIMB_DENSITY
-                if now < climb_floor or start > max_sparsity:
-                    break
-                stage[0] = f"climb {k + 1}"
-                overall.plan(stage[0], (len(ladder(start, CLIMB_DENSITY, max_sparsity)) + 1)
-                             * step_epochs + finetune_epochs)
                 t1 = time.time()
-                more = search(model, masks, step, curves, climb_floor, start=start,
-                              density_factor=CLIMB_DENSITY, max_sparsity=max_sparsity,
-                              baseline=now, current=found.overall)
-                for row in more.trace:
-                    row["climb"] = k + 1
-                trace = trace + more.trace
-                seconds["search"] = round(seconds["search"] + time.time() - t1, 1)
-                if more.overall <= found.overall:
-                    break
-                found = more
+                found = search(model, masks, step, curves, floor, max_sparsity=max_sparsity,
+                               baseline=base, **LADDERS[structure])
+                trace = found.trace
+                progress.finish("search")
+                seconds["search"] = round(time.time() - t1, 1)
                 t1 = time.time()
                 final = fine_tune(model, masks, train, val, epochs=finetune_epochs, lr=lr / 2)
-                overall.advance(stage[0], finetune_epochs, f"{stage[0]} fine-tune")
-                overall.finish(stage[0])
-                seconds["fine_tune"] = round(seconds["fine_tune"] + time.time() - t1, 1)
-                tunes += 1
-            for k in range(climbs):  # the climbs that did not run, or stopped
-                overall.finish(f"climb {k + 1}")
-            record = {"name": schedule, "mode": "search", "targets": found.targets,
-                      "epochs": step_epochs * len(trace) + finetune_epochs * tunes,
-                      "steps": len(trace) * (4 if ramp else 1),
-                      "step_epochs": step_epochs, "finetune_epochs": finetune_epochs, "lr": lr,
-                      "search_val_accuracy": found.val_accuracy,
-                      "fine_tune_history": final.history}
-        else:
-            if targets is None:
-                targets = allocate(curves, layer_sizes(model, list(masks.masks)), sparsity,
-                                   max_sparsity)
-            t1 = time.time()
-            if schedule == "gradual":
-                run = gradual(model, masks, train, val, targets, epochs=epochs, lr=lr)
+                progress.advance("fine-tune", finetune_epochs, "fine-tune")
+                seconds["fine_tune"] = round(time.time() - t1, 1)
+                tunes = 1
+                climb_floor = base - (1.0 - CLIMB_MARGIN) * accuracy_budget / 100.0
+                for k in range(climbs):  # spend what the fine-tune gave back
+                    now, start = evaluate(model, val), 1.0 - (1.0 - found.overall) * CLIMB_DENSITY
+                    if now < climb_floor or start > max_sparsity:
+                        break
+                    stage[0] = f"climb {k + 1}"
+                    progress.plan(stage[0], (len(ladder(start, CLIMB_DENSITY, max_sparsity)) + 1)
+                                 * step_epochs + finetune_epochs)
+                    t1 = time.time()
+                    more = search(model, masks, step, curves, climb_floor, start=start,
+                                  density_factor=CLIMB_DENSITY, max_sparsity=max_sparsity,
+                                  baseline=now, current=found.overall)
+                    for row in more.trace:
+                        row["climb"] = k + 1
+                    trace = trace + more.trace
+                    seconds["search"] = round(seconds["search"] + time.time() - t1, 1)
+                    if more.overall <= found.overall:
+                        break
+                    found = more
+                    t1 = time.time()
+                    final = fine_tune(model, masks, train, val, epochs=finetune_epochs, lr=lr / 2)
+                    progress.advance(stage[0], finetune_epochs, f"{stage[0]} fine-tune")
+                    progress.finish(stage[0])
+                    seconds["fine_tune"] = round(seconds["fine_tune"] + time.time() - t1, 1)
+                    tunes += 1
+                for k in range(climbs):  # the climbs that did not run, or stopped
+                    progress.finish(f"climb {k + 1}")
+                record = {"name": schedule, "mode": "search", "targets": found.targets,
+                          "epochs": step_epochs * len(trace) + finetune_epochs * tunes,
+                          "steps": len(trace) * (4 if ramp else 1),
+                          "step_epochs": step_epochs, "finetune_epochs": finetune_epochs, "lr": lr,
+                          "search_val_accuracy": found.val_accuracy,
+                          "fine_tune_history": final.history}
             else:
-                run = iterative(model, masks, train, val, targets,
-                                rounds=max(int(round(epochs)), 1), lr=lr / 2)
-            seconds["schedule"] = round(time.time() - t1, 1)
-            overall.advance("schedule", epochs, "schedule")
-            record = {**run.to_json(), "mode": "fixed"}
-        if qat_epochs > 0:
-            t1 = time.time()
-            q = qat(model, masks, train, val, epochs=qat_epochs, lr=lr / 10)
-            record["qat"] = {"epochs": qat_epochs, "lr": lr / 10, "history": q.history}
-            seconds["qat"] = round(time.time() - t1, 1)
-            overall.advance("qat", qat_epochs, "quantization-aware fine-tune")
-        pruned = evaluate(model, val)
-    overall, per_layer = weight_sparsity(model, list(masks.masks))
-    record["targets"] = {n: float(s) for n, s in record["targets"].items()}
-    seconds["total"] = round(time.time() - t0, 1)
-    record["structure"] = structure
-    if structure == "channels":
-        record["channels"] = masks.summary()
-    result = CompressResult(model, masks.state(), overall, per_layer, base, pruned,
-                            accuracy_budget, record, curves, trace, seconds)
-    if not result.within_budget:
-        warn(f"pruned validation accuracy {pruned:.4f} is more than {accuracy_budget} points "
-             f"below the float model's {base:.4f}")
-    return result
+                if targets is None:
+                    targets = allocate(curves, layer_sizes(model, list(masks.masks)), sparsity,
+                                       max_sparsity)
+                t1 = time.time()
+                if schedule == "gradual":
+                    run = gradual(model, masks, train, val, targets, epochs=epochs, lr=lr)
+                else:
+                    run = iterative(model, masks, train, val, targets,
+                                    rounds=max(int(round(epochs)), 1), lr=lr / 2)
+                seconds["schedule"] = round(time.time() - t1, 1)
+                progress.advance("schedule", epochs, "schedule")
+                record = {**run.to_json(), "mode": "fixed"}
+            if qat_epochs > 0:
+                t1 = time.time()
+                q = qat(model, masks, train, val, epochs=qat_epochs, lr=lr / 10)
+                record["qat"] = {"epochs": qat_epochs, "lr": lr / 10, "history": q.history}
+                seconds["qat"] = round(time.time() - t1, 1)
+                progress.advance("qat", qat_epochs, "quantization-aware fine-tune")
+            pruned = evaluate(model, val)
+        overall, per_layer = weight_sparsity(model, list(masks.masks))
+        record["targets"] = {n: float(s) for n, s in record["targets"].items()}
+        seconds["total"] = round(time.time() - t0, 1)
+        record["structure"] = structure
+        if structure == "channels":
+            record["channels"] = masks.summary()
+        result = CompressResult(model, masks.state(), overall, per_layer, base, pruned,
+                                accuracy_budget, record, curves, trace, seconds)
+        if not result.within_budget:
+            warn(f"pruned validation accuracy {pruned:.4f} is more than {accuracy_budget} points "
+                 f"below the float model's {base:.4f}")
+        return result
 
+    if structure != "channels+unstructured":
+        return stage(model, structure, accuracy_budget, qat_epochs)
+    # channels first, on CHANNEL_SHARE of the budget; then single weights on what is left
+    first = stage(model, "channels", accuracy_budget * CHANNEL_SHARE, 0.0)
+    spent = max(0.0, 100.0 * (first.float_val_accuracy - first.pruned_val_accuracy))
+    second = stage(first.model, "unstructured", max(accuracy_budget - spent, 0.0), qat_epochs,
+                 hold=first.masks)
+    second.schedule["structure"] = structure
+    second.schedule["channels"] = first.schedule["channels"]
+    second.schedule["channel_stage"] = {k: v for k, v in first.schedule.items()
+                                        if k != "channels"}
+    second.search = first.search + [{**row, "stage": "weights"} for row in second.search]
+    second.seconds = {"channels": first.seconds, **second.seconds,
+                      "total": round(first.seconds["total"] + second.seconds["total"], 1)}
+    second.float_val_accuracy, second.accuracy_budget = first.float_val_accuracy, accuracy_budget
+    return second
 
 def _captured(model: nn.Module, train: Split):
     """The model's float graph, captured with one training input (channel groups)."""

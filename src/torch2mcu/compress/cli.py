@@ -51,11 +51,13 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--schedule", default="gradual", choices=["gradual", "iterative"],
                    help="gradual: Zhu & Gupta cubic; iterative: Han et al. prune-and-retrain")
-    p.add_argument("--structure", default="unstructured", choices=["unstructured", "channels"],
+    p.add_argument("--structure", default="unstructured", choices=["unstructured", "channels",
+                                                           "channels+unstructured"],
                    help="unstructured: single weights (sparse kernels); channels: whole output "
                         "channels with their BatchNorm and the inputs that read them, removed "
                         "at conversion (smaller dense layers); a layer's sparsity is then its "
-                        "share of channels pruned")
+                        "share of channels pruned; channels+unstructured: channels on half "
+                        "the budget, then single weights")
     p.add_argument("--sparsity", type=_fraction, default=None, metavar="S",
                    help="a fixed overall sparsity instead of searching under the budget")
     p.add_argument("--max-sparsity", type=_fraction, default=0.98,

@@ -64,6 +64,8 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float,
 class Masks:
     """One boolean keep-mask per pruned layer, keyed by the layer's qualified name."""
 
+    hold = None  # ChannelMasks of channels pruned before, re-applied with these (their biases)
+
     def __init__(self, model: nn.Module, names=None):
         self.layers = prunable_layers(model, names)
         self.masks = {n: torch.ones_like(weight_param(m), dtype=torch.bool)
@@ -90,6 +92,8 @@ class Masks:
         for name, mask in self.masks.items():
             w = weight_param(self.layers[name])
             w.mul_(mask.to(w.dtype))
+        if self.hold is not None:
+            self.hold.apply()
 
     def mask_grads(self) -> None:
         for name, mask in self.masks.items():

@@ -110,7 +110,7 @@ def compress_program_to_folder(model_path, train, val, out, *, test=None,
             raise Torch2MCUError(f"the {name} inputs are {x.shape[1:]} per sample, the program "
                                  f"takes {shape}", fix="pass inputs shaped like the model's")
     float_model = ProgramModule(ep)
-    if options.get("structure") == "channels":
+    if str(options.get("structure", "")).startswith("channels"):
         from torch2mcu.frontend import to_ir  # noqa: PLC0415
 
         options["graph"] = to_ir(ep)
