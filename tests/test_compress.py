@@ -27,8 +27,8 @@ from torch2mcu.compress.search import allocate, search
 from torch2mcu.data import Dataset, load_idx_dataset
 from torch2mcu.encodings import conv_offsets, lanes
 from torch2mcu.encodings.sparse import Encoding, decode
-from torch2mcu.ir.records import (ConvPlan, FoldedBatchNorm, WeightEncoding, WeightQuant,
-                                  weight_format)
+from torch2mcu.ir.records import (ConvPlan, DroppedChannels, FoldedBatchNorm, WeightEncoding,
+                                  WeightQuant, weight_format)
 from torch2mcu.models import LeNet5
 from torch2mcu.ops import get_op
 from torch2mcu.ops.conv2d import pack_1x1_weights, pack_kxk_weights
@@ -152,14 +152,43 @@ def _c_weights(text: str, node, graph) -> np.ndarray:
     return decode(Encoding(weight_format(node), values, index, row_len), rows, offsets)
 
 
+def _dropped(node) -> tuple[list[int], int] | None:
+    if not node.has(DroppedChannels):
+        return None
+    rec = node.record(DroppedChannels)
+    return rec.dropped, rec.channels
+
+
+def _kept_part(graph, node, full: np.ndarray) -> np.ndarray:
+    """The part of a float weight the int8 node still holds once drop_channels removed the
+    zero output channels (rows) and the inputs that read removed channels (columns): in a
+    chain like LeNet-5 the columns follow the nearest layer with weights upstream."""
+    rows = np.arange(full.shape[0])
+    if (d := _dropped(node)) is not None:
+        rows = np.setdiff1d(rows, d[0])
+    gone = np.setdiff1d(np.arange(full.shape[0]), rows)
+    cols = np.arange(full.shape[1])
+    src = graph.producer(node.inputs[0])
+    while src is not None and "weight" not in src.params:
+        src = graph.producer(src.inputs[0])
+    if src is not None and (d := _dropped(src)) is not None:
+        per = full.shape[1] // d[1]  # a flatten reads each channel's features in a block
+        cols = np.array([c * per + i for c in range(d[1]) if c not in d[0] for i in range(per)])
+    assert full[gone][:, cols].all(), f"{node.name}: a removed output channel had weights"
+    return full[rows][:, cols]
+
+
 def _check_zeros_in_graph_and_c(conv, float_weights: dict[str, np.ndarray]) -> int:
-    """Every zero float weight is zero in weight_q and in the C; returns how many were checked."""
+    """Every zero float weight is zero in weight_q and in the C; returns how many were checked
+    (a weight drop_channels removed counts when it was zero: it is zero in the C by absence)."""
     text = (conv.int8_dir / f"{conv.name}.c").read_text()
     checked = 0
     for node in conv.int8_graph.nodes:
         if node.op not in ("conv2d", "linear"):
             continue
-        pruned = float_weights[node.name] == 0
+        full = float_weights[node.name] == 0
+        pruned = _kept_part(conv.int8_graph, node, full)
+        checked += int(full.sum() - pruned.sum())
         wq = node.record(WeightQuant).weight_q
         assert wq.shape == pruned.shape
         assert not wq[pruned].any(), f"{node.name}: pruned weights are nonzero after quantization"
