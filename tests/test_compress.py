@@ -303,6 +303,44 @@ def test_a_climb_starts_where_the_model_is_and_never_lowers_a_layer():
     assert all(masks.sparsity(n) >= before[n] - 1e-6 for n in sizes)
 
 
+def test_climb_steps_train_longer_than_the_first_ladders(small, monkeypatch):
+    """compress() with the schedules stubbed (a made-up judge that holds up to 90% overall):
+    the first ladder's steps train step_epochs, every climb step climb_step_epochs (default twice
+    step_epochs), and the record says so; bad climb options are refused."""
+    seen = []
+
+    def fake_gradual(model, masks, train, val, targets, *, epochs, label, **kw):
+        masks.prune_to(targets)
+        seen.append((label, epochs))
+        run = ScheduleRun("fake", epochs, 0, dict(targets), 0.0)
+        run.val_accuracy = 1.0 if float(label.split()[-1]) <= 0.9 else 0.0
+        return run
+
+    def fake_fine_tune(model, masks, train, val, *, epochs, lr):
+        seen.append(("fine-tune", epochs))
+        return ScheduleRun("fine-tune", epochs, 0, {}, lr)
+
+    monkeypatch.setattr(capi, "gradual", fake_gradual)
+    monkeypatch.setattr(capi, "fine_tune", fake_fine_tune)
+    monkeypatch.setattr(capi, "evaluate", lambda model, split: 1.0)
+    data = ((small.train_x[:256], small.train_y[:256]), (small.val_x[:128], small.val_y[:128]))
+    for climb_epochs, want in ((None, 0.5), (3.0, 3.0)):
+        seen.clear()
+        r = compress(randomize(LeNet5(), 1), *data, step_epochs=0.25, finetune_epochs=0.5,
+                     climb_step_epochs=climb_epochs)
+        tunes = [i for i, (label, _) in enumerate(seen) if label == "fine-tune"]
+        assert tunes, seen  # the search, its fine-tune, then a climb
+        assert {e for _, e in seen[:tunes[0]]} == {0.25}
+        climbing = [e for label, e in seen[tunes[0] + 1:] if label != "fine-tune"]
+        assert climbing and set(climbing) == {want}, seen
+        assert r.schedule["climb_step_epochs"] == want and r.schedule["climbs"] == 4
+        assert r.schedule["epochs"] == pytest.approx(sum(e for _, e in seen))
+        assert 0.88 < r.sparsity <= 0.9 + 1e-3
+    for bad in (dict(climbs=-1), dict(climb_step_epochs=0.0), dict(step_epochs=-1.0)):
+        with pytest.raises(torch2mcu.Torch2MCUError, match="climb|step_epochs"):
+            compress(LeNet5(), *data, **bad)
+
+
 # ---- the search, the folder, and the zeros all the way into C -------------------------------
 
 def test_search_reads_only_validation_data_and_writes_the_folder(compressed, small):

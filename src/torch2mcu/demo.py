@@ -25,7 +25,7 @@ from torch2mcu.ui import note
 from torch2mcu.ui import out as results
 
 
-RECIPE = "climbs-2-margin-0.5"  # the pruning recipe's version: a cached pruned model of another is stale
+RECIPE = "climbs-4x2-margin-0.5"  # the pruning recipe's version: a cached pruned model of another is stale
 
 
 def _compressed(data, model, budget: float, epochs: int) -> tuple[Path, dict]:

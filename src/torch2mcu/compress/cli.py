@@ -64,6 +64,10 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
                    help="highest sparsity of any one layer (default 0.98)")
     p.add_argument("--step-epochs", type=float, default=1.0,
                    help="fine-tuning epochs per search step (default 1)")
+    p.add_argument("--climbs", type=int, default=4,
+                   help="times the search climbs on from its fine-tuned result (default 4)")
+    p.add_argument("--climb-step-epochs", type=float, default=None,
+                   help="fine-tuning epochs per climb step (default: twice --step-epochs)")
     p.add_argument("--finetune-epochs", type=float, default=4.0,
                    help="fine-tuning epochs after the search (default 4)")
     p.add_argument("--epochs", type=float, default=4.0,
@@ -89,7 +93,8 @@ def cmd_compress(args) -> int:
     options = dict(schedule=args.schedule, sparsity=args.sparsity,
                    max_sparsity=args.max_sparsity, step_epochs=args.step_epochs,
                    finetune_epochs=args.finetune_epochs, epochs=args.epochs,
-                   qat_epochs=args.qat_epochs, seed=args.seed, structure=args.structure)
+                   qat_epochs=args.qat_epochs, seed=args.seed, structure=args.structure,
+                   climbs=args.climbs, climb_step_epochs=args.climb_step_epochs)
     if args.program is not None:
         if args.train is None or args.val is None:
             raise Torch2MCUError(f"compress {args.program} needs --train and --val",
