@@ -9,7 +9,7 @@ demo: $(STAMP)
 
 # Two workers: the machine's two cores (every test builds C; the suite is CPU-bound).
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n 2
+	$(VENV)/bin/python -m pytest -q -n 2 --durations=15
 
 # The edit loop: everything but the whole-model, emulator-heavy and CLI-subprocess files (~1.5 min).
 SLOW := test_lenet_fashion.py test_cli.py test_measure_fit.py test_targets_models.py \

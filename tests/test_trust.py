@@ -409,13 +409,18 @@ def test_interrupt_inside_torch_start_up_waits_for_the_block_to_end():
     from torch2mcu.cli import _interrupts_deferred
 
     reached_end = False
-    with pytest.raises(KeyboardInterrupt):
-        with _interrupts_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # the handler has run by now; it must not have raised
-            reached_end = True
-    assert reached_end
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # a suite run as a background job starts with SIGINT ignored (then nothing is deferred)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler has run by now; it must not have raised
+                reached_end = True
+        assert reached_end
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_emulator_typo_is_refused_before_any_work(converted, files, capsys):

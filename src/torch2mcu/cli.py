@@ -276,7 +276,8 @@ def _interrupts_deferred():
     aborts the process (`terminate called ... error_already_set`, exit -6) instead of reaching
     our handler. The import takes about a second, so holding the signal that long is unnoticeable.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):  # a background job ignores it
         yield
         return
     pressed = []
