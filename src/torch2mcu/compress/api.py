@@ -196,7 +196,6 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
             trace = []
             if targets is None and sparsity is None:
                 ramp = 0.5 if schedule == "gradual" else 0.0
-                epochs_done = [0.0]
 
                 stage = ["search"]
 
@@ -204,7 +203,6 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
                     epochs = step_epochs if stage[0] == "search" else climb_epochs
                     run = gradual(model, masks, train, val, t, epochs=epochs,
                                   prune_steps=4 if ramp else 1, ramp=ramp, lr=lr, label=label)
-                    epochs_done[0] += epochs
                     progress.advance(stage[0], epochs,
                                     f"{stage[0]} step at sparsity {label.split()[-1]}: val "
                                     f"{run.val_accuracy:.4f}")
@@ -249,7 +247,8 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
                 for k in range(climbs):  # the climbs that did not run, or stopped
                     progress.finish(f"climb {k + 1}")
                 record = {"name": schedule, "mode": "search", "targets": found.targets,
-                          "epochs": epochs_done[0] + finetune_epochs * tunes,
+                          "epochs": sum(climb_epochs if "climb" in row else step_epochs
+                                        for row in trace) + finetune_epochs * tunes,
                           "steps": len(trace) * (4 if ramp else 1),
                           "step_epochs": step_epochs, "climb_step_epochs": climb_epochs,
                           "climbs": climbs, "finetune_epochs": finetune_epochs, "lr": lr,
