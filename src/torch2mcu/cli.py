@@ -15,6 +15,10 @@ from torch2mcu import __version__
 from torch2mcu.errors import (EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_MISMATCH,
                               EXIT_OK, Torch2MCUError, use_cli_spelling)
 
+# encode_weights.FORMATS, written out so that `torch2mcu --help` imports no numpy (a test keeps
+# the two equal)
+CONVERT_FORMATS = "dense,csr,rel,cb,lanes16,lanes32"
+
 # rich (torch2mcu.ui) and torch load inside main(), so that Ctrl-C during start-up is handled there.
 
 EXIT_CODES = f"""exit status:
@@ -198,9 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--objective", default="balanced", choices=["flash", "speed", "balanced"],
                    help="per-layer weight format choice: fewest bytes, fewest estimated cycles, "
                    "or the best product of both (default)")
-    c.add_argument("--formats", default="dense,csr,rel,lanes16,lanes32",
-                   help="weight formats allowed, comma-separated (default: "
-                        "dense,csr,rel,lanes16,lanes32)")
+    c.add_argument("--formats", default=CONVERT_FORMATS,
+                   help=f"weight formats allowed, comma-separated (default: {CONVERT_FORMATS}; "
+                        "cb: codebook-coded, for shared weights)")
     c.add_argument("--layout", default="nchw", choices=["nchw", "nhwc"],
                    help="the C's input and output: channel-major as PyTorch (default) or "
                         "channel-last (HWC images); calibration and verify inputs stay NCHW")

@@ -25,20 +25,34 @@ from torch2mcu.ui import note
 from torch2mcu.ui import out as results
 
 
-RECIPE = "climbs-4x2-margin-0.5"  # the pruning recipe's version: a cached pruned model of another is stale
+SHARE_BITS = 4  # weight sharing: 16 int8 weights per layer (Deep Compression's classic choice)
+
+
+def recipe() -> str:
+    """The compress recipe the cached pruned model was made with: compress()'s defaults and the
+    search's constants, so that a change to either makes the cache stale."""
+    import inspect
+
+    from torch2mcu.compress import api, share
+
+    defaults = {k: p.default for k, p in inspect.signature(api.compress).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    constants = (api.LADDERS, api.CLIMB_DENSITY, api.CLIMB_STEP, api.CLIMB_MARGIN,
+                 api.CHANNEL_SHARE, share.KMEANS_ITERATIONS, SHARE_BITS)
+    return repr((sorted(defaults.items()), constants))
 
 
 def _compressed(data, model, budget: float, epochs: int) -> tuple[Path, dict]:
     """The pruned model folder (compress_to_folder's), cached by the float weights and budget."""
     from torch2mcu.compress import compress_to_folder
 
-    h = hashlib.sha256(f"{data.name}|{budget}|{epochs}|{RECIPE}".encode())
+    h = hashlib.sha256(f"{data.name}|{budget}|{epochs}|{recipe()}".encode())
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode() + v.numpy().tobytes())
     folder = CACHE / "compress" / f"lenet5-{data.name}-{h.hexdigest()[:16]}"
     if not (folder / "compress.json").exists():
         compress_to_folder(folder, model="lenet5", data=data, accuracy_budget=budget,
-                           float_epochs=epochs, overwrite=True)
+                           float_epochs=epochs, overwrite=True, share_bits=SHARE_BITS)
     else:
         note(f"[dim]using the cached pruned lenet5: {folder}[/dim]")
     return folder, json.loads((folder / "compress.json").read_text())
@@ -74,18 +88,22 @@ def run_demo(out: str = "out/demo", dataset: str = "fashion-mnist", data_dir=Non
               "out": str(conv.path), "seconds": round(time.time() - t0, 1)}
 
     t = Table(title=f"LeNet-5 on {dataset}: pruning ({result['test_images']} test images)")
-    for col in ("layer", "weights", "nonzero", "sparsity", "int8 format"):
+    books = comp["schedule"].get("sharing", {}).get("codebooks", {})
+    for col in ("layer", "weights", "nonzero", "sparsity", "distinct int8", "int8 format"):
         t.add_column(col, justify="left" if col in ("layer", "int8 format") else "right")
     for node in conv.int8_graph.nodes:
         if node.has(WeightQuant):
             w = node.record(WeightQuant).weight_q
             nz = int(np.count_nonzero(w))
+            shared = " (shared)" if node.name in books else ""
             t.add_row(node.name, f"{w.size:,}", f"{nz:,}", f"{100 * (1 - nz / w.size):.1f}%",
-                      weight_format(node))
-    t.add_row("total", "", "", f"{100 * comp['sparsity']:.1f}%", "")
+                      f"{np.unique(w).size}{shared}", weight_format(node))
+    t.add_row("total", "", "", f"{100 * comp['sparsity']:.1f}%", "", "")
     results.print(t)
     a = Table(title="test accuracy")
-    for col in ("float32", "pruned float32", "pruned int8 (reference = C)", "C vs reference"):
+    pruned = "pruned + shared" if books else "pruned"
+    for col in ("float32", f"{pruned} float32", f"{pruned} int8 (reference = C)",
+                "C vs reference"):
         a.add_column(col, justify="right")
     a.add_row(f"{100 * float_acc:.2f}%", f"{100 * comp['pruned_test_accuracy']:.2f}%",
               f"{100 * int8_acc:.2f}% = {100 * c_acc:.2f}%",

@@ -26,6 +26,7 @@ from torch2mcu.compress.qat import qat
 from torch2mcu.compress.schedules import SCHEDULES, fine_tune, gradual, iterative
 from torch2mcu.compress.progress import Overall
 from torch2mcu.compress.search import allocate, ladder, search
+from torch2mcu.compress.share import layer_bits, share_weights
 from torch2mcu.compress.sensitivity import GRID, sensitivity
 from torch2mcu.errors import Torch2MCUError, spell
 from torch2mcu.ui import warn
@@ -102,7 +103,7 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
              step_epochs: float = 1.0, finetune_epochs: float = 4.0, max_sparsity: float = 0.98,
              qat_epochs: float = 0.0, lr: float = 1e-3, batch_size: int = 128,
              seed: int = 0, climbs: int = 4, climb_step_epochs: float | None = None,
-             structure: str = "unstructured",
+             structure: str = "unstructured", share_bits=None, share_epochs: float = 2.0,
              graph=None) -> CompressResult:
     """Prune the Conv and Linear weights of a trained classifier by magnitude, with fine-tuning.
 
@@ -128,7 +129,10 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
       "channels+unstructured": channels within CHANNEL_SHARE of the budget, then single
       weights of what is left within the rest (the pruned channels' bias and BatchNorm held
       at zero, so they still leave the converted model).
-      graph: the model's captured float graph for channel structure (default: captured from
+    share_bits: weight sharing after pruning (Deep Compression's second stage, compress/share.py):
+      a codebook of 2^bits int8 weights per layer (an int for every layer, or {layer: bits}),
+      its centroids fine-tuned for `share_epochs`; None: no sharing.
+    graph: the model's captured float graph for channel structure (default: captured from
       one training input).
     The model passed in is not changed; the result holds a pruned copy.
     """
@@ -150,6 +154,11 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
     if structure not in STRUCTURES:
         raise Torch2MCUError(f"unknown structure {structure!r}",
                              fix=f"choose one of {', '.join(STRUCTURES)}")
+    if share_bits is not None:
+        layer_bits(share_bits, list(prunable_layers(model, layers)))  # fail before training
+        if not share_epochs >= 0:
+            raise Torch2MCUError(f"share_epochs {share_epochs} is negative",
+                                 fix="pass e.g. 2 (epochs of centroid fine-tuning), 0 for none")
 
     climb_epochs = CLIMB_STEP * step_epochs if climb_step_epochs is None else climb_step_epochs
 
@@ -287,8 +296,28 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
                  f"below the float model's {base:.4f}")
         return result
 
+    def shared(result):
+        if share_bits is None:
+            return result
+        t0 = time.time()
+        with one_thread():
+            train = Split(train_data, "training", batch_size, seed)
+            val = Split(val_data, "validation", batch_size, seed)
+            torch.manual_seed(seed)
+            run = share_weights(result.model, Masks.from_zeros(result.model, layers), train, val,
+                                share_bits, epochs=share_epochs, lr=lr)
+        result.pruned_val_accuracy = run.val_accuracy
+        result.schedule["sharing"] = run.to_json()
+        result.seconds["share"] = round(time.time() - t0, 1)
+        result.seconds["total"] = round(result.seconds["total"] + result.seconds["share"], 1)
+        if not result.within_budget:
+            warn(f"shared validation accuracy {run.val_accuracy:.4f} is more than "
+                 f"{accuracy_budget} points below the float model's "
+                 f"{result.float_val_accuracy:.4f}: pass more bits")
+        return result
+
     if structure != "channels+unstructured":
-        return stage(model, structure, accuracy_budget, qat_epochs)
+        return shared(stage(model, structure, accuracy_budget, qat_epochs))
     # channels first, on CHANNEL_SHARE of the budget; then single weights on what is left
     first = stage(model, "channels", accuracy_budget * CHANNEL_SHARE, 0.0)
     spent = max(0.0, 100.0 * (first.float_val_accuracy - first.pruned_val_accuracy))
@@ -302,7 +331,7 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
     second.seconds = {"channels": first.seconds, **second.seconds,
                       "total": round(first.seconds["total"] + second.seconds["total"], 1)}
     second.float_val_accuracy, second.accuracy_budget = first.float_val_accuracy, accuracy_budget
-    return second
+    return shared(second)
 
 def _captured(model: nn.Module, train: Split):
     """The model's float graph, captured with one training input (channel groups)."""

@@ -74,6 +74,12 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
                    help="schedule length with a fixed --sparsity (default 4)")
     p.add_argument("--qat-epochs", type=float, default=0.0,
                    help="quantization-aware fine-tuning epochs at the end (default 0: off)")
+    p.add_argument("--share-bits", type=int, default=None, metavar="BITS",
+                   help="weight sharing after pruning: a codebook of 2^BITS int8 weights per "
+                        "layer, centroids fine-tuned (Deep Compression; 4 is the classic choice; "
+                        "default: off)")
+    p.add_argument("--share-epochs", type=float, default=2.0,
+                   help="centroid fine-tuning epochs of weight sharing (default 2)")
     p.add_argument("--float-epochs", type=int, default=8,
                    help="training epochs of the float model (cached; default 8)")
     p.add_argument("--seed", type=int, default=0)
@@ -94,7 +100,8 @@ def cmd_compress(args) -> int:
                    max_sparsity=args.max_sparsity, step_epochs=args.step_epochs,
                    finetune_epochs=args.finetune_epochs, epochs=args.epochs,
                    qat_epochs=args.qat_epochs, seed=args.seed, structure=args.structure,
-                   climbs=args.climbs, climb_step_epochs=args.climb_step_epochs)
+                   climbs=args.climbs, climb_step_epochs=args.climb_step_epochs,
+                   share_bits=args.share_bits, share_epochs=args.share_epochs)
     if args.program is not None:
         if args.train is None or args.val is None:
             raise Torch2MCUError(f"compress {args.program} needs --train and --val",
@@ -138,6 +145,13 @@ def print_summary(r: dict, out) -> None:
     t.add_row("total", f"{r['weights']['total']:,}", f"{r['weights']['nonzero']:,}",
               f"{100 * r['sparsity']:.1f}%", *([""] if groups else []))
     results.print(t)
+    sharing = r["schedule"].get("sharing")
+    if sharing:
+        results.print(
+            f"weight sharing: {', '.join(f'{escape(n)} {len(b)}' for n, b in sharing['codebooks'].items())}"
+            f" distinct int8 weights; validation {100 * sharing['val_before']:.2f}% before, "
+            f"{100 * sharing['val_clustered']:.2f}% clustered, {100 * sharing['val_accuracy']:.2f}%"
+            f" after {sharing['epochs']:g} epochs of centroid fine-tuning")
     for name, why in r["schedule"].get("channels", {}).get("not_pruned", {}).items():
         results.print(f"[dim]{escape(name)}: not pruned by channel ({escape(why)})[/dim]")
     has_test = "test_samples" in r

@@ -25,12 +25,15 @@ REL_STEP = 255
 
 @dataclass
 class Encoding:
-    format: str                       # "dense" | "csr" | "rel"
-    values: np.ndarray                # int8
+    format: str                       # "dense" | "csr" | "rel" | "cb" | "lanes16" | "lanes32"
+    values: np.ndarray                # int8 (cb: each entry's weight, fillers included)
     index: np.ndarray | None = None   # uint8 / uint16
     row_len: np.ndarray | None = None  # uint16
     fillers: int = 0
     bytes: dict = field(default_factory=dict)
+    codebook: np.ndarray | None = None  # cb (encodings/codebook.py): the int8 weights coded
+    code_bits: int = 0
+    gap_bits: int = 0
 
     @property
     def index_bytes(self) -> int:
@@ -117,6 +120,10 @@ def decode(enc: Encoding, rows: int, offsets: np.ndarray) -> np.ndarray:
     """Walk the encoding as the C kernel does; returns the dense (rows, K) int8 weights.
     Raises IndexError if a walk would leave its row or the receptive field."""
     k_total = offsets.size
+    if enc.format == "cb":  # fully connected only: position k reads input k
+        from torch2mcu.encodings.codebook import decode_cb  # noqa: PLC0415
+
+        return decode_cb(enc, rows, k_total)
     if enc.format == "dense":
         return enc.values.reshape(rows, k_total).copy()
     where = {int(o): k for k, o in enumerate(offsets)}

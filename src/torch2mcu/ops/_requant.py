@@ -83,6 +83,22 @@ def emit_weights_s8(node, ctx) -> tuple[str | None, str, str]:
     return f"{enc.format}{8 * enc.index_bytes}", f"&{walk}", bias
 
 
+def emit_codebook_s8(node, ctx) -> tuple[str, str]:
+    """Declare a cb-encoded layer's stream, codebook, row lengths and folded bias; returns (the
+    t2m_cbsparse_s8 struct's name, the folded bias name)."""
+    rec = node.record(WeightEncoding)
+    enc = rec.encoding
+    bias = ctx.const_array(f"{node.name}_bias", "int32_t", rec.bias_folded)
+    stream = ctx.const_array(f"{node.name}_stream", "uint8_t", enc.index)
+    book = ctx.const_array(f"{node.name}_codebook", "int8_t", enc.codebook)
+    len_bytes = enc.row_len.dtype.itemsize
+    row_len = ctx.const_array(f"{node.name}_row_len", f"uint{8 * len_bytes}_t", enc.row_len)
+    walk = ctx.const_struct(f"{node.name}_cb", "t2m_cbsparse_s8", {
+        "stream": stream, "codebook": book, "row_len": row_len, "code_bits": enc.code_bits,
+        "gap_bits": enc.gap_bits, "row_len_bytes": len_bytes})
+    return walk, bias
+
+
 MAX_ABS_INPUT = 128  # |x| for an int8 x
 
 

@@ -7,7 +7,8 @@ from torch import nn
 
 from torch2mcu.ir.records import WeightEncoding, WeightQuant
 from torch2mcu.ops import register
-from torch2mcu.ops._requant import (check_accumulator, check_weights_quantized, emit_requant,
+from torch2mcu.ops._requant import (check_accumulator, check_weights_quantized, emit_codebook_s8,
+                                    emit_requant,
                                     emit_weights_s8, quantize_weighted, requantize_output)
 from torch2mcu.ops.base import Op, act_name, act_of, check_int32, float_act
 
@@ -65,6 +66,11 @@ class Linear(Op):
                 rq = emit_requant(node, ctx)
                 ctx.call(f"t2m_fc_fast_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, "
                          f"{ctx.scratch(node)});")
+                return
+            if rec.kernel == "linear_cb":
+                walk, bias = emit_codebook_s8(node, ctx)
+                rq = emit_requant(node, ctx)
+                ctx.call(f"t2m_fc_cb_s8(&{shape}, &{rq}, &{walk}, {x}, {bias}, {y});")
                 return
             sparse, wexpr, bias = emit_weights_s8(node, ctx)
             rq = emit_requant(node, ctx)

@@ -3,7 +3,8 @@
 For every layer it (1) folds the input zero point into the bias (bias - z_in * sum(w)), which
 is exact because padded borders hold z_in; (2) for a padded conv, plans a pad step into a scratch
 buffer of the prepared input geometry; (3) encodes the weights as dense, csr and rel (and a conv
-of groups 1 on a DSP core also as lanes16 / lanes32, encodings/lanes.py) and keeps the one the
+of groups 1 on a DSP core also as lanes16 / lanes32, encodings/lanes.py; a linear also as cb,
+codebook-coded, encodings/codebook.py) and keeps the one the
 objective prefers: `flash` (fewest bytes), `speed` (fewest estimated cycles) or
 `balanced` (smallest product, relative to dense). The choice and every candidate's bytes and
 estimated cycles are recorded on the node for the generated comments and the manifest.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from torch2mcu.encodings import conv_offsets, encode, lanes
+from torch2mcu.encodings.codebook import encode_cb
 from torch2mcu.encodings.cost import (conv_cycles, fast_conv_cycles, fc_cycles,
                                       lanes_cycles, select)
 from torch2mcu.errors import Torch2MCUError
@@ -30,7 +32,7 @@ from torch2mcu.ops._requant import accumulator_bound
 from torch2mcu.ops._spatial import spatial
 from torch2mcu.ops.conv2d import FAST_KERNELS, dilation_of, pool_of
 
-FORMATS = ("dense", "csr", "rel", "lanes16", "lanes32")
+FORMATS = ("dense", "csr", "rel", "cb", "lanes16", "lanes32")
 OBJECTIVES = ("flash", "speed", "balanced")
 
 
@@ -109,6 +111,8 @@ def _kernel(node, fmt: str, enc, fast: str | None = None) -> str:
     """The runtime kernel a layer in this format calls (see KERNEL_CODE_BYTES)."""
     if fmt.startswith("lanes"):
         return f"conv2d_{fmt}"
+    if fmt == "cb":
+        return f"{node.op}_cb"
     if fmt == "dense" and fast:
         return fast
     if fmt == "dense":
@@ -215,6 +219,8 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
             if fmt.startswith("lanes"):
                 enc = (lanes.encode_lanes(wq, lane_offsets, lanes.FORMAT_BITS[fmt])
                        if lanes_ok else None)
+            elif fmt == "cb":  # t2m_fc_cb_s8: linear layers
+                enc = encode_cb(wq) if node.op == "linear" else None
             else:
                 enc = encode(fmt, wq, offsets)
             if enc is not None:

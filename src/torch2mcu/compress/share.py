@@ -1,0 +1,208 @@
+"""Weight sharing (Deep Compression's trained quantization): a codebook of int8 weights per layer.
+
+A shared layer's weights become w = s[c] * C[idx] * keep, with
+- s[c]  the layer's per-output-channel int8 scale, max|w_c| / 127, frozen when sharing starts;
+- C     a codebook of 2^bits values in int8 units (2^bits - 1 of them when the layer is pruned:
+        0 takes the last code), rounded to integers on the way forward (straight-through), so the
+        model always sits on the int8 grid;
+- idx   each weight's cluster: 1-D k-means of w / s[c] with linear initialization (Han et al.
+        found it best: it keeps the few large weights), fixed from then on;
+- keep  the pruning mask (pruned weights stay exact zeros).
+
+Fine-tuning trains the centroids only, with the shared-weight gradient (the sum of the gradients
+of the weights in a cluster, which autograd gives through the index), on the training split,
+judged on the validation split; the best validation epoch is kept.
+
+Why the converter finds the codebook again: it quantizes per channel with scale max|w_c| / 127,
+and every channel keeps a weight at +-127 (the codebook's two ends sit at the layer's extremes,
+which are +-127 where some channel peaks there, and are never trained), so its scale is s[c]
+and its int8 weights are exactly C[idx]. The int8 graph, the Python reference and the
+requantization are therefore unchanged; the layer simply holds at most 2^bits distinct int8
+values, which encode_weights stores as codebook indices. A BatchNorm folded into a conv with a
+negative scale negates that channel's values (the encoder then counts them as more codes).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from torch2mcu.compress.finetune import Split, evaluate
+from torch2mcu.compress.masks import Masks, weight_param
+from torch2mcu.errors import Torch2MCUError
+from torch2mcu.quant.params import WEIGHT_QMAX, quantize_weights, weight_params
+
+BITS = range(1, 9)
+KMEANS_ITERATIONS = 50
+
+
+def kmeans_1d(values: np.ndarray, k: int, iterations: int = KMEANS_ITERATIONS) -> np.ndarray:
+    """k sorted centroids of 1-D values, Lloyd iterations from a linear initialization, with
+    the two ends fixed at the extremes (they hold each channel's +-127). The initialization is
+    linear over each sign's range apart, the centroids split by the ranges' lengths: pruning
+    leaves no weight near 0, and centroids started in that gap would stay empty. Fewer distinct
+    values than k: those values."""
+    v = np.sort(np.asarray(values, dtype=np.float64).reshape(-1))
+    distinct = np.unique(v)
+    if distinct.size <= k:
+        return distinct
+    c = _linear_init(v, k)
+    for _ in range(iterations):
+        idx = assign(v, c)
+        counts = np.bincount(idx, minlength=k)
+        sums = np.bincount(idx, weights=v, minlength=k)
+        new = np.where(counts > 0, sums / np.maximum(counts, 1), c)
+        new[0], new[-1] = v[0], v[-1]
+        if np.allclose(new, c):
+            break
+        c = new
+    return c
+
+
+def _linear_init(v: np.ndarray, k: int) -> np.ndarray:
+    neg, pos = v[v < 0], v[v > 0]
+    if neg.size < 2 or pos.size < 2 or k < 4 or (v == 0).any():
+        return np.linspace(v[0], v[-1], k)
+    spans = np.array([neg[-1] - neg[0], pos[-1] - pos[0]], dtype=np.float64)
+    kn = int(np.clip(round(k * spans[0] / max(spans.sum(), 1e-12)), 2, k - 2))
+    return np.concatenate([np.linspace(neg[0], neg[-1], kn), np.linspace(pos[0], pos[-1], k - kn)])
+
+
+def assign(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """The nearest centroid of each value (centroids sorted)."""
+    return np.searchsorted((centroids[:-1] + centroids[1:]) / 2, values).astype(np.int64)
+
+
+class SharedWeight(nn.Module):
+    """The parametrization w = scale * round(C)[index] * keep (straight-through rounding)."""
+
+    def __init__(self, scale: torch.Tensor, index: torch.Tensor, keep: torch.Tensor,
+                 centroids: torch.Tensor):
+        super().__init__()
+        self.register_buffer("scale", scale)
+        self.register_buffer("index", index)
+        self.register_buffer("keep", keep)
+        self.centroids = nn.Parameter(centroids)
+        trained = torch.ones_like(centroids)
+        trained[0] = trained[-1] = 0.0  # the ends hold each channel's +-127
+        self.register_buffer("trained", trained)
+        self.centroids.register_hook(lambda g: g * self.trained)
+
+    def codebook(self) -> torch.Tensor:
+        """The codebook in int8 units (centroids are trained in units of 127, so that the
+        optimizer's step sizes mean the same as for ordinary weights)."""
+        c = (self.centroids * WEIGHT_QMAX).clamp(-WEIGHT_QMAX, WEIGHT_QMAX)
+        return c + (torch.round(c) - c).detach()
+
+    def forward(self, _original: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.codebook()[self.index] * self.keep
+
+
+@dataclass
+class ShareRun:
+    """What sharing did: bits per layer, the int8 codebooks found, validation before and after."""
+
+    bits: dict[str, int]
+    epochs: float
+    lr: float
+    val_before: float = 0.0
+    val_clustered: float = 0.0
+    val_accuracy: float = 0.0
+    codebooks: dict[str, list[int]] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"bits": self.bits, "epochs": self.epochs, "lr": self.lr,
+                "val_before": self.val_before, "val_clustered": self.val_clustered,
+                "val_accuracy": self.val_accuracy, "codebooks": self.codebooks,
+                "history": self.history}
+
+
+def layer_bits(bits, names) -> dict[str, int]:
+    """bits: one width for every layer, or {layer: width} (layers not named are not shared)."""
+    per = dict(bits) if isinstance(bits, dict) else {n: bits for n in names}
+    unknown = [n for n in per if n not in names]
+    if unknown:
+        raise Torch2MCUError(f"no prunable layer named {', '.join(map(repr, unknown))} to share",
+                             fix=f"layers: {', '.join(names)}")
+    for n, b in per.items():
+        if not isinstance(b, (int, np.integer)) or int(b) not in BITS:
+            raise Torch2MCUError(f"{b!r} codebook bits for layer {n!r}",
+                                 fix="pass a whole number of bits from 1 to 8 (4 is the classic "
+                                     "choice: 16 shared weights)")
+    return {n: int(b) for n, b in per.items()}
+
+
+def _cluster(layer: nn.Module, bits: int) -> SharedWeight:
+    w = weight_param(layer).detach().double()
+    flat = w.reshape(w.shape[0], -1)
+    peak = flat.abs().amax(dim=1)
+    scale = torch.where(peak > 0, peak, torch.ones_like(peak)) / WEIGHT_QMAX
+    unit = (flat / scale[:, None]).numpy()
+    keep = (flat != 0).numpy()
+    k = 2 ** bits - (1 if not keep.all() else 0)  # a pruned layer keeps a code for 0
+    if k < 2 and keep.any():
+        k = 2
+    cents = kmeans_1d(unit[keep], k) if keep.any() else np.zeros(2)
+    if cents.size == 1:
+        cents = np.array([cents[0], cents[0]])
+    index = assign(unit, cents)
+    shape = (-1,) + (1,) * (w.dim() - 1)
+    return SharedWeight(scale.float().reshape(shape), torch.from_numpy(index).reshape(w.shape),
+                        torch.from_numpy(keep).reshape(w.shape).float(),
+                        torch.from_numpy(cents / WEIGHT_QMAX).float())
+
+
+@contextlib.contextmanager
+def shared(model: nn.Module, masks: Masks, bits: dict[str, int]):
+    """Within the block the named layers run shared and only their centroids train; afterwards
+    the weights are baked (plain float weights on the codebook) and the rest trains again."""
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    for name, b in bits.items():
+        parametrize.register_parametrization(masks.layers[name], "weight",
+                                             _cluster(masks.layers[name], b))
+    try:
+        yield {n: masks.layers[n].parametrizations.weight[0] for n in bits}
+    finally:
+        for name in bits:
+            parametrize.remove_parametrizations(masks.layers[name], "weight",
+                                                leave_parametrized=True)
+        for p in frozen:
+            p.requires_grad_(True)
+        masks.apply()
+
+
+def int8_codebook(weight: torch.Tensor) -> np.ndarray:
+    """The distinct int8 values the converter's per-channel quantization makes of a weight."""
+    w = weight.detach().numpy()
+    return np.unique(quantize_weights(w, weight_params(w)))
+
+
+def share_weights(model: nn.Module, masks: Masks, train: Split, val: Split, bits, *,
+                  epochs: float = 2.0, lr: float = 1e-3) -> ShareRun:
+    """Share the weights of the layers in `bits` (a width, or {layer: width}) and fine-tune the
+    centroids for `epochs`; the model is changed in place and keeps its best validation epoch."""
+    from torch2mcu.compress.schedules import fine_tune  # noqa: PLC0415
+
+    per = layer_bits(bits, list(masks.layers))
+    run = ShareRun(per, epochs, lr, val_before=evaluate(model, val))
+    with shared(model, masks, per):
+        run.val_clustered = evaluate(model, val)
+        if epochs > 0:
+            tuned = fine_tune(model, masks, train, val, epochs=epochs, lr=lr,
+                              label="weight sharing: centroid fine-tuning")
+            run.history = tuned.history
+    run.val_accuracy = evaluate(model, val)
+    for name, b in per.items():
+        book = int8_codebook(weight_param(masks.layers[name]))
+        if book.size > 2 ** b:  # the construction guarantees it; a failure is a bug here
+            raise Torch2MCUError(f"layer {name!r} has {book.size} distinct int8 weights after "
+                                 f"{b}-bit sharing", fix="report this: it is a torch2mcu bug")
+        run.codebooks[name] = [int(v) for v in book]
+    return run
