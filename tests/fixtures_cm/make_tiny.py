@@ -203,10 +203,10 @@ def main() -> None:
                 seed=SEED,
                 conv1_w=c_array("int8_t", "conv1_w", c1["w"]),
                 conv1_b=c_array("int32_t", "conv1_b", folded(c1["b"], c1["w"], p["input"]["zero_point"])),
-                conv1_m=c_array("int32_t", "conv1_m", c1["mult"]), conv1_s=c_array("int32_t", "conv1_s", c1["shift"]),
+                conv1_m=c_array("int32_t", "conv1_m", c1["mult"]), conv1_s=c_array("int8_t", "conv1_s", c1["shift"]),
                 fc1_w=c_array("int8_t", "fc1_w", f1["w"]),
                 fc1_b=c_array("int32_t", "fc1_b", folded(f1["b"], f1["w"], c1["z_out"])),
-                fc1_m=c_array("int32_t", "fc1_m", f1["mult"]), fc1_s=c_array("int32_t", "fc1_s", f1["shift"]),
+                fc1_m=c_array("int32_t", "fc1_m", f1["mult"]), fc1_s=c_array("int8_t", "fc1_s", f1["shift"]),
             )
         else:
             src = F32_SOURCE.format(

@@ -60,7 +60,7 @@ def emit_requant(node, ctx) -> str:
     qout = ctx.graph.tensors[node.output].quant
     q = node.record(WeightQuant)
     mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", q.multiplier)
-    shift = ctx.const_array(f"{node.name}_shift", "int32_t", q.shift)
+    shift = ctx.const_array(f"{node.name}_shift", "int8_t", q.shift)  # -31..30: a byte
     return ctx.const_struct(f"{node.name}_requant", "t2m_requant_s8", {
         "output_offset": qout.zero_point, "act_min": q.act_min, "act_max": q.act_max,
         "multiplier": mult, "shift": shift})

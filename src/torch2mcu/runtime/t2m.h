@@ -15,7 +15,7 @@
 /* The runtime's ABI: the kernels' names, signatures, structs and status codes. Every generated
  * model checks it at compile time, so models from any torch2mcu version with the same ABI link
  * against one copy of this runtime. Raised whenever any of those change. */
-#define T2M_RUNTIME_ABI 1
+#define T2M_RUNTIME_ABI 2
 
 #include <stddef.h>
 #include <stdint.h>
@@ -109,7 +109,7 @@ typedef struct {
     int32_t output_offset;     /* output zero point */
     int32_t act_min, act_max;  /* fused activation as int8 bounds */
     const int32_t *multiplier; /* Q31 mantissa per output channel */
-    const int32_t *shift;      /* power-of-two exponent per output channel (> 0: left) */
+    const int8_t *shift;       /* power-of-two exponent per output channel (> 0: left) */
 } t2m_requant_s8;
 
 /* Copy (c, in_h, in_w) into (c, out_h, out_w) at (pad_top, pad_left), filling the rest with a

@@ -93,7 +93,8 @@ static T2M_ALWAYS_INLINE void t2m_mm2_run(const int32_t *x, int32_t groups4, con
 {
     const int32_t *const x_end = x + 4 * groups4;
     /* in locals: the int8 stores could alias q */
-    const int32_t *const mult = q->multiplier, *const shift = q->shift;
+    const int32_t *const mult = q->multiplier;
+    const int8_t *const shift = q->shift;
     const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
     int32_t co;
     for (co = 0; co + 1 < cout; co += 2) {

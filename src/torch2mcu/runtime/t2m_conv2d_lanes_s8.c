@@ -272,9 +272,24 @@ static inline void t2m_lanes_store(const int32_t *sum, int32_t out_w, int32_t se
 #undef T2M_LANES_Q
 }
 
-/* The kernel of both entry widths: bits 32 or 16. */
+/* One output channel's walk over the band (t2m_lanes_row32 / _row16): the kernel takes it as a
+ * pointer, so a build that runs only one entry width links only that walk. */
+typedef const void *(*t2m_lanes_walk)(const void *v, const int32_t *x, int32_t *sums,
+                                      int32_t blocks);
+
+static const void *t2m_lanes_walk32(const void *v, const int32_t *x, int32_t *sums, int32_t blocks)
+{
+    return t2m_lanes_row32((const uint32_t *)v, x, sums, blocks);
+}
+
+static const void *t2m_lanes_walk16(const void *v, const int32_t *x, int32_t *sums, int32_t blocks)
+{
+    return t2m_lanes_row16((const uint16_t *)v, x, sums, blocks);
+}
+
+/* The kernel of both entry widths. */
 static void t2m_conv2d_lanes(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
-                             const void *entries, int32_t bits, const int8_t *input,
+                             const void *entries, t2m_lanes_walk walk, const int8_t *input,
                              const int32_t *bias, int8_t *output, int32_t *scratch,
                              int8_t pad_value)
 {
@@ -287,8 +302,7 @@ static void t2m_conv2d_lanes(const t2m_conv_shape *shape, const t2m_requant_s8 *
     int32_t *band = scratch, *sums = scratch + t2m_conv2d_lanes_band_words(shape);
     int32_t by;
     for (by = 0; 2 * by < out_h; ++by) {
-        const uint32_t *v32 = (const uint32_t *)entries;
-        const uint16_t *v16 = (const uint16_t *)entries;
+        const void *v = entries;
         const int32_t second = 2 * by + 1 < out_h; /* the band's second row is an output */
         int32_t oc;
         t2m_lanes_pack(shape, input, pad_value, 2 * by * shape->stride_h - shape->pad_h, rows,
@@ -296,11 +310,7 @@ static void t2m_conv2d_lanes(const t2m_conv_shape *shape, const t2m_requant_s8 *
         for (oc = 0; oc < shape->out_c; ++oc) {
             const int32_t e = -q->shift[oc];
             int8_t *o = output + (size_t)oc * plane + (size_t)(pooled ? by : 2 * by) * (size_t)ow;
-            if (bits == 32) {
-                v32 = t2m_lanes_row32(v32, band, sums, blocks);
-            } else {
-                v16 = t2m_lanes_row16(v16, band, sums, blocks);
-            }
+            v = walk(v, band, sums, blocks);
             if (lo == -128 && hi == 127) {
                 t2m_lanes_store(sums, out_w, second, pooled, bias[oc], q->multiplier[oc], e,
                                 t2m_rq_round(e, offset), lo, hi, 1, o);
@@ -316,12 +326,12 @@ void t2m_conv2d_lanes32_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                            const uint32_t *entries, const int8_t *input, const int32_t *bias,
                            int8_t *output, int32_t *scratch, int8_t pad_value)
 {
-    t2m_conv2d_lanes(shape, q, entries, 32, input, bias, output, scratch, pad_value);
+    t2m_conv2d_lanes(shape, q, entries, t2m_lanes_walk32, input, bias, output, scratch, pad_value);
 }
 
 void t2m_conv2d_lanes16_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                            const uint16_t *entries, const int8_t *input, const int32_t *bias,
                            int8_t *output, int32_t *scratch, int8_t pad_value)
 {
-    t2m_conv2d_lanes(shape, q, entries, 16, input, bias, output, scratch, pad_value);
+    t2m_conv2d_lanes(shape, q, entries, t2m_lanes_walk16, input, bias, output, scratch, pad_value);
 }

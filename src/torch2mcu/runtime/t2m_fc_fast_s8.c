@@ -98,7 +98,8 @@ static void t2m_fc_widen(const int8_t *input, int32_t n, int16_t *x)
 
 /* The requantization's per-layer constants, in locals (the int8 stores could alias q). */
 typedef struct {
-    const int32_t *multiplier, *shift;
+    const int32_t *multiplier;
+    const int8_t *shift;
     int32_t offset, lo, hi;
 } t2m_fc_rq;
 
