@@ -138,7 +138,7 @@ def test_share_bits_are_checked_before_any_training():
     names = list(Masks(model).layers)
     assert layer_bits(4, names) == {n: 4 for n in names}
     assert layer_bits({"fc1": 3}, names) == {"fc1": 3}
-    for bad in (0, 9, 2.5, {"nope": 4}):
+    for bad in (0, 1, 9, 2.5, {"nope": 4}):
         with pytest.raises(Torch2MCUError):
             layer_bits(bad, names)
     rng = np.random.default_rng(SEED)

@@ -3,8 +3,8 @@
 A shared layer's weights become w = s[c] * C[idx] * keep, with
 - s[c]  the layer's per-output-channel int8 scale, max|w_c| / 127, frozen when sharing starts;
 - C     a codebook of 2^bits values in int8 units (2^bits - 1 of them when the layer is pruned:
-        0 takes the last code), rounded to integers on the way forward (straight-through), so the
-        model always sits on the int8 grid;
+        its zeros need the last value), rounded to integers on the way forward
+        (straight-through), so the model always sits on the int8 grid;
 - idx   each weight's cluster: 1-D k-means of w / s[c] with linear initialization (Han et al.
         found it best: it keeps the few large weights), fixed from then on;
 - keep  the pruning mask (pruned weights stay exact zeros).
@@ -36,7 +36,7 @@ from torch2mcu.compress.masks import Masks, weight_param
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.quant.params import WEIGHT_QMAX, quantize_weights, weight_params
 
-BITS = range(1, 9)
+BITS = range(2, 9)  # 1 bit cannot hold 0 and both signs' +-127 ends
 KMEANS_ITERATIONS = 50
 
 
@@ -132,7 +132,7 @@ def layer_bits(bits, names) -> dict[str, int]:
     for n, b in per.items():
         if not isinstance(b, (int, np.integer)) or int(b) not in BITS:
             raise Torch2MCUError(f"{b!r} codebook bits for layer {n!r}",
-                                 fix="pass a whole number of bits from 1 to 8 (4 is the classic "
+                                 fix="pass a whole number of bits from 2 to 8 (4 is the classic "
                                      "choice: 16 shared weights)")
     return {n: int(b) for n, b in per.items()}
 
@@ -145,8 +145,6 @@ def _cluster(layer: nn.Module, bits: int) -> SharedWeight:
     unit = (flat / scale[:, None]).numpy()
     keep = (flat != 0).numpy()
     k = 2 ** bits - (1 if not keep.all() else 0)  # a pruned layer keeps a code for 0
-    if k < 2 and keep.any():
-        k = 2
     cents = kmeans_1d(unit[keep], k) if keep.any() else np.zeros(2)
     if cents.size == 1:
         cents = np.array([cents[0], cents[0]])
