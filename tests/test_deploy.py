@@ -309,6 +309,9 @@ def test_a_runtime_of_another_abi_is_refused(models, tmp_path):
     """A model built against another runtime ABI stops the build, with a message: the header's
     #error at compile time, and the CMake and Make files when a second folder's ABI differs."""
     from torch2mcu.codegen.buildfiles import build_files
+    from torch2mcu.codegen.runtime_files import runtime_abi
+
+    abi = runtime_abi()
 
     root = _project(models, tmp_path / "abi")
     alpha, beta = root / "alpha", root / "beta"
@@ -318,15 +321,17 @@ def test_a_runtime_of_another_abi_is_refused(models, tmp_path):
     t2m = tmp_path / "other" / "t2m.h"  # a runtime of ABI 999 first on the include path
     t2m.parent.mkdir()
     t2m.write_text((alpha / "runtime" / "t2m.h").read_text().replace(
-        "#define T2M_RUNTIME_ABI 1\n", "#define T2M_RUNTIME_ABI 999\n"))
+        f"#define T2M_RUNTIME_ABI {abi}\n", "#define T2M_RUNTIME_ABI 999\n"))
     r = subprocess.run(["gcc", "-std=c99", "-fsyntax-only", "-I", t2m.parent, "-I", alpha,
                         alpha / "alpha.c"], capture_output=True, text=True)
-    assert r.returncode != 0 and "alpha.h needs the torch2mcu runtime ABI 1" in r.stderr, r.stderr
+    assert r.returncode != 0 and f"alpha.h needs the torch2mcu runtime ABI {abi}" in r.stderr, \
+        r.stderr
 
     sources = [f"runtime/{f.name}" for f in sorted((beta / "runtime").glob("*.c"))]
-    for rel, text in build_files("beta", "int8", sources, 2).items():  # beta: an ABI-2 folder
+    for rel, text in build_files("beta", "int8", sources, abi + 1).items():  # beta: another ABI
         (beta / rel).write_text(text)
-    want = "beta needs the torch2mcu runtime ABI 2, but t2m_runtime was already declared with ABI 1"
+    want = (f"beta needs the torch2mcu runtime ABI {abi + 1}, but t2m_runtime was already declared "
+            f"with ABI {abi}")
     (root / "CMakeLists.txt").write_text("cmake_minimum_required(VERSION 3.13)\nproject(abi NONE)\n"
                                          "add_subdirectory(alpha)\nadd_subdirectory(beta)\n")
     r = subprocess.run(["cmake", "-S", root, "-B", root / "build"], capture_output=True, text=True)
