@@ -11,7 +11,8 @@ import math
 # requant: per output; conv_row: per kernel row of a dense conv (fixed part + per 4-wide SMLAD
 # step + per leftover weight); entry4: per stored entry per 4-pixel pass; entry1: per entry
 # for a single pixel; fc_*: per weight (dense) or per entry (sparse; fc_entry_cb fitted to the
-# emulated Cortex-M4 LeNet-5 fc1-fc3 with 4-bit codes, 20-23 per entry).
+# emulated Cortex-M4 LeNet-5 fc1-fc3 with 4-bit codes, 20-23 per entry; on the M0+, no
+# unaligned halfword load and no shifted operands, roughly 35-57 with the rows' costs guessed).
 COSTS = {
     # fitted to emulated Cortex-M4 runs of LeNet-5 layers in each format (estimated cycles)
     "dsp": {"requant": 55, "pixel": 16, "gather": 5, "dot": 40, "conv_row": 12, "conv_quad": 16,
@@ -23,7 +24,7 @@ COSTS = {
     "plain": {"requant": 66, "pixel": 19, "gather": 6, "dot": 48, "conv_row": 14, "conv_quad": 30,
               "conv_one": 8, "entry4_csr": 26, "entry4_rel": 30, "entry1_csr": 10,
               "entry1_rel": 11, "fc_quad": 28, "fc_one": 7, "fc_entry_csr": 11, "fc_entry_rel": 13,
-              "fc_entry_cb": 26,
+              "fc_entry_cb": 45,
               "row": 24, "stride1": 0.9},
 }
 
