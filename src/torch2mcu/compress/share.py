@@ -138,11 +138,10 @@ def layer_bits(bits, names) -> dict[str, int]:
 
 
 def _cluster(layer: nn.Module, bits: int) -> SharedWeight:
-    w = weight_param(layer).detach().double()
-    flat = w.reshape(w.shape[0], -1)
-    peak = flat.abs().amax(dim=1)
-    scale = torch.where(peak > 0, peak, torch.ones_like(peak)) / WEIGHT_QMAX
-    unit = (flat / scale[:, None]).numpy()
+    w = weight_param(layer).detach()
+    scale = torch.from_numpy(weight_params(w.numpy()))  # the converter's per-channel scales
+    flat = w.double().reshape(w.shape[0], -1)
+    unit = (flat / scale.double()[:, None]).numpy()
     keep = (flat != 0).numpy()
     k = 2 ** bits - (1 if not keep.all() else 0)  # a pruned layer keeps a code for 0
     cents = kmeans_1d(unit[keep], k) if keep.any() else np.zeros(2)
@@ -150,7 +149,7 @@ def _cluster(layer: nn.Module, bits: int) -> SharedWeight:
         cents = np.array([cents[0], cents[0]])
     index = assign(unit, cents)
     shape = (-1,) + (1,) * (w.dim() - 1)
-    return SharedWeight(scale.float().reshape(shape), torch.from_numpy(index).reshape(w.shape),
+    return SharedWeight(scale.reshape(shape), torch.from_numpy(index).reshape(w.shape),
                         torch.from_numpy(keep).reshape(w.shape).float(),
                         torch.from_numpy(cents / WEIGHT_QMAX).float())
 

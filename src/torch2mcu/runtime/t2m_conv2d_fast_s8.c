@@ -77,12 +77,6 @@ static inline void t2m_put_pair(int8_t *o0, int8_t *o1, int32_t a0, int32_t a1, 
  * o0 / o1: the two pixels' outputs of channel 0, channel c's at + c * ostride, stored as
  * t2m_put_pair says (pooled, first). Two output channels x two pixels per pass, two groups per
  * loop step (one alone first for an odd count); the sums are requantized after each pass. */
-#if defined(__GNUC__)
-#define T2M_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define T2M_ALWAYS_INLINE inline
-#endif
-
 /* full (a constant where t2m_mm2_run is inlined): the output range is the whole int8 range (no
  * activation, or a ReLU / ReLU6 whose range starts at the output's lowest value), one SSAT
  * clamps; pooled: a constant too. */

@@ -6,6 +6,13 @@
 
 #include "t2m.h"
 
+/* Force-inline a helper whose constant arguments specialize it (kernels' inner loops). */
+#if defined(__GNUC__)
+#define T2M_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define T2M_ALWAYS_INLINE inline
+#endif
+
 #if defined(__ARM_FEATURE_DSP)
 #include <arm_acle.h>
 

@@ -6,12 +6,6 @@
  * never reads outside either. Results equal t2m_fc_s8 on the decoded weights. */
 #include "t2m_dot.h"
 
-#if defined(__GNUC__)
-#define T2M_ALWAYS_INLINE __attribute__((always_inline)) inline
-#else
-#define T2M_ALWAYS_INLINE inline
-#endif
-
 /* One row: n entries from the bit buffer (*buf, *nb valid bits, at most width + 15 <= 31). */
 static T2M_ALWAYS_INLINE int32_t t2m_cb_row(const uint8_t **stream, uint32_t *buf_io,
                                              uint32_t *nb_io, int32_t n, const int8_t *x,
