@@ -138,6 +138,55 @@ def test_lanes_is_bit_exact_on_emulated_cortex_m4(sparsity, fmt, tmp_path):
     assert np.array_equal(emu.reshape(3, -1), conv.reference(xq).reshape(3, -1))
 
 
+def _force_bands(monkeypatch, blocks):
+    """Every lanes conv packs bands of `blocks` blocks (None: the whole output row)."""
+    import torch2mcu.passes.lanes_bands as lb
+
+    monkeypatch.setattr(lb, "_choose", lambda g, convs, geometry, widest: {
+        n.name: widest[n.name] if blocks is None else min(blocks, widest[n.name]) for n in convs})
+
+
+@pytest.mark.parametrize("blocks", [1, 2, None])
+def test_every_band_width_is_bit_exact(blocks, monkeypatch, tmp_path):
+    """Narrow bands repack the columns neighbouring blocks share and end on a partial group
+    (c1 computes 18 columns: 5 blocks, in bands of 2, 2 and 1), on the host and the emulated M4."""
+    from torch2mcu.ir.records import ConvPlan
+    from torch2mcu.targets.cortex_m import run_outputs
+
+    _force_bands(monkeypatch, blocks)
+    conv, x = _convert(0.6, "random", SEED + 11, tmp_path / "m", 12, "lanes16")
+    chosen = {n.name: n.record(ConvPlan).band_blocks for n in conv.int8_graph.nodes
+              if n.name in CONVS}
+    assert chosen["c1"] == (5 if blocks is None else blocks), chosen
+    r = torch2mcu.verify(conv, x, torch_check=False)
+    assert r["mismatches"] == 0, f"{r['mismatched_values']} values differ"
+    xq = conv.quantize_input(x[:2])
+    emu = run_outputs(conv.int8_dir, "cortex-m4", xq)
+    assert np.array_equal(emu.reshape(2, -1), conv.reference(xq).reshape(2, -1))
+
+
+def test_bands_narrow_only_where_they_save_ram(tmp_path):
+    """balanced: the arena (with and without the input and output inside it) is the one of the
+    narrowest bands, and a conv keeps a wider band where that costs no RAM; speed: whole rows."""
+    from torch2mcu.ir.records import ConvPlan, MemoryPlan
+
+    rng = np.random.default_rng(SEED)
+    model = _prune(randomize(LanesNet(), SEED), rng, 0.5, "random")
+    cal = rng.standard_normal((8, 2, 21, 19)).astype(np.float32)
+    plans = {}
+    for objective in ("balanced", "speed"):
+        conv = torch2mcu.convert(model, torch.from_numpy(cal[:1]), calibration=cal,
+                                 out=tmp_path / objective, formats=("lanes16",),
+                                 objective=objective)
+        g = conv.int8_graph
+        plans[objective] = (g.record(MemoryPlan), {n.name: n.record(ConvPlan).band_blocks
+                                                   for n in g.nodes if n.name in CONVS})
+    (bal, bal_nb), (fast, fast_nb) = plans["balanced"], plans["speed"]
+    assert bal.arena_bytes < fast.arena_bytes and bal.io_arena_bytes <= fast.io_arena_bytes
+    assert bal_nb["c1"] == 1 and fast_nb["c1"] == 5  # c1's scratch sets the arena
+    assert any(nb > 1 for nb in bal_nb.values())  # and the small late convs keep wide bands
+
+
 def test_lanes_is_never_chosen_without_the_dsp_extension(tmp_path):
     rng = np.random.default_rng(SEED)
     model = _prune(randomize(LanesNet(), SEED), rng, 0.5, "random")

@@ -1,8 +1,10 @@
 """The lanes encodings of a conv's weights (mirror runtime/t2m_conv2d_lanes.h).
 
 t2m_conv2d_lanes32_s8 / _lanes16_s8 pack two output rows' inputs into one int32 word
-(x + x' * 2^23) and walk one entry per nonzero weight: the increase of the weight's word offset
-in the packed band over the previous entry's, a flag on a row's last entry, the int8 weight.
+(x + x' * 2^23), a band of two output rows and band_blocks blocks of four columns at a time,
+and walk one entry per nonzero weight: the increase of the weight's word offset in the packed
+band over the previous entry's, a flag on a row's last entry, the int8 weight. The offsets
+depend on the band's width, so the entries are encoded for one band_blocks.
 lanes32: uint32 entries, bits 0-15 the increase in bytes, bit 23 the flag, bits 24-31 the
 weight. lanes16: uint16 entries, bits 0-6 the increase in words (a gap over 127 words is
 bridged by fillers: weight 0, no flag), bit 7 the flag, bits 8-15 the weight. An all-zero row
@@ -23,25 +25,39 @@ LAYOUT = {32: (1 << 23, 24, 0xFFFF, 1), 16: (1 << 7, 8, 127, 4)}
 FORMAT_BITS = {"lanes32": 32, "lanes16": 16}
 
 
+def blocks(out_w: int) -> int:
+    """Blocks of four output columns in an output row: the most a band can hold."""
+    return (out_w + 3) // 4
+
+
 def geometry(kh: int, kw: int, stride_w: int, out_w: int,
-             dilation: tuple[int, int] = (1, 1)) -> tuple[int, int]:
-    """(band rows, words per phase row) as t2m_conv2d_lanes_band_rows / _mw compute them."""
+             dilation: tuple[int, int] = (1, 1), band_blocks: int | None = None) -> tuple[int, int]:
+    """(band rows, words per phase row) as t2m_conv2d_lanes_band_rows / _mw compute them, for
+    bands of band_blocks blocks (default: the whole output row)."""
     dh, dw = dilation
-    return (kh - 1) * dh + 1, 4 * ((out_w + 3) // 4) + (kw - 1) * dw // stride_w
+    nb = blocks(out_w) if band_blocks is None else band_blocks
+    return (kh - 1) * dh + 1, 4 * nb + (kw - 1) * dw // stride_w
 
 
 def band_words(cin: int, kh: int, kw: int, stride_w: int, out_w: int,
-               dilation: tuple[int, int] = (1, 1)) -> int:
+               dilation: tuple[int, int] = (1, 1), band_blocks: int | None = None) -> int:
     """Words in one packed band (t2m_conv2d_lanes_band_words)."""
-    rows, mw = geometry(kh, kw, stride_w, out_w, dilation)
+    rows, mw = geometry(kh, kw, stride_w, out_w, dilation, band_blocks)
     return cin * rows * stride_w * mw
 
 
+def scratch_bytes(cin: int, kh: int, kw: int, stride_w: int, out_w: int,
+                  dilation: tuple[int, int] = (1, 1), band_blocks: int | None = None) -> int:
+    """t2m_conv2d_lanes_s8_scratch_bytes: one band and its blocks' sums."""
+    nb = blocks(out_w) if band_blocks is None else band_blocks
+    return 4 * (band_words(cin, kh, kw, stride_w, out_w, dilation, nb) + 8 * nb)
+
+
 def offsets(cin: int, kh: int, kw: int, stride_w: int, out_w: int,
-            dilation: tuple[int, int] = (1, 1)) -> np.ndarray:
+            dilation: tuple[int, int] = (1, 1), band_blocks: int | None = None) -> np.ndarray:
     """The word offset of each tap (c, ky, kx), in filter order, from a block's first word."""
     dh, dw = dilation
-    rows, mw = geometry(kh, kw, stride_w, out_w, dilation)
+    rows, mw = geometry(kh, kw, stride_w, out_w, dilation, band_blocks)
     c, ky, kx = np.meshgrid(np.arange(cin), np.arange(kh), np.arange(kw), indexing="ij")
     col = kx * dw
     off = ((c * rows + ky * dh) * stride_w + col % stride_w) * mw + col // stride_w

@@ -37,6 +37,7 @@ class ConvPlan(Record):
     pad: dict | None = None          # t2m_pad_shape fields, when the input is padded into scratch
     pad_bytes: int = 0               # bytes of that padded copy
     col_bytes: int = 0               # the kernel's working memory (gathered windows, row sums)
+    band_blocks: int = 0             # lanes kernels: blocks of 4 columns per band (lanes_bands)
 
     @property
     def scratch_bytes(self) -> int:

@@ -207,7 +207,7 @@ class Conv2d(Op):
             bits = kernel[len("conv2d_lanes"):]
             entries = ctx.const_array(f"{node.name}_entries", f"uint{bits}_t", rec.encoding.index)
             ctx.call(f"t2m_{kernel}_s8(&{shape}, &{rq}, {entries}, {x}, {bias}, {y}, "
-                     f"(int32_t *)(void *){work}, {z_in});")
+                     f"(int32_t *)(void *){work}, {z_in}, {plan.band_blocks});")
             return
         if kernel == "conv2d_dw3x3":
             wexpr = ctx.const_array(f"{node.name}_weights", "int8_t", rec.encoding.values)

@@ -19,6 +19,7 @@ from torch2mcu.passes.encode_weights import FORMATS, encode_weights
 from torch2mcu.passes.fold_bn import fold_bn
 from torch2mcu.passes.fuse_activation import fuse_activation
 from torch2mcu.passes.fuse_pool import fuse_pool
+from torch2mcu.passes.lanes_bands import lanes_bands
 from torch2mcu.passes.layout import channels_last
 from torch2mcu.passes.plan_memory import plan_memory
 from torch2mcu.passes.quantize import quantize
@@ -78,6 +79,8 @@ PASSES = [
                                                        formats=o["formats"]),
          requires=(quantized,), ensures=(weights_encoded,)),
     Pass("check_overflow", lambda g, o: check_overflow(g), requires=(weights_encoded,)),
+    Pass("lanes_bands", lambda g, o: lanes_bands(g, objective=o["objective"]),
+         requires=(weights_encoded,), ensures=(weights_encoded,)),
     Pass("plan_memory", lambda g, o: plan_memory(g, elem_bytes=o["elem_bytes"]),
          ("float32", "int8"), ensures=(memory_planned,)),
 ]

@@ -145,10 +145,9 @@ def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int, kernel: str =
         return 4 * ((wq.shape[1] + 3) // 4 * 4)
     if kernel == "conv2d_kxk":  # 3 receptive fields as int16 padded to R4 (gather, 2 pixels)
         return 6 * ((wq[0].size + 3) // 4 * 4)
-    if kernel.startswith("conv2d_lanes"):  # one band of lane words and a row of block sums
-        band = lanes.band_words(*wq.shape[1:], node.attrs["stride"][1], out_hw[1],
-                                dilation_of(node))
-        return 4 * (band + 8 * ((out_hw[1] + 3) // 4))
+    if kernel.startswith("conv2d_lanes"):  # one band of lane words and its blocks' sums
+        return lanes.scratch_bytes(*wq.shape[1:], node.attrs["stride"][1], out_hw[1],
+                                   dilation_of(node), node.record(ConvPlan).band_blocks)
     if kernel == "conv2d_dw3x3":  # a slack word and one channel's padded plane (rows in words)
         sh, sw = node.attrs["stride"]
         oh, ow = out_hw
@@ -243,6 +242,8 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
                 c, h, w = spatial(g.tensors[node.inputs[0]].shape)
                 node.put(ConvPlan((h, w)))
             out_hw = get_op("conv2d").conv_shape(node, g)[1:]
+            if kernel.startswith("conv2d_lanes"):  # a whole output row per band (lanes_bands)
+                node.record(ConvPlan).band_blocks = lanes.blocks(out_hw[1])
             node.record(ConvPlan).col_bytes = _kernel_scratch(
                 node, fmt, wq, g.tensors[node.output].shape[-1], kernel, out_hw)
     g.put(EncodingChoice(objective, dsp, list(formats)))

@@ -15,7 +15,7 @@
 /* The runtime's ABI: the kernels' names, signatures, structs and status codes. Every generated
  * model checks it at compile time, so models from any torch2mcu version with the same ABI link
  * against one copy of this runtime. Raised whenever any of those change. */
-#define T2M_RUNTIME_ABI 2
+#define T2M_RUNTIME_ABI 3
 
 #include <stddef.h>
 #include <stdint.h>

@@ -171,103 +171,115 @@ static inline int32_t t2m_lanes_word(int32_t a, int32_t b)
     return a + (int32_t)((uint32_t)b << 23);
 }
 
+/* Words [m0, m1) of one phase row of a band from input rows pa / pb (either NULL: a padding
+ * row), sw apart; the words before and after hold the zero point (zz: both lanes). */
+static inline void t2m_lanes_pack_row(int32_t *x, const int8_t *pa, const int8_t *pb, int32_t z,
+                                      int32_t sw, int32_t m0, int32_t m1, int32_t mw)
+{
+    const int32_t zz = t2m_lanes_word(z, z);
+    int32_t m;
+    for (m = 0; m < m0; ++m) {
+        x[m] = zz;
+    }
+    if (pa != NULL && pb != NULL) {
+#if defined(__ARM_FEATURE_DSP)
+        if (sw == 1) { /* four columns of both rows per step, from two word loads */
+            for (; m + 4 <= m1; m += 4) {
+                const uint32_t a = (uint32_t)t2m_load_word(pa);
+                const uint32_t b = (uint32_t)t2m_load_word(pb);
+                x[m] = t2m_lanes_word((int8_t)a, (int8_t)b);
+                x[m + 1] = t2m_lanes_word((int8_t)(a >> 8), (int8_t)(b >> 8));
+                x[m + 2] = t2m_lanes_word((int8_t)(a >> 16), (int8_t)(b >> 16));
+                x[m + 3] = t2m_lanes_word((int8_t)(a >> 24), (int8_t)(b >> 24));
+                pa += 4;
+                pb += 4;
+            }
+        }
+#endif
+        for (; m < m1; ++m) {
+            x[m] = t2m_lanes_word(*pa, *pb);
+            pa += sw;
+            pb += sw;
+        }
+    } else if (pa != NULL) {
+        for (; m < m1; ++m) {
+            x[m] = t2m_lanes_word(*pa, z);
+            pa += sw;
+        }
+    } else if (pb != NULL) {
+        for (; m < m1; ++m) {
+            x[m] = t2m_lanes_word(z, *pb);
+            pb += sw;
+        }
+    }
+    for (; m < mw; ++m) {
+        x[m] = zz;
+    }
+}
+
 /* One band's input rows as lane words (see t2m_conv2d_lanes.h); y0: the input row of the band's
- * first output row (negative inside the top padding). */
+ * first output row (negative inside the top padding), c0 its first output column. The column
+ * bounds depend on the phase only and the row bounds on the band row only, so both are found
+ * once for all input channels. */
 static void t2m_lanes_pack(const t2m_conv_shape *s, const int8_t *input, int32_t z, int32_t y0,
-                           int32_t rows, int32_t mw, int32_t *x)
+                           int32_t c0, int32_t rows, int32_t mw, int32_t *x)
 {
     const int32_t in_h = s->in_h, in_w = s->in_w, sw = s->stride_w, step = s->stride_h;
-    const int32_t zz = t2m_lanes_word(z, z);
-    int32_t c, r, f, m;
-    for (c = 0; c < s->in_c; ++c) {
-        const int8_t *plane = input + (size_t)c * (size_t)in_h * (size_t)in_w;
+    const size_t plane = (size_t)in_h * (size_t)in_w, pitch = (size_t)rows * (size_t)sw * (size_t)mw;
+    int32_t f, r, c;
+    for (f = 0; f < sw; ++f) {
+        /* word m holds input column col + sw * m; inside the input for m in [m0, m1) */
+        const int32_t col = sw * c0 + f - (int32_t)s->pad_w;
+        int32_t m0 = col >= 0 ? 0 : (sw - 1 - col) / sw;
+        int32_t m1 = in_w > col ? (in_w - col + sw - 1) / sw : 0;
+        m0 = m0 < mw ? m0 : mw;
+        m1 = m1 < mw ? m1 : mw;
+        m1 = m1 > m0 ? m1 : m0;
         for (r = 0; r < rows; ++r) {
-            const int32_t ya = y0 + r, yb = ya + step;
-            const int8_t *ra = ya >= 0 && ya < in_h ? plane + (size_t)ya * (size_t)in_w : NULL;
-            const int8_t *rb = yb >= 0 && yb < in_h ? plane + (size_t)yb * (size_t)in_w : NULL;
-            for (f = 0; f < sw; ++f) {
-                /* word m holds column col + sw * m; inside the input for m in [m0, m1) */
-                const int32_t col = f - (int32_t)s->pad_w;
-                int32_t m0 = col >= 0 ? 0 : (sw - 1 - col) / sw;
-                int32_t m1 = in_w > col ? (in_w - col + sw - 1) / sw : 0;
-                m0 = m0 < mw ? m0 : mw;
-                m1 = m1 < mw ? m1 : mw;
-                m1 = m1 > m0 ? m1 : m0;
-                for (m = 0; m < m0; ++m) {
-                    x[m] = zz;
-                }
-                if (ra != NULL && rb != NULL) {
-                    const int8_t *pa = ra + col + sw * m0, *pb = rb + col + sw * m0;
-                    m = m0;
-#if defined(__ARM_FEATURE_DSP)
-                    if (sw == 1) { /* four columns of both rows per step, from two word loads */
-                        for (; m + 4 <= m1; m += 4) {
-                            const uint32_t a = (uint32_t)t2m_load_word(pa);
-                            const uint32_t b = (uint32_t)t2m_load_word(pb);
-                            x[m] = t2m_lanes_word((int8_t)a, (int8_t)b);
-                            x[m + 1] = t2m_lanes_word((int8_t)(a >> 8), (int8_t)(b >> 8));
-                            x[m + 2] = t2m_lanes_word((int8_t)(a >> 16), (int8_t)(b >> 16));
-                            x[m + 3] = t2m_lanes_word((int8_t)(a >> 24), (int8_t)(b >> 24));
-                            pa += 4;
-                            pb += 4;
-                        }
-                    }
-#endif
-                    for (; m < m1; ++m) {
-                        x[m] = t2m_lanes_word(*pa, *pb);
-                        pa += sw;
-                        pb += sw;
-                    }
-                } else if (ra != NULL || rb != NULL) {
-                    const int8_t *pr = (ra != NULL ? ra : rb) + col + sw * m0;
-                    for (m = m0; m < m1; ++m) {
-                        const int32_t v = *pr;
-                        x[m] = ra != NULL ? t2m_lanes_word(v, z) : t2m_lanes_word(z, v);
-                        pr += sw;
-                    }
-                } else {
-                    for (m = m0; m < m1; ++m) {
-                        x[m] = zz;
-                    }
-                }
-                for (m = m1; m < mw; ++m) {
-                    x[m] = zz;
-                }
-                x += mw;
+            const int32_t ya = y0 + r, yb = ya + step, first = col + sw * m0;
+            const int8_t *pa = ya >= 0 && ya < in_h ? input + (size_t)ya * (size_t)in_w + first : NULL;
+            const int8_t *pb = yb >= 0 && yb < in_h ? input + (size_t)yb * (size_t)in_w + first : NULL;
+            int32_t *xr = x + (size_t)(r * sw + f) * (size_t)mw;
+            for (c = 0; c < s->in_c; ++c) {
+                t2m_lanes_pack_row(xr, pa, pb, z, sw, m0, m1, mw);
+                xr += pitch;
+                pa = pa != NULL ? pa + plane : NULL;
+                pb = pb != NULL ? pb + plane : NULL;
             }
         }
     }
 }
 
-/* One output channel's row of sums (blocks x 8, see t2m_lanes_row32) requantized into o, the
- * band's output row(s): with a 2x2 pool, its pooled row. full (a constant where this is inlined):
- * the output range is the whole int8 range, one SSAT clamps. */
-static inline void t2m_lanes_store(const int32_t *sum, int32_t out_w, int32_t second,
-                                   int32_t pooled, int32_t b, int32_t m, int32_t e, int32_t round,
-                                   int32_t lo, int32_t hi, int32_t full, int8_t *o)
+/* One output channel's row of sums (blocks x 8, see t2m_lanes_row32) requantized into o: the
+ * band's cols outputs of its output row(s), pitch apart; with a 2x2 pool, of its pooled row. */
+static inline int32_t t2m_max32(int32_t a, int32_t b)
 {
-    int32_t col;
-#define T2M_LANES_Q(acc) (full ? t2m_ssat8(t2m_rq_fast((acc) + b, m, e, round)) \
-                               : t2m_sat_s8(t2m_rq_fast((acc) + b, m, e, round), lo, hi))
-    for (col = 0; col < out_w; col += 4) {
-        const int32_t n = out_w - col < 4 ? out_w - col : 4;
-        int32_t j;
-        if (pooled) { /* the 2x2 windows of columns (0, 1) and (2, 3) */
-            for (j = 0; j < n; j += 2) {
-                int32_t a = sum[2 * j] > sum[2 * j + 1] ? sum[2 * j] : sum[2 * j + 1];
-                a = sum[2 * j + 2] > a ? sum[2 * j + 2] : a;
-                a = sum[2 * j + 3] > a ? sum[2 * j + 3] : a;
-                o[(col + j) / 2] = T2M_LANES_Q(a);
-            }
-        } else {
-            for (j = 0; j < n; ++j) {
-                o[col + j] = T2M_LANES_Q(sum[2 * j]);
-                if (second) {
-                    o[out_w + col + j] = T2M_LANES_Q(sum[2 * j + 1]);
-                }
-            }
+    return a > b ? a : b;
+}
+
+static inline void t2m_lanes_store(const int32_t *sum, int32_t cols, int32_t pitch,
+                                   int32_t second, int32_t pooled, int32_t b, int32_t m,
+                                   int32_t e, int32_t round, int32_t lo, int32_t hi, int8_t *o)
+{
+    int32_t k;
+#define T2M_LANES_Q(acc) t2m_sat_s8(t2m_rq_fast((acc) + b, m, e, round), lo, hi)
+    /* column c's sums are sum[2c] (first row) and sum[2c + 1] (second), so the 2x2 window of
+     * pooled column k is sum[4k .. 4k + 3] */
+    if (pooled) {
+        for (k = 0; 2 * k < cols; ++k) {
+            const int32_t a = t2m_max32(t2m_max32(sum[4 * k], sum[4 * k + 1]),
+                                        t2m_max32(sum[4 * k + 2], sum[4 * k + 3]));
+            o[k] = T2M_LANES_Q(a);
         }
-        sum += 8;
+    } else if (second) {
+        for (k = 0; k < cols; ++k) {
+            o[k] = T2M_LANES_Q(sum[2 * k]);
+            o[pitch + k] = T2M_LANES_Q(sum[2 * k + 1]);
+        }
+    } else {
+        for (k = 0; k < cols; ++k) {
+            o[k] = T2M_LANES_Q(sum[2 * k]);
+        }
     }
 #undef T2M_LANES_Q
 }
@@ -291,32 +303,33 @@ static const void *t2m_lanes_walk16(const void *v, const int32_t *x, int32_t *su
 static void t2m_conv2d_lanes(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                              const void *entries, t2m_lanes_walk walk, const int8_t *input,
                              const int32_t *bias, int8_t *output, int32_t *scratch,
-                             int8_t pad_value)
+                             int8_t pad_value, int32_t band_blocks)
 {
-    const int32_t mw = t2m_conv2d_lanes_mw(shape), rows = t2m_conv2d_lanes_band_rows(shape);
+    const int32_t mw = t2m_conv2d_lanes_mw(shape, band_blocks);
+    const int32_t rows = t2m_conv2d_lanes_band_rows(shape);
     const int32_t out_h = shape->out_h, out_w = shape->out_w, blocks = (out_w + 3) / 4;
     const int32_t pooled = shape->pool_h > 1; /* 2x2 windows: a band is one row of them */
     const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
     const int32_t ow = pooled ? out_w / 2 : out_w;
     const size_t plane = (size_t)(pooled ? out_h / 2 : out_h) * (size_t)ow;
-    int32_t *band = scratch, *sums = scratch + t2m_conv2d_lanes_band_words(shape);
-    int32_t by;
+    int32_t *band = scratch, *sums = scratch + t2m_conv2d_lanes_band_words(shape, band_blocks);
+    int32_t by, b0;
     for (by = 0; 2 * by < out_h; ++by) {
-        const void *v = entries;
         const int32_t second = 2 * by + 1 < out_h; /* the band's second row is an output */
-        int32_t oc;
-        t2m_lanes_pack(shape, input, pad_value, 2 * by * shape->stride_h - shape->pad_h, rows,
-                       mw, band);
-        for (oc = 0; oc < shape->out_c; ++oc) {
-            const int32_t e = -q->shift[oc];
-            int8_t *o = output + (size_t)oc * plane + (size_t)(pooled ? by : 2 * by) * (size_t)ow;
-            v = walk(v, band, sums, blocks);
-            if (lo == -128 && hi == 127) {
-                t2m_lanes_store(sums, out_w, second, pooled, bias[oc], q->multiplier[oc], e,
-                                t2m_rq_round(e, offset), lo, hi, 1, o);
-            } else {
-                t2m_lanes_store(sums, out_w, second, pooled, bias[oc], q->multiplier[oc], e,
-                                t2m_rq_round(e, offset), lo, hi, 0, o);
+        const int32_t y0 = 2 * by * shape->stride_h - shape->pad_h;
+        for (b0 = 0; b0 < blocks; b0 += band_blocks) {
+            const int32_t n = blocks - b0 < band_blocks ? blocks - b0 : band_blocks;
+            const int32_t c0 = 4 * b0, cols = out_w - c0 < 4 * n ? out_w - c0 : 4 * n;
+            const void *v = entries;
+            int32_t oc;
+            t2m_lanes_pack(shape, input, pad_value, y0, c0, rows, mw, band);
+            for (oc = 0; oc < shape->out_c; ++oc) {
+                const int32_t e = -q->shift[oc];
+                int8_t *o = output + (size_t)oc * plane
+                            + (size_t)(pooled ? by : 2 * by) * (size_t)ow + (pooled ? c0 / 2 : c0);
+                v = walk(v, band, sums, n);
+                t2m_lanes_store(sums, cols, ow, second, pooled, bias[oc], q->multiplier[oc], e,
+                                t2m_rq_round(e, offset), lo, hi, o);
             }
         }
     }
@@ -324,14 +337,18 @@ static void t2m_conv2d_lanes(const t2m_conv_shape *shape, const t2m_requant_s8 *
 
 void t2m_conv2d_lanes32_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                            const uint32_t *entries, const int8_t *input, const int32_t *bias,
-                           int8_t *output, int32_t *scratch, int8_t pad_value)
+                           int8_t *output, int32_t *scratch, int8_t pad_value,
+                           int32_t band_blocks)
 {
-    t2m_conv2d_lanes(shape, q, entries, t2m_lanes_walk32, input, bias, output, scratch, pad_value);
+    t2m_conv2d_lanes(shape, q, entries, t2m_lanes_walk32, input, bias, output, scratch, pad_value,
+                     band_blocks);
 }
 
 void t2m_conv2d_lanes16_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                            const uint16_t *entries, const int8_t *input, const int32_t *bias,
-                           int8_t *output, int32_t *scratch, int8_t pad_value)
+                           int8_t *output, int32_t *scratch, int8_t pad_value,
+                           int32_t band_blocks)
 {
-    t2m_conv2d_lanes(shape, q, entries, t2m_lanes_walk16, input, bias, output, scratch, pad_value);
+    t2m_conv2d_lanes(shape, q, entries, t2m_lanes_walk16, input, bias, output, scratch, pad_value,
+                     band_blocks);
 }

@@ -177,6 +177,9 @@ class Builds:
     empty: Path | None = None       # the empty harness: the footprint baseline
     marks: Path | None = None       # the model with layer marks: per-layer counts
     objects: dict[str, Path] = field(default_factory=dict)  # source file name -> object (unmarked)
+    # with the input and output inside the harness's arena: their byte offsets there (the
+    # output's None when it has a buffer of its own); None: separate buffers
+    io: tuple[int, int | None] | None = None
 
 
 def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
@@ -248,9 +251,15 @@ def build_all(
     layer_marks: bool = True,
     empty: bool = True,
     stack_min: int = STACK_MIN_BYTES,
+    io_in_arena: bool = True,
 ) -> Builds:
     """Cross-compile a generated folder: model image, and optionally the empty harness and the
-    layer-marked model. Sources compile in parallel; objects are shared between the images."""
+    layer-marked model. Sources compile in parallel; objects are shared between the images.
+
+    io_in_arena: the harness keeps the model's input and output inside its arena, where the
+    memory plan puts them (<name>_run_with_arena), as firmware short of RAM does and as TFLM
+    does; else in buffers of their own (<name>_run). A folder whose manifest gives no offsets
+    (arena_io) always takes buffers."""
     folder = Path(folder).resolve()
     t = get_target(target)
     manifest = read_manifest(folder)
@@ -276,7 +285,11 @@ def build_all(
     jobs = [([CC, *cflags, "-c", str(src), "-o", str(objects[src.name])], f"compiling {src.name}")
             for src in sources]
     startup, harness_o = arm_obj / "startup.o", arm_obj / "harness.o"
-    jobs.append(([CC, *cflags, "-c", str(harness), "-o", str(harness_o)], "compiling the harness"))
+    placed = manifest.get("arena_io") if io_in_arena else None
+    io = (placed["input_offset"], placed.get("output_offset")) if placed else None
+    harness_flags = ["-DT2M_IO_IN_ARENA"] if io else []
+    jobs.append(([CC, *cflags, *harness_flags, "-c", str(harness), "-o", str(harness_o)],
+                 "compiling the harness"))
     jobs.append(([CC, *t.cpu_flags, "-c", str(ARM_DIR / "startup.S"), "-o", str(startup)], "assembling startup.S"))
     if empty:
         jobs.append(([CC, *cflags, "-DT2M_EMPTY_HARNESS", "-c", str(harness), "-o", str(arm_obj / "harness_empty.o")],
@@ -291,7 +304,7 @@ def build_all(
     kernels = [startup, *objects.values()]
     model_elf = _link(t, [harness_o, *kernels], script, out / f"{name}.elf", name, stack_min)
     builds = Builds(target=t, manifest=manifest, model=model_elf,
-                    objects={**objects, "harness.c": harness_o, "startup.S": startup})
+                    objects={**objects, "harness.c": harness_o, "startup.S": startup}, io=io)
     if empty:
         builds.empty = _link(t, [arm_obj / "harness_empty.o", *kernels], script, out / f"{name}_empty.elf",
                              name + " (empty harness)", stack_min)
@@ -365,7 +378,8 @@ def run_outputs(
     with tempfile.TemporaryDirectory(prefix="t2m_run_") as tmp:
         builds = build_all(folder, target, out_dir or tmp, opt, layer_marks=False, empty=False)
         emu = Emulator(builds.model, builds.target)
-        return emu.run_model(manifest["name"], batch, dtype, manifest["output_size"], count=False).outputs
+        return emu.run_model(manifest["name"], batch, dtype, manifest["output_size"], count=False,
+                             io=builds.io).outputs
 
 
 def _layer_counts(layers_meta: list[dict], marks: dict[int, tuple[int, int]], total: int):
@@ -416,8 +430,10 @@ def measure_folder(
     with tempfile.TemporaryDirectory(prefix="t2m_measure_") as tmp:
         builds = build_all(folder, target, out_dir or tmp, opt, layer_marks=True, empty=True)
         t = builds.target
-        run = Emulator(builds.model, t).run_model(name, batch[:1], dtype, manifest["output_size"], count=True)
-        marked = Emulator(builds.marks, t).run_model(name, batch[:1], dtype, manifest["output_size"], count=True)
+        run = Emulator(builds.model, t).run_model(name, batch[:1], dtype, manifest["output_size"],
+                                                  count=True, io=builds.io)
+        marked = Emulator(builds.marks, t).run_model(name, batch[:1], dtype, manifest["output_size"],
+                                                     count=True, io=builds.io)
         fp = footprint(builds, stack_bytes=run.stack_bytes)
 
     layers, overhead = _layer_counts(manifest.get("layers", []), marked.marks, marked.instructions)

@@ -2,8 +2,9 @@
 
 The ELF's loadable segments are written into emulated flash and RAM, the startup code runs
 from Reset_Handler up to main() (so .data and .bss are set up exactly as on the board), and
-then the model function is called directly for each input: r0 = t2m_input, r1 = t2m_output,
-lr = t2m_halt, sp = the top of RAM. Emulation stops when the model returns to t2m_halt.
+then the model function is called directly for each input (<name>_run: r0 = t2m_input,
+r1 = t2m_output; with the input and output inside the harness's arena, <name>_run_with_arena:
+r0..r3 = the arena, its size, the input and the output), lr = t2m_halt, sp = the top of RAM. Emulation stops when the model returns to t2m_halt.
 
 Counting. A basic-block hook keeps a histogram of the executed blocks (address and size, as
 unicorn's translator cut them) and of how often each block was left by a taken branch rather
@@ -361,18 +362,32 @@ class Emulator:
         result.stack_bytes = self.stack_top - lowest
         return result
 
-    def run_model(self, name: str, inputs: np.ndarray, dtype, output_size: int, count: bool = False) -> ModelRun:
-        """Run ``<name>_run`` on each row of ``inputs``; counts (if asked) are from the first row."""
+    def run_model(self, name: str, inputs: np.ndarray, dtype, output_size: int, count: bool = False,
+                  io: tuple[int, int | None] | None = None) -> ModelRun:
+        """Run the model on each row of ``inputs``; counts (if asked) are from the first row.
+        ``io``: the harness keeps the input and output inside its arena ``t2m_arena`` at these
+        byte offsets (the output's None: its own buffer ``t2m_output``), so the call is
+        ``<name>_run_with_arena``; None: ``<name>_run`` on ``t2m_input`` and ``t2m_output``."""
         dtype = np.dtype(dtype)
-        in_addr, out_addr = self.address("t2m_input"), self.address("t2m_output")
+        out_addr = self.address("t2m_output") if io is None or io[1] is None else None
+        if io is not None:
+            arena = self.address("t2m_arena")
+            arena_bytes = int(self.symbols["t2m_arena"]["st_size"])
+            in_addr = arena + io[0]
+            out_addr = out_addr if out_addr is not None else arena + io[1]
+            function, args = f"{name}_run_with_arena", (arena, arena_bytes, in_addr, out_addr)
+        else:
+            in_addr = self.address("t2m_input")
+            function, args = f"{name}_run", (in_addr, out_addr)
         outputs = np.empty((len(inputs), output_size), dtype=dtype)
         first = None
         for k, row in enumerate(inputs):
-            self.write("t2m_input", np.ascontiguousarray(row, dtype=dtype).tobytes())
-            res = self.call(f"{name}_run", (in_addr, out_addr), count=count and k == 0)
+            self.uc.mem_write(in_addr, np.ascontiguousarray(row, dtype=dtype).tobytes())
+            res = self.call(function, args, count=count and k == 0)
             if res.return_value != 0:
-                raise RuntimeError(f"{name}_run returned status {res.return_value} for input {k}")
-            outputs[k] = np.frombuffer(self.read("t2m_output", output_size * dtype.itemsize), dtype=dtype)
+                raise RuntimeError(f"{function} returned status {res.return_value} for input {k}")
+            outputs[k] = np.frombuffer(bytes(self.uc.mem_read(out_addr, output_size * dtype.itemsize)),
+                                       dtype=dtype)
             if first is None:
                 first = res
         return ModelRun(outputs, first.instructions, first.cycles, first.stack_bytes, first.marks,

@@ -9,8 +9,9 @@ high-water mark measured in the emulator; the linker's minimum-stack reserve is 
 Each symbol is traced to the source file that defined it (local symbols by the STT_FILE entry
 that precedes them in the symbol table, global ones by the object file that defines them), so
 the flash and RAM can be split into the model's weights and quantization data (constant objects
-of ``<name>.c``), code, the activation arena (RAM objects of ``<name>.c``) and the harness's
-input/output buffers.
+of ``<name>.c``), code, the activation arena (RAM objects of ``<name>.c``, or the harness's
+arena when it holds the input and output: then the model's own static arena is unused and
+dropped by the linker) and the harness's input/output buffers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from elftools.elf.elffile import ELFFile
 CODE_SECTIONS = (".isr_vector", ".text", ".ARM.exidx")
 NOT_IMAGE = (".stack_reserve",)
 HARNESS_IO = ("t2m_input", "t2m_output", "t2m_result")
+HARNESS_ARENA = "t2m_arena"  # the arena that holds the input and output (harness T2M_IO_IN_ARENA)
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ def footprint(builds, stack_bytes: int) -> dict:
         return sum(s.size for s in model.symbols if pred(s))
 
     weights = total(lambda s: s.origin == model_file and s.section == ".rodata")
-    arena = total(lambda s: s.origin == model_file and s.section in (".bss", ".data"))
+    arena = total(lambda s: (s.origin == model_file and s.section in (".bss", ".data"))
+                  or s.name == HARNESS_ARENA)
     io = total(lambda s: s.name in HARNESS_IO)
     empty_keys = {(s.name, s.origin) for s in empty.symbols}
     added = sorted((s for s in model.symbols if (s.name, s.origin) not in empty_keys),
@@ -135,6 +138,7 @@ def footprint(builds, stack_bytes: int) -> dict:
         "static_ram_bytes": static_ram,
         "arena_bytes": arena,
         "io_bytes": io,
+        "io_in_arena": builds.io is not None,
         "other_ram_bytes": static_ram - arena - io,
         "largest_symbols": [
             {"name": s.name, "bytes": s.size, "section": s.section, "file": s.origin} for s in added[:10]
