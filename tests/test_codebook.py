@@ -101,9 +101,12 @@ def test_shared_layers_convert_to_their_codebooks_and_cb_is_bit_exact(bits, tmp_
     for node in conv.int8_graph.nodes:
         if node.has(WeightQuant) and node.name in run.codebooks:
             book = np.unique(node.record(WeightQuant).weight_q)
-            # the converter's per-channel quantization gives back the codebook exactly (the
-            # depthwise layer's BatchNorm-free scales included); drop_channels may remove codes
+            # the converter's quantization gives back the codebook exactly (the depthwise
+            # layer's BatchNorm-free scales included); drop_channels may remove codes
             assert set(book.tolist()) <= set(run.codebooks[node.name]), node.name
+            # linear layers share one scale per tensor: one multiplier and shift in the C
+            scales = np.unique(node.record(WeightQuant).weight_scale).size
+            assert (scales == 1) == (node.op == "linear") == (run.scales[node.name] == "tensor")
     kinds = {n.name: n.record(WeightEncoding).kernel for n in conv.int8_graph.nodes
              if n.op == "linear"}
     assert set(kinds.values()) == {"linear_cb"}

@@ -1,7 +1,10 @@
 """Weight sharing (Deep Compression's trained quantization): a codebook of int8 weights per layer.
 
 A shared layer's weights become w = s[c] * C[idx] * keep, with
-- s[c]  the layer's per-output-channel int8 scale, max|w_c| / 127, frozen when sharing starts;
+- s[c]  the layer's int8 scale, frozen when sharing starts: per output channel for a conv
+        (max|w_c| / 127), one for the whole tensor for a linear layer (max|w| / 127, TFLite's
+        default for fully connected weights), whose requantization then needs one multiplier
+        and shift instead of one per output (5 bytes each);
 - C     a codebook of 2^bits values in int8 units (2^bits - 1 of them when the layer is pruned:
         its zeros need the last value), rounded to integers on the way forward
         (straight-through), so the model always sits on the int8 grid;
@@ -13,13 +16,18 @@ Fine-tuning trains the centroids only, with the shared-weight gradient (the sum 
 of the weights in a cluster, which autograd gives through the index), on the training split,
 judged on the validation split; the best validation epoch is kept.
 
-Why the converter finds the codebook again: it quantizes per channel with scale max|w_c| / 127,
+Why the converter finds the codebook again: per channel, it quantizes with scale max|w_c| / 127,
 and every channel keeps a weight at +-127 (the codebook's two ends sit at the layer's extremes,
 which are +-127 where some channel peaks there, and are never trained), so its scale is s[c]
-and its int8 weights are exactly C[idx]. The int8 graph, the Python reference and the
-requantization are therefore unchanged; the layer simply holds at most 2^bits distinct int8
-values, which encode_weights stores as codebook indices. A BatchNorm folded into a conv with a
-negative scale negates that channel's values (the encoder then counts them as more codes).
+and its int8 weights are exactly C[idx]. Per tensor, the weights lie on the grid of max|w| / 127,
+which quant.params.weight_params recognizes and keeps for every channel. The int8 graph, the
+Python reference and the requantization are therefore unchanged; the layer simply holds at most
+2^bits distinct int8 values, which encode_weights stores as codebook indices. A BatchNorm folded
+into a conv with a negative scale negates that channel's values (the encoder then counts them
+as more codes).
+
+On the demo's pruned LeNet-5 (4 bits, 2 epochs, 2026-12-03): validation 89.96% before sharing,
+89.82% with the linear layers per tensor (89.94% with all per channel).
 """
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ from torch.nn.utils import parametrize
 from torch2mcu.compress.finetune import Split, evaluate
 from torch2mcu.compress.masks import Masks, weight_param
 from torch2mcu.errors import Torch2MCUError
-from torch2mcu.quant.params import WEIGHT_QMAX, quantize_weights, weight_params
+from torch2mcu.quant.params import MIN_SCALE, WEIGHT_QMAX, quantize_weights, weight_params
 
 BITS = range(2, 9)  # 1 bit cannot hold 0 and both signs' +-127 ends
 KMEANS_ITERATIONS = 50
@@ -113,10 +121,11 @@ class ShareRun:
     val_clustered: float = 0.0
     val_accuracy: float = 0.0
     codebooks: dict[str, list[int]] = field(default_factory=dict)
+    scales: dict[str, str] = field(default_factory=dict)  # layer -> "channel" | "tensor"
     history: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"bits": self.bits, "epochs": self.epochs, "lr": self.lr,
+        return {"bits": self.bits, "epochs": self.epochs, "lr": self.lr, "scales": self.scales,
                 "val_before": self.val_before, "val_clustered": self.val_clustered,
                 "val_accuracy": self.val_accuracy, "codebooks": self.codebooks,
                 "history": self.history}
@@ -137,9 +146,29 @@ def layer_bits(bits, names) -> dict[str, int]:
     return {n: int(b) for n, b in per.items()}
 
 
+PER_TENSOR_DIMS = (2,)  # weights of these ranks (linear layers) share with one scale per tensor
+
+
+def per_tensor(weight: torch.Tensor) -> bool:
+    """Whether a layer shares with one scale for the whole tensor: the linear layers (weights
+    of two dimensions), as TFLite quantizes them by default; convs keep a scale per channel."""
+    return weight.dim() in PER_TENSOR_DIMS
+
+
+def _scales(w: np.ndarray, tensor: bool) -> np.ndarray:
+    """The scales the converter will find: per channel, its own (quant.params.weight_params);
+    per tensor, max|w| / 127 in every channel (which weight_params returns for weights on that
+    grid, as the shared ones are)."""
+    scale = weight_params(w)
+    if tensor:
+        top = float(np.abs(w.astype(np.float64)).max(initial=0.0))
+        scale = np.full_like(scale, max(top / WEIGHT_QMAX, MIN_SCALE) if top > 0 else 1.0 / WEIGHT_QMAX)
+    return scale
+
+
 def _cluster(layer: nn.Module, bits: int) -> SharedWeight:
     w = weight_param(layer).detach()
-    scale = torch.from_numpy(weight_params(w.numpy()))  # the converter's per-channel scales
+    scale = torch.from_numpy(_scales(w.numpy(), per_tensor(w)))
     flat = w.double().reshape(w.shape[0], -1)
     unit = (flat / scale.double()[:, None]).numpy()
     keep = (flat != 0).numpy()
@@ -176,7 +205,7 @@ def shared(model: nn.Module, masks: Masks, bits: dict[str, int]):
 
 
 def int8_codebook(weight: torch.Tensor) -> np.ndarray:
-    """The distinct int8 values the converter's per-channel quantization makes of a weight."""
+    """The distinct int8 values the converter's quantization makes of a weight."""
     w = weight.detach().numpy()
     return np.unique(quantize_weights(w, weight_params(w)))
 
@@ -202,4 +231,5 @@ def share_weights(model: nn.Module, masks: Masks, train: Split, val: Split, bits
             raise Torch2MCUError(f"layer {name!r} has {book.size} distinct int8 weights after "
                                  f"{b}-bit sharing", fix="report this: it is a torch2mcu bug")
         run.codebooks[name] = [int(v) for v in book]
+        run.scales[name] = "tensor" if per_tensor(weight_param(masks.layers[name])) else "channel"
     return run

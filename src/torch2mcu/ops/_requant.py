@@ -59,11 +59,15 @@ def emit_requant(node, ctx) -> str:
     """Declare multiplier/shift arrays and the t2m_requant_s8 struct; returns its C name."""
     qout = ctx.graph.tensors[node.output].quant
     q = node.record(WeightQuant)
-    mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", q.multiplier)
-    shift = ctx.const_array(f"{node.name}_shift", "int8_t", q.shift)  # -31..30: a byte
+    # one multiplier and shift for the layer when every channel has the same (a layer quantized
+    # per tensor, e.g. a linear layer shared per tensor: compress/share.py)
+    one = bool((q.multiplier == q.multiplier[0]).all() and (q.shift == q.shift[0]).all())
+    mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", q.multiplier[:1] if one else q.multiplier)
+    shift = ctx.const_array(f"{node.name}_shift", "int8_t",  # -31..30: a byte
+                            q.shift[:1] if one else q.shift)
     return ctx.const_struct(f"{node.name}_requant", "t2m_requant_s8", {
         "output_offset": qout.zero_point, "act_min": q.act_min, "act_max": q.act_max,
-        "multiplier": mult, "shift": shift})
+        "multiplier": mult, "shift": shift, "per_tensor": -1 if one else 0})
 
 
 def emit_weights_s8(node, ctx) -> tuple[str | None, str, str]:

@@ -23,8 +23,28 @@ def activation_params(lo: float, hi: float) -> tuple[float, int]:
     return scale, zero_point
 
 
+GRID_TOLERANCE = 1e-3  # in int8 units: how far from an integer a weight on a grid may lie
+
+
+def on_tensor_grid(w: np.ndarray) -> bool:
+    """Whether every weight is an integer multiple of max|w| / 127 (up to float rounding): a
+    layer whose weights were shared with one scale for the whole tensor (compress/share.py)."""
+    flat = np.abs(w.astype(np.float64)).reshape(-1)
+    top = flat.max(initial=0.0)
+    if top <= 0:
+        return False
+    units = flat * (WEIGHT_QMAX / top)
+    return bool(np.abs(units - np.round(units)).max() <= GRID_TOLERANCE)
+
+
 def weight_params(w: np.ndarray) -> np.ndarray:
-    """Per-output-channel symmetric scales (axis 0); an all-zero channel gets the scale of max |w| = 1."""
+    """Per-output-channel symmetric scales (axis 0); an all-zero channel gets the scale of max
+    |w| = 1. Weights that all lie on one grid for the whole tensor (on_tensor_grid) get its
+    scale in every channel: they quantize exactly, where per-channel scales would round them a
+    second time, and their requantization needs one multiplier and shift for the layer."""
+    if on_tensor_grid(w):
+        top = float(np.abs(w.astype(np.float64)).max())
+        return np.full(w.shape[0], max(top / WEIGHT_QMAX, MIN_SCALE), np.float32)
     flat = np.abs(w.reshape(w.shape[0], -1).astype(np.float64))
     peak = flat.max(axis=1) if flat.shape[1] else np.zeros(w.shape[0])
     peak = np.where(peak > 0, peak, 1.0)

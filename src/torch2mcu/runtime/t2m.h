@@ -102,7 +102,7 @@ typedef struct {
 
 /* Requantization of an int32 accumulator to int8, per output channel:
  * out = clamp(output_offset + MultiplyByQuantizedMultiplier(acc, multiplier[c], shift[c]),
- *             act_min, act_max).
+ *             act_min, act_max), with c = T2M_RQ_CH(q, c) (0 for a per-tensor layer).
  * The conv and fully connected kernels read raw int8 inputs: the input zero point is folded
  * offline into their bias (bias - z_in * sum(w)), and padded borders hold z_in (t2m_pad_s8). */
 typedef struct {
@@ -110,7 +110,12 @@ typedef struct {
     int32_t act_min, act_max;  /* fused activation as int8 bounds */
     const int32_t *multiplier; /* Q31 mantissa per output channel */
     const int8_t *shift;       /* power-of-two exponent per output channel (> 0: left) */
+    int32_t per_tensor;        /* 0: one multiplier and shift per channel; -1: one for all (the
+                                * arrays hold one element): channel c reads T2M_RQ_CH(q, c) */
 } t2m_requant_s8;
+
+/* The multiplier / shift element of output channel c. */
+#define T2M_RQ_CH(q, c) ((c) & ~(q)->per_tensor)
 
 /* Copy (c, in_h, in_w) into (c, out_h, out_w) at (pad_top, pad_left), filling the rest with a
  * constant; rows and columns beyond out_h / out_w are cropped. */

@@ -225,7 +225,8 @@ static void t2m_lanes_pack(const t2m_conv_shape *s, const int8_t *input, int32_t
                            int32_t c0, int32_t rows, int32_t mw, int32_t *x)
 {
     const int32_t in_h = s->in_h, in_w = s->in_w, sw = s->stride_w, step = s->stride_h;
-    const size_t plane = (size_t)in_h * (size_t)in_w, pitch = (size_t)rows * (size_t)sw * (size_t)mw;
+    const size_t plane = (size_t)in_h * (size_t)in_w;
+    const size_t pitch = (size_t)rows * (size_t)sw * (size_t)mw; /* one input channel's words */
     int32_t f, r, c;
     for (f = 0; f < sw; ++f) {
         /* word m holds input column col + sw * m; inside the input for m in [m0, m1) */
@@ -237,8 +238,10 @@ static void t2m_lanes_pack(const t2m_conv_shape *s, const int8_t *input, int32_t
         m1 = m1 > m0 ? m1 : m0;
         for (r = 0; r < rows; ++r) {
             const int32_t ya = y0 + r, yb = ya + step, first = col + sw * m0;
-            const int8_t *pa = ya >= 0 && ya < in_h ? input + (size_t)ya * (size_t)in_w + first : NULL;
-            const int8_t *pb = yb >= 0 && yb < in_h ? input + (size_t)yb * (size_t)in_w + first : NULL;
+            const int8_t *pa = ya >= 0 && ya < in_h ? input + (size_t)ya * (size_t)in_w + first
+                                                    : NULL;
+            const int8_t *pb = yb >= 0 && yb < in_h ? input + (size_t)yb * (size_t)in_w + first
+                                                    : NULL;
             int32_t *xr = x + (size_t)(r * sw + f) * (size_t)mw;
             for (c = 0; c < s->in_c; ++c) {
                 t2m_lanes_pack_row(xr, pa, pb, z, sw, m0, m1, mw);
@@ -324,11 +327,12 @@ static void t2m_conv2d_lanes(const t2m_conv_shape *shape, const t2m_requant_s8 *
             int32_t oc;
             t2m_lanes_pack(shape, input, pad_value, y0, c0, rows, mw, band);
             for (oc = 0; oc < shape->out_c; ++oc) {
-                const int32_t e = -q->shift[oc];
+                const int32_t e = -q->shift[T2M_RQ_CH(q, oc)];
                 int8_t *o = output + (size_t)oc * plane
                             + (size_t)(pooled ? by : 2 * by) * (size_t)ow + (pooled ? c0 / 2 : c0);
                 v = walk(v, band, sums, n);
-                t2m_lanes_store(sums, cols, ow, second, pooled, bias[oc], q->multiplier[oc], e,
+                t2m_lanes_store(sums, cols, ow, second, pooled, bias[oc],
+                                q->multiplier[T2M_RQ_CH(q, oc)], e,
                                 t2m_rq_round(e, offset), lo, hi, o);
             }
         }

@@ -63,7 +63,8 @@ static inline int32_t t2m_dot_s8(const int8_t *a, const int8_t *b, int32_t n, in
  * since |offset| <= 128. */
 static inline int8_t t2m_requantize_s8(int32_t acc, const t2m_requant_s8 *q, int32_t channel)
 {
-    const int32_t r = t2m_clamp_i32(t2m_requantize(acc, q->multiplier[channel], q->shift[channel]),
+    const int32_t r = t2m_clamp_i32(t2m_requantize(acc, q->multiplier[T2M_RQ_CH(q, channel)],
+                                                         q->shift[T2M_RQ_CH(q, channel)]),
                                     -256, 255);
     return (int8_t)t2m_clamp_i32(r + q->output_offset, q->act_min, q->act_max);
 }

@@ -19,7 +19,7 @@ static const int32_t conv1_m[2] = {1576272896, 1168306304};
 static const int8_t conv1_s[2] = {-6, -6};
 /* the kernel reads the padded 8x8 copy; conv1_b is the bias with the zero point folded in */
 static const t2m_conv_shape conv1_shape = {1, 8, 8, 2, 6, 6, 3, 3, 1, 1, 0, 0, 1, 1, 1, 1, 1};
-static const t2m_requant_s8 conv1_q = {-128, -128, 127, conv1_m, conv1_s};
+static const t2m_requant_s8 conv1_q = {-128, -128, 127, conv1_m, conv1_s, 0};
 
 /* pool1: maxpool2d 2x6x6 -> 2x3x3, k 2x2, stride 2 */
 static const t2m_pool_shape pool1_shape = {2, 6, 6, 3, 3, 2, 2, 2, 2, 0, 0, 0, 0};
@@ -30,7 +30,7 @@ static const int32_t fc1_b[4] = {-29802, 7374, 41369, 33049};
 static const int32_t fc1_m[4] = {1294370816, 1777678720, 1454278400, 1503460480};
 static const int8_t fc1_s[4] = {-8, -9, -8, -8};
 static const t2m_fc_shape fc1_shape = {18, 4};
-static const t2m_requant_s8 fc1_q = {5, -128, 127, fc1_m, fc1_s};
+static const t2m_requant_s8 fc1_q = {5, -128, 127, fc1_m, fc1_s, 0};
 
 t2m_status tiny_run(const int8_t *input, int8_t *output)
 {
