@@ -136,6 +136,31 @@ def test_cb_is_bit_exact_on_emulated_cores(target, tmp_path):
     assert np.array_equal(emu.reshape(3, -1), conv.reference(xq).reshape(3, -1))
 
 
+def test_cb_bias_is_the_layers_own_in_int16_or_int32(tmp_path):
+    """The cb kernel adds the input offset to each input it reads, so its bias is the layer's
+    own: int16 where it fits (fc1, whose input zero point is not -128), int32 where not (fc2,
+    given a large bias); both bit-exact with the reference."""
+    seed = SEED + 23
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    model = _prune(randomize(SparseNet(), seed), rng, 0.7, "random")
+    with torch.no_grad():
+        model.fc1.bias.mul_(0.01)
+        model.fc2.bias.fill_(40.0)
+    train = _data(rng, 32)
+    share_weights(model, Masks.from_zeros(model), Split(train, "training", 16),
+                  Split(train, "validation"), 4, epochs=0)
+    x = rng.standard_normal((30, 2, 20, 18)).astype(np.float32)
+    conv = torch2mcu.convert(model, torch.from_numpy(x[:1]), calibration=train[0],
+                             out=tmp_path / "m", formats=("dense", "cb"), objective="flash")
+    g = conv.int8_graph
+    assert g.tensors[g.node("fc1").inputs[0]].quant.zero_point != -128
+    source = (conv.int8_dir / "model.c").read_text()
+    assert "static const int16_t fc1_bias[" in source and "static const int32_t fc2_bias[" in source
+    r = torch2mcu.verify(conv, x, torch_check=False)
+    assert r["mismatches"] == 0
+
+
 def test_share_bits_are_checked_before_any_training():
     model = SparseNet()
     names = list(Masks(model).layers)

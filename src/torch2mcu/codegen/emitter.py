@@ -24,7 +24,8 @@ from torch2mcu.quant.pixels import normalization, u8_table
 # Structs whose integer fields are uint16_t in runtime/t2m.h.
 U16_STRUCTS = {"t2m_conv_shape", "t2m_pool_shape", "t2m_pad_shape", "t2m_fc_shape"}
 
-CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "uint16_t": 2, "int32_t": 4, "uint32_t": 4, "float": 4}
+CTYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
+               "float": 4}
 
 
 def _check_symbol(name: str) -> None:

@@ -87,23 +87,35 @@ def emit_weights_s8(node, ctx) -> tuple[str | None, str, str]:
     return f"{enc.format}{8 * enc.index_bytes}", f"&{walk}", bias
 
 
-def emit_codebook_s8(node, ctx) -> tuple[str, str]:
-    """Declare a cb-encoded layer's stream, codebook, row lengths and folded bias; returns (the
-    t2m_cbsparse_s8 struct's name, the folded bias name)."""
+def cb_bias(node) -> np.ndarray:
+    """A cb layer's bias: its own int32 bias (the input zero point not folded in; zeros
+    without one), since t2m_fc_cb_s8 adds the offset to each input it reads."""
+    q = node.record(WeightQuant)
+    return (q.bias_q.astype(np.int32) if q.bias_q is not None
+            else np.zeros(q.weight_q.shape[0], np.int32))
+
+
+def emit_codebook_s8(node, ctx) -> str:
+    """Declare a cb-encoded layer's stream, codebook, row lengths and bias (int16 when it
+    fits); returns the t2m_cbsparse_s8 struct's name."""
     rec = node.record(WeightEncoding)
     enc = rec.encoding
-    bias = ctx.const_array(f"{node.name}_bias", "int32_t", rec.bias_folded)
+    bias = cb_bias(node)
+    short = bool(bias.size and np.abs(bias.astype(np.int64)).max() <= 0x7FFF)
+    bias_name = ctx.const_array(f"{node.name}_bias", "int16_t" if short else "int32_t", bias)
     stream = ctx.const_array(f"{node.name}_stream", "uint8_t", enc.index)
     book = ctx.const_array(f"{node.name}_codebook", "int8_t", enc.codebook)
     len_bytes = enc.row_len.dtype.itemsize
     row_len = ctx.const_array(f"{node.name}_row_len", f"uint{8 * len_bytes}_t", enc.row_len)
-    walk = ctx.const_struct(f"{node.name}_cb", "t2m_cbsparse_s8", {
-        "stream": stream, "codebook": book, "row_len": row_len, "code_bits": enc.code_bits,
-        "gap_bits": enc.gap_bits, "row_len_bytes": len_bytes})
-    return walk, bias
+    z_in = ctx.graph.tensors[node.inputs[0]].quant.zero_point
+    return ctx.const_struct(f"{node.name}_cb", "t2m_cbsparse_s8", {
+        "stream": stream, "codebook": book, "row_len": row_len, "bias": bias_name,
+        "input_offset": -z_in, "code_bits": enc.code_bits, "gap_bits": enc.gap_bits,
+        "row_len_bytes": len_bytes, "bias_bytes": 2 if short else 4})
 
 
 MAX_ABS_INPUT = 128  # |x| for an int8 x
+MAX_OFFSET_INPUT = 255  # |x - z| for an int8 x and zero point z
 
 
 def accumulator_bound(weight_q: np.ndarray, bias_folded: np.ndarray) -> np.ndarray:
@@ -115,13 +127,21 @@ def accumulator_bound(weight_q: np.ndarray, bias_folded: np.ndarray) -> np.ndarr
 
 
 def check_accumulator(node) -> None:
-    """conv2d / linear: the accumulator bound must fit int32 for every output channel."""
-    bound = accumulator_bound(node.record(WeightQuant).weight_q,
-                              node.record(WeightEncoding).bias_folded)
+    """conv2d / linear: the accumulator bound must fit int32 for every output channel. The cb
+    kernel sums its own bias and w * (x - z_in), with |x - z_in| <= 255."""
+    rec = node.record(WeightEncoding)
+    if rec.kernel == "linear_cb":
+        w = np.abs(node.record(WeightQuant).weight_q.astype(np.int64))
+        bound = (np.abs(cb_bias(node).astype(np.int64))
+                 + MAX_OFFSET_INPUT * w.reshape(w.shape[0], -1).sum(axis=1))
+        terms = f"|bias| + {MAX_OFFSET_INPUT} * sum|w|"
+    else:
+        bound = accumulator_bound(node.record(WeightQuant).weight_q, rec.bias_folded)
+        terms = f"|bias| + {MAX_ABS_INPUT} * sum|w|"
     if bound.max(initial=0) > fp.INT32_MAX:
         c = int(np.argmax(bound))
         raise Torch2MCUError(
-            f"the int32 accumulator of output channel {c} can overflow: |bias| + 128 * sum|w| = "
+            f"the int32 accumulator of output channel {c} can overflow: {terms} = "
             f"{int(bound[c]):,} > {fp.INT32_MAX:,}", where=node.where(),
             fix="the layer has too many large weights (or too large a bias) for int32 sums; "
                 "prune or split the layer, or scale its weights down")

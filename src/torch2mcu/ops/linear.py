@@ -68,9 +68,9 @@ class Linear(Op):
                          f"{ctx.scratch(node)});")
                 return
             if rec.kernel == "linear_cb":
-                walk, bias = emit_codebook_s8(node, ctx)
+                walk = emit_codebook_s8(node, ctx)
                 rq = emit_requant(node, ctx)
-                ctx.call(f"t2m_fc_cb_s8(&{shape}, &{rq}, &{walk}, {x}, {bias}, {y});")
+                ctx.call(f"t2m_fc_cb_s8(&{shape}, &{rq}, &{walk}, {x}, {y});")
                 return
             sparse, wexpr, bias = emit_weights_s8(node, ctx)
             rq = emit_requant(node, ctx)

@@ -143,12 +143,16 @@ typedef struct {
  * positions skipped since the previous entry of the row (the first counts from position -1).
  * Wider gaps are bridged by filler entries (a code of weight 0); gap_bits = 0 stores every
  * position. Rows follow each other in the stream; row r has row_len[r] entries, uint8_t when
- * row_len_bytes is 1, else uint16_t. */
+ * row_len_bytes is 1, else uint16_t. Unlike the other kernels' bias, this one's is the layer's
+ * own (the input zero point not folded in: the walk adds input_offset to every input it
+ * reads), so that it fits int16 far more often: int16_t when bias_bytes is 2, else int32_t. */
 typedef struct {
     const uint8_t *stream;
     const int8_t *codebook;
     const void *row_len;
-    uint8_t code_bits, gap_bits, row_len_bytes;
+    const void *bias;
+    int32_t input_offset; /* minus the input zero point */
+    uint8_t code_bits, gap_bits, row_len_bytes, bias_bytes;
 } t2m_cbsparse_s8;
 
 /* Element-wise add of two int8 tensors with their own quantization (TFLM reference_integer_ops::Add). */
@@ -299,10 +303,10 @@ void t2m_fc_csr16_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
 void t2m_fc_rel8_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
                     const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
                     int8_t *output);
-/* The same layer with codebook-coded weights (t2m_cbsparse_s8; t2m_fc_cb_s8.c). */
+/* The same layer with codebook-coded weights and their own bias (t2m_cbsparse_s8;
+ * t2m_fc_cb_s8.c). */
 void t2m_fc_cb_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
-                  const t2m_cbsparse_s8 *weights, const int8_t *input, const int32_t *bias,
-                  int8_t *output);
+                  const t2m_cbsparse_s8 *weights, const int8_t *input, int8_t *output);
 
 /* Input and output share one quantization; result clamped to [act_min, act_max]. */
 void t2m_maxpool2d_s8(const t2m_pool_shape *shape, int32_t act_min, int32_t act_max,
