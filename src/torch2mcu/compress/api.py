@@ -461,10 +461,13 @@ def compress_to_folder(out, *, model: str = "lenet5", dataset: str = "fashion-mn
     if data is None:
         data = load_idx_dataset(dataset, data_dir)
     float_model = trained(model, data, epochs=float_epochs)
-    result = compress(float_model, (data.train_x, data.train_y), (data.val_x, data.val_y),
-                      accuracy_budget=accuracy_budget, **options)
     cal = calibration_sample(data.train_x, calibration_samples)
-    ep = result.export(torch.from_numpy(cal[:1]))
+    example = torch.from_numpy(cal[:1])
+    result, fit = compress_within(float_model, (data.train_x, data.train_y),
+                                  (data.val_x, data.val_y), cal,
+                                  lambda m: export_pruned(m, example),
+                                  accuracy_budget=accuracy_budget, **options)
+    ep = result.export(example)
     # Reporting only, from here on: the test split never fed a choice.
     test_x, test_y = data.test_x.astype(np.float32), data.test_y
     with one_thread():
@@ -475,10 +478,34 @@ def compress_to_folder(out, *, model: str = "lenet5", dataset: str = "fashion-mn
             "pruned_int8_val_accuracy": int8_accuracy(ep, cal, data.val_x, data.val_y),
             "pruned_int8_test_accuracy": int8_accuracy(ep, cal, test_x, test_y),
             "calibration_samples": int(cal.shape[0]), "test_samples": int(test_x.shape[0]),
-            **result.to_json()}
+            **result.to_json(), **({"fit": fit} if fit else {})}
     report["seconds"]["total_with_reporting"] = round(time.time() - t0, 1)
     write_compressed(out, overwrite, ep, cal, report, test_x, test_y)
     return report
+
+
+def compress_within(model, train_data, val_data, calibration: np.ndarray, export, *,
+                    flash_budget=None, ram_budget=None, target: str = "cortex-m4",
+                    **options) -> tuple[CompressResult, dict | None]:
+    """compress(), then with a flash or RAM budget compress/fit.py's search for the most
+    accurate explored point that fits the target as measured; (result, the fit report or None).
+    export: model -> ExportedProgram (for the measurements)."""
+    from torch2mcu.compress.fit import fit_budget, parse_bytes
+
+    if flash_budget is None and ram_budget is None:
+        return compress(model, train_data, val_data, **options), None
+    budgets = {k: None if v is None else parse_bytes(v)
+               for k, v in (("flash_budget", flash_budget), ("ram_budget", ram_budget))}
+    from torch2mcu.targets.cortex_m import TARGETS
+
+    if target not in TARGETS:  # fail before training, not after
+        raise Torch2MCUError(f"unknown target {target!r} for the budgets",
+                             fix=f"choose one of {', '.join(TARGETS)}")
+    share_bits, share_epochs = options.pop("share_bits", None), options.get("share_epochs", 2.0)
+    result = compress(model, train_data, val_data, **options)
+    keep = {k: options[k] for k in ("batch_size", "seed", "lr") if k in options}
+    return fit_budget(result, train_data, val_data, calibration, export, target=target,
+                      share_bits=share_bits, share_epochs=share_epochs, **budgets, **keep)
 
 
 def calibration_sample(train_x: np.ndarray, n: int) -> np.ndarray:
@@ -501,3 +528,9 @@ def write_compressed(out, overwrite: bool, ep, cal: np.ndarray, report: dict, te
             np.save(tmp / "test-inputs.npy", test_x)
             np.save(tmp / "test-labels.npy", np.asarray(test_y).astype(np.int64))
         (tmp / "compress.json").write_text(json.dumps(report, indent=2) + "\n")
+        if report.get("fit"):
+            from torch2mcu.compress.fit import fit_figure
+            from torch2mcu.report.plots import to_png
+
+            (tmp / "fit.png").write_bytes(to_png(fit_figure(report["fit"],
+                                                            report.get("float_val_accuracy"))))

@@ -80,6 +80,14 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
                         "default: off)")
     p.add_argument("--share-epochs", type=float, default=2.0,
                    help="centroid fine-tuning epochs of weight sharing (default 2)")
+    p.add_argument("--flash-budget", default=None, metavar="SIZE",
+                   help="fit the model's measured flash on --target: e.g. 8KiB (= 8K = 8192); "
+                        "after the accuracy search it shares weights and prunes further until "
+                        "it fits, and reports the points it tried (compress.json, fit.png)")
+    p.add_argument("--ram-budget", default=None, metavar="SIZE",
+                   help="the same for RAM (activation arena with input and output, stack)")
+    p.add_argument("--target", default="cortex-m4",
+                   help="the Cortex-M target the budgets are measured on (default cortex-m4)")
     p.add_argument("--float-epochs", type=int, default=8,
                    help="training epochs of the float model (cached; default 8)")
     p.add_argument("--seed", type=int, default=0)
@@ -102,6 +110,12 @@ def cmd_compress(args) -> int:
                    qat_epochs=args.qat_epochs, seed=args.seed, structure=args.structure,
                    climbs=args.climbs, climb_step_epochs=args.climb_step_epochs,
                    share_bits=args.share_bits, share_epochs=args.share_epochs)
+    if args.flash_budget is not None or args.ram_budget is not None:
+        from torch2mcu.compress.fit import parse_bytes  # noqa: PLC0415
+
+        options.update(flash_budget=parse_bytes(args.flash_budget) if args.flash_budget else None,
+                       ram_budget=parse_bytes(args.ram_budget) if args.ram_budget else None,
+                       target=args.target)
     if args.program is not None:
         if args.train is None or args.val is None:
             raise Torch2MCUError(f"compress {args.program} needs --train and --val",
@@ -120,8 +134,12 @@ def cmd_compress(args) -> int:
     if args.json:
         keep = ("sparsity", "layers", "float_test_accuracy", "pruned_test_accuracy",
                 "pruned_int8_test_accuracy", "float_val_accuracy", "pruned_val_accuracy",
-                "within_budget", "seconds")
-        print(json.dumps({"out": args.out, **{k: r[k] for k in keep if k in r}}, indent=2))
+                "within_budget", "seconds", "fit")
+        summary = {"out": args.out, **{k: r[k] for k in keep if k in r}}
+        if "sharing" in r["schedule"]:
+            summary["sharing"] = {k: v for k, v in r["schedule"]["sharing"].items()
+                                  if k != "history"}
+        print(json.dumps(summary, indent=2))
     else:
         print_summary(r, args.out)
     return 0
@@ -166,6 +184,23 @@ def print_summary(r: dict, out) -> None:
                   f"{100 * r['pruned_test_accuracy']:.2f}%",
                   f"{100 * r['pruned_int8_test_accuracy']:.2f}%")
     results.print(a)
+    fit = r.get("fit")
+    if fit:
+        budget = ", ".join(f"{what} {fit[key]:,} B" for what, key in (("flash", "flash_budget"),
+                                                                     ("RAM", "ram_budget"))
+                           if fit.get(key))
+        f = Table(title=f"fitting {budget} on {fit['target']} (measured; int8 validation)")
+        for c in ("point", "flash B", "RAM B", "int8 val", "fits"):
+            f.add_column(c, justify="right" if c != "point" else "left")
+        for p in fit["points"]:
+            f.add_row(("* " if p["chosen"] else "  ") + p["label"], f"{p['flash_bytes']:,}",
+                      f"{p['ram_bytes']:,}", f"{100 * p['val_int8_accuracy']:.2f}%",
+                      "yes" if p["fits"] else "no")
+        results.print(f)
+        chosen = fit["points"][fit["chosen"]]
+        results.print(f"chosen (*): {chosen['label']}, int8 validation "
+                      f"{100 * chosen['val_int8_accuracy']:.2f}% against the float model's "
+                      f"{100 * r['float_val_accuracy']:.2f}%; the trade-off plot: {out}/fit.png")
     files = "calibration.npy, " + ("test-inputs.npy, test-labels.npy, " if has_test else "")
     results.print(f"wrote {out}/pruned.pt2, {files}compress.json "
                   f"({r['seconds']['total_with_reporting']} s)")

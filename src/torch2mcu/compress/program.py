@@ -92,7 +92,7 @@ def compress_program_to_folder(model_path, train, val, out, *, test=None,
     and test-labels.npy). The test split is read only after compress() returns."""
     import time  # noqa: PLC0415
 
-    from torch2mcu.compress.api import (calibration_sample, compress,  # noqa: PLC0415
+    from torch2mcu.compress.api import (calibration_sample, compress_within,  # noqa: PLC0415
                                         int8_accuracy, write_compressed)
     from torch2mcu.compress.finetune import Split, evaluate, one_thread  # noqa: PLC0415
     from torch2mcu.frontend import capture  # noqa: PLC0415
@@ -114,13 +114,15 @@ def compress_program_to_folder(model_path, train, val, out, *, test=None,
         from torch2mcu.frontend import to_ir  # noqa: PLC0415
 
         options["graph"] = to_ir(ep)
-    result = compress(float_model, (tx, ty), (vx, vy), accuracy_budget=accuracy_budget,
-                      **options)
-    pruned = result.model.pruned_program(ep)
     cal = calibration_sample(tx, calibration_samples)
+    result, fit = compress_within(float_model, (tx, ty), (vx, vy), cal,
+                                  lambda m: m.pruned_program(ep),
+                                  accuracy_budget=accuracy_budget, **options)
+    pruned = result.model.pruned_program(ep)
     report = {"model": str(model_path), "dataset": str(train), "accuracy_budget": accuracy_budget,
               "pruned_int8_val_accuracy": int8_accuracy(pruned, cal, vx, vy),
-              "calibration_samples": int(cal.shape[0]), **result.to_json()}
+              "calibration_samples": int(cal.shape[0]), **result.to_json(),
+              **({"fit": fit} if fit else {})}
     test_x = test_y = None
     if test is not None:  # reporting only, from here on
         test_x, test_y = load_split(test, "test")

@@ -12,13 +12,13 @@ import math
 # step + per leftover weight); entry4: per stored entry per 4-pixel pass; entry1: per entry
 # for a single pixel; fc_*: per weight (dense) or per entry (sparse; fc_entry_cb, which adds
 # the input offset to each input it reads, fitted to the emulated Cortex-M4 LeNet-5 fc1-fc3
-# with 4-bit codes, 21-25 per entry; on the M0+, no unaligned halfword load and no shifted
+# with 4-bit codes, 22-26 per entry; on the M0+, no unaligned halfword load and no shifted
 # operands, roughly 45-67 with the rows' costs guessed; 2026-12-03).
 COSTS = {
     # fitted to emulated Cortex-M4 runs of LeNet-5 layers in each format (estimated cycles)
     "dsp": {"requant": 55, "pixel": 16, "gather": 5, "dot": 40, "conv_row": 12, "conv_quad": 16,
             "conv_one": 7, "entry4_csr": 22, "entry4_rel": 25, "entry1_csr": 8, "entry1_rel": 9,
-            "fc_quad": 15, "fc_one": 6, "fc_entry_csr": 9.5, "fc_entry_rel": 11, "fc_entry_cb": 24,
+            "fc_quad": 15, "fc_one": 6, "fc_entry_csr": 9.5, "fc_entry_rel": 11, "fc_entry_cb": 25,
             "row": 20,
             "stride1": 0.75},
     # no DSP extension (Cortex-M0+): no dual MAC; a rough scaling of the above
@@ -163,7 +163,7 @@ KERNEL_CODE_BYTES = {"conv2d_dense": 1244, "conv2d_rows": 932, "conv2d_dense_dil
                      "conv2d_csr8": 1112,
                      "conv2d_csr16": 1116, "conv2d_rel8": 1120, "linear_dense": 536,
                      "linear_fast": 1020,
-                     "linear_csr8": 468, "linear_csr16": 480, "linear_rel8": 468, "linear_cb": 704}
+                     "linear_csr8": 468, "linear_csr16": 480, "linear_rel8": 468, "linear_cb": 620}
 
 
 def select(layers: list[dict], objective: str) -> list[str]:

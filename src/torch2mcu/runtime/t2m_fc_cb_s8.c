@@ -57,11 +57,7 @@ void t2m_fc_cb_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
         const int32_t n = wide ? (int32_t)len16[o] : (int32_t)len8[o];
         const int32_t b = short_bias ? (int32_t)bias16[o] : bias32[o];
         int32_t acc;
-        if (code_bits == 4) { /* 16 shared weights, the usual case: constant shifts and masks */
-            acc = t2m_cb_row(&p, &buf, &nb, n, input, codebook, 4u, width, offset, b);
-        } else {
-            acc = t2m_cb_row(&p, &buf, &nb, n, input, codebook, code_bits, width, offset, b);
-        }
+        acc = t2m_cb_row(&p, &buf, &nb, n, input, codebook, code_bits, width, offset, b);
         output[o] = t2m_requantize_s8(acc, q, o);
     }
 }
