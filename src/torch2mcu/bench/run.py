@@ -133,10 +133,13 @@ def _arena(manifest: dict) -> dict:
 def _bit_exact(conv, elf: Path, t, x) -> bool:
     """Whether the measured image's output for the measured input equals the Python integer
     reference (a fast kernel that is wrong must not pass for a result)."""
+    from torch2mcu.targets.cortex_m import harness_io, read_manifest  # noqa: PLC0415
     from torch2mcu.targets.emulator import Emulator  # noqa: PLC0415
 
     ref = conv.reference(x).reshape(1, -1)
-    y = Emulator(elf, t).run_model(conv.name, x.reshape(1, -1), np.int8, ref.shape[1]).outputs
+    io = harness_io(read_manifest(conv.int8_dir))  # measure_folder's harness, which built elf
+    y = Emulator(elf, t).run_model(conv.name, x.reshape(1, -1), np.int8, ref.shape[1],
+                                   io=io).outputs
     return bool(np.array_equal(y, ref))
 
 

@@ -182,6 +182,14 @@ class Builds:
     io: tuple[int, int | None] | None = None
 
 
+def harness_io(manifest: dict) -> tuple[int, int | None] | None:
+    """Where the measurement harness keeps the input and output inside its arena: the byte
+    offsets of the folder's plan (the output's None when it has no place there), or None for a
+    folder whose manifest gives none (then they are buffers of their own)."""
+    placed = manifest.get("arena_io")
+    return (placed["input_offset"], placed.get("output_offset")) if placed else None
+
+
 def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -285,8 +293,7 @@ def build_all(
     jobs = [([CC, *cflags, "-c", str(src), "-o", str(objects[src.name])], f"compiling {src.name}")
             for src in sources]
     startup, harness_o = arm_obj / "startup.o", arm_obj / "harness.o"
-    placed = manifest.get("arena_io") if io_in_arena else None
-    io = (placed["input_offset"], placed.get("output_offset")) if placed else None
+    io = harness_io(manifest) if io_in_arena else None
     harness_flags = ["-DT2M_IO_IN_ARENA"] if io else []
     jobs.append(([CC, *cflags, *harness_flags, "-c", str(harness), "-o", str(harness_o)],
                  "compiling the harness"))

@@ -4,7 +4,8 @@ The ELF's loadable segments are written into emulated flash and RAM, the startup
 from Reset_Handler up to main() (so .data and .bss are set up exactly as on the board), and
 then the model function is called directly for each input (<name>_run: r0 = t2m_input,
 r1 = t2m_output; with the input and output inside the harness's arena, <name>_run_with_arena:
-r0..r3 = the arena, its size, the input and the output), lr = t2m_halt, sp = the top of RAM. Emulation stops when the model returns to t2m_halt.
+r0..r3 = the arena, its size, the input and the output), lr = t2m_halt, sp = the top of RAM.
+Emulation stops when the model returns to t2m_halt.
 
 Counting. A basic-block hook keeps a histogram of the executed blocks (address and size, as
 unicorn's translator cut them) and of how often each block was left by a taken branch rather
