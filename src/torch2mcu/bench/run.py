@@ -133,13 +133,11 @@ def _arena(manifest: dict) -> dict:
 def _bit_exact(conv, elf: Path, t, x) -> bool:
     """Whether the measured image's output for the measured input equals the Python integer
     reference (a fast kernel that is wrong must not pass for a result)."""
-    from torch2mcu.targets.cortex_m import harness_io, read_manifest  # noqa: PLC0415
     from torch2mcu.targets.emulator import Emulator  # noqa: PLC0415
 
     ref = conv.reference(x).reshape(1, -1)
-    io = harness_io(read_manifest(conv.int8_dir))  # measure_folder's harness, which built elf
-    y = Emulator(elf, t).run_model(conv.name, x.reshape(1, -1), np.int8, ref.shape[1],
-                                   io=io).outputs
+    # the harness measure_folder built elf with: input and output in buffers of their own
+    y = Emulator(elf, t).run_model(conv.name, x.reshape(1, -1), np.int8, ref.shape[1]).outputs
     return bool(np.array_equal(y, ref))
 
 
@@ -160,7 +158,8 @@ def bench_model(spec: BenchModel, folder: Path, target: str, seed: int = SEED) -
     x = conv.quantize_input(calib[:1].numpy())
     try:
         with tempfile.TemporaryDirectory(prefix="t2m_bench_build_") as elfs:
-            m = measure_folder(conv.int8_dir, t, inputs=x, out_dir=elfs)
+            # input and output in buffers of their own, as the CMSIS-NN anchors were measured
+            m = measure_folder(conv.int8_dir, t, inputs=x, out_dir=elfs, io_in_arena=False)
             exact = _bit_exact(conv, Path(elfs) / f"{spec.key}.elf", t, x)
     except FitError as e:
         raise Torch2MCUError(str(e), where=f"bench model {spec.key} on {target}",

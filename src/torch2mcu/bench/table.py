@@ -57,7 +57,8 @@ def model_table(r: dict) -> Table:
     mhz = r["clock_hz"] / 1e6
     t = _table(f"per model on {r['target']} ({r['board']}, {mhz:.0f} MHz)",
                "flash and RAM: model image minus empty harness, RAM with the stack high-water "
-               "mark; bound B: the activation lower bound of the arena (the activations live "
+               "mark and the input and output in buffers of their own (as the CMSIS-NN anchors; "
+               "`measure` keeps them in the arena); bound B: the activation lower bound of the arena (the activations live "
                "at the fullest step, no scratch), arena B its plan, +%: the arena over the bound "
                "(kernel scratch and fragmentation); cycles and ms are emulator estimates (zero "
                "wait states), instructions exact; bit-exact: the emulated output equals the "

@@ -169,6 +169,7 @@ def fit_figure(report: dict, float_val: float | None = None):
                    label="flash budget")
     if float_val is not None:
         ax.axhline(100 * float_val, color="#9aa5b1", lw=0.8, label="float model")
+    ax.margins(0.2)
     ax.set_xlabel(f"measured flash on {report['target']} (KiB)")
     ax.set_ylabel("int8 validation accuracy (%)")
     ax.set_title("Fitting the budget: the points explored")

@@ -420,12 +420,14 @@ def measure_folder(
     inputs=None,
     opt: str = "-O2",
     out_dir: str | Path | None = None,
+    io_in_arena: bool = True,
 ) -> dict:
     """Footprint, instruction count and cycle estimate of one generated folder on one target.
 
     Counts come from the first input of ``inputs`` (random, seed 0, if None). The total is
     counted on the image without layer marks; per-layer counts on the marked image (the marks
     emit no instructions; ``marks_match_total`` says whether the two totals agree).
+    io_in_arena: the input and output inside the arena (see build_all), else buffers of their own.
     """
     from .emulator import Emulator
     from .footprint import footprint
@@ -435,7 +437,8 @@ def measure_folder(
     batch = _default_inputs(manifest) if inputs is None else _as_batch(inputs, manifest["input_size"], dtype)
     name = manifest["name"]
     with tempfile.TemporaryDirectory(prefix="t2m_measure_") as tmp:
-        builds = build_all(folder, target, out_dir or tmp, opt, layer_marks=True, empty=True)
+        builds = build_all(folder, target, out_dir or tmp, opt, layer_marks=True, empty=True,
+                           io_in_arena=io_in_arena)
         t = builds.target
         run = Emulator(builds.model, t).run_model(name, batch[:1], dtype, manifest["output_size"],
                                                   count=True, io=builds.io)
