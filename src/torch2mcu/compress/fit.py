@@ -4,8 +4,8 @@ After the accuracy-budget search (compress()), the explored points are, in order
 - level 0, the searched model: as it is, then weight-shared at 4 and at 3 bits (or only the
   bits the user asked for);
 - level k >= 1: the previous level's unshared model pruned further, to FIT_DENSITY of its
-  nonzeros (per-layer split by sensitivity, FIT_EPOCHS of the gradual schedule), then the same
-  sharing ladder.
+  nonzeros (per-layer split by sensitivity, FIT_EPOCHS of the gradual schedule), then shared
+  the same ways (not left unshared: sharing always took fewer bytes).
 Every point is converted for the target, cross-built and measured (flash and RAM with the
 input and output inside the arena, targets/cortex_m.py), and its int8 validation accuracy is
 computed with the integer reference. A level stops at its first point that fits, and the
@@ -103,7 +103,14 @@ def fit_budget(result, train_data, val_data, calibration: np.ndarray, export, *,
             level_result = compress(level_result.model, train_data, val_data,
                                     sparsity=1 - density, epochs=FIT_EPOCHS, accuracy_budget=100,
                                     batch_size=batch_size, seed=seed, lr=lr)
-        for bits in ladder:
+            # judged against the float model and budget of the search, not this level's start
+            level_result.float_val_accuracy = result.float_val_accuracy
+            level_result.accuracy_budget = result.accuracy_budget
+            level_result.schedule = {**level_result.schedule, "fit_level": level,
+                                     "searched": result.schedule}
+        # sharing takes fewer bytes than leaving the weights unshared: past level 0 the unshared
+        # point is no candidate once a shared one was measured
+        for bits in ladder if not level else [b for b in ladder if b is not None] or ladder:
             r = level_result
             if bits is not None:
                 r = copy.deepcopy(level_result)
@@ -143,6 +150,12 @@ def fit_budget(result, train_data, val_data, calibration: np.ndarray, export, *,
                                    "or use a smaller model or input")
     best = max(fitting, key=lambda i: points[i].val_int8_accuracy)
     points[best].chosen = True
+    if not results[best].within_budget:
+        from torch2mcu.ui import warn  # noqa: PLC0415
+
+        warn(f"fitting the budget costs more than the accuracy budget: validation "
+             f"{100 * results[best].pruned_val_accuracy:.2f}% against the float model's "
+             f"{100 * result.float_val_accuracy:.2f}%")
     report["points"] = [asdict(p) | {"label": p.label} for p in points]
     report["chosen"] = best
     return results[best], report
@@ -156,11 +169,17 @@ def fit_figure(report: dict, float_val: float | None = None):
     pts = report["points"]
     fig = _figure(7, 4.2)
     ax = fig.add_subplot()
-    xs = [p["flash_bytes"] / 1024 for p in pts]
-    ys = [100 * p["val_int8_accuracy"] for p in pts]
-    ax.plot(xs, ys, "o-", color="#2f6db3", lw=1, ms=5)
-    for p, x, y in zip(pts, xs, ys):
-        ax.annotate(p["label"], (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    colors = {None: "#9aa5b1", 4: "#2f6db3", 3: "#e08a2c"}
+    for bits, color in colors.items():
+        mine = [p for p in pts if p["share_bits"] == bits]
+        if mine:
+            ax.plot([p["flash_bytes"] / 1024 for p in mine],
+                    [100 * p["val_int8_accuracy"] for p in mine], "o", color=color, ms=6,
+                    label=f"{bits}-bit shared" if bits else "not shared")
+    for p in pts:
+        ax.annotate(f"{100 * p['sparsity']:.1f}%", (p["flash_bytes"] / 1024,
+                                                    100 * p["val_int8_accuracy"]),
+                    fontsize=7, xytext=(4, 3), textcoords="offset points")
     c = pts[report["chosen"]]
     ax.plot([c["flash_bytes"] / 1024], [100 * c["val_int8_accuracy"]], "*", ms=16,
             color="#d1495b", label="chosen")
@@ -172,7 +191,7 @@ def fit_figure(report: dict, float_val: float | None = None):
     ax.margins(0.2)
     ax.set_xlabel(f"measured flash on {report['target']} (KiB)")
     ax.set_ylabel("int8 validation accuracy (%)")
-    ax.set_title("Fitting the budget: the points explored")
+    ax.set_title("Fitting the budget: the points explored (labels: share of weights pruned)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
