@@ -136,7 +136,8 @@ def _c_weights(text: str, node, graph) -> np.ndarray:
     if fmt.startswith("lanes"):  # the lanes entries, walked over the packed two-row band
         kh, kw = wq.shape[2:]
         ow = get_op("conv2d").conv_shape(node, graph)[2]
-        offsets = lanes.offsets(wq.shape[1], kh, kw, node.attrs["stride"][1], ow)
+        offsets = lanes.offsets(wq.shape[1], kh, kw, node.attrs["stride"][1], ow,
+                                band_blocks=node.record(ConvPlan).band_blocks)
         entries = _c_array(text, f"{node.name}_entries")
         return lanes.decode_lanes(Encoding(fmt, np.zeros(0, np.int8), entries), rows, offsets)
     if node.op == "conv2d":

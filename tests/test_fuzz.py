@@ -731,7 +731,8 @@ def _check_encodings(built_graph: Graph, case: Case) -> None:
         enc = node.record(WeightEncoding).encoding
         if fmt.startswith("lanes"):  # word offsets in the packed two-row band
             offsets = lanes.offsets(wq.shape[1], wq.shape[2], wq.shape[3], node.attrs["stride"][1],
-                                    conv_shape_w(node, built_graph), dilation_of(node))
+                                    conv_shape_w(node, built_graph), dilation_of(node),
+                                    node.record(ConvPlan).band_blocks)
             assert np.array_equal(lanes.decode_lanes(enc, wq.shape[0], offsets),
                                   wq.reshape(wq.shape[0], -1)), f"{node.name}: {fmt} entries"
             continue

@@ -1,8 +1,11 @@
-"""Deep Compression, stage 1 (torch side): magnitude pruning with masks, schedules, sensitivity
-analysis, a sparsity search under an accuracy budget, optional quantization-aware fine-tuning."""
-from torch2mcu.compress.api import (CompressResult, compress, compress_to_folder, export_pruned,
-                                    int8_accuracy, one_shot_prune)
+"""Deep Compression (torch side): magnitude pruning with masks, schedules, sensitivity
+analysis, a sparsity search under an accuracy budget, optional quantization-aware fine-tuning,
+weight sharing, and the search that fits flash and RAM budgets as measured (compress_within)."""
+from torch2mcu.compress.api import (CompressResult, compress, compress_to_folder,
+                                    compress_within, export_pruned, int8_accuracy,
+                                    one_shot_prune)
 from torch2mcu.compress.program import ProgramModule, compress_program_to_folder
 
 __all__ = ["CompressResult", "ProgramModule", "compress", "compress_program_to_folder",
-           "compress_to_folder", "export_pruned", "int8_accuracy", "one_shot_prune"]
+           "compress_to_folder", "compress_within", "export_pruned", "int8_accuracy",
+           "one_shot_prune"]
