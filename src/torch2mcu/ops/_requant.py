@@ -60,8 +60,10 @@ def emit_requant(node, ctx) -> str:
     qout = ctx.graph.tensors[node.output].quant
     q = node.record(WeightQuant)
     # one multiplier and shift for the layer when every channel has the same (a layer quantized
-    # per tensor, e.g. a linear layer shared per tensor: compress/share.py)
-    one = bool((q.multiplier == q.multiplier[0]).all() and (q.shift == q.shift[0]).all())
+    # per tensor, e.g. a linear layer shared per tensor: compress/share.py); the dense fast
+    # kernels read per channel (t2m.h, t2m_requant_s8.per_tensor)
+    one = bool((q.multiplier == q.multiplier[0]).all() and (q.shift == q.shift[0]).all()
+               and node.record(WeightEncoding).kernel not in PER_CHANNEL_KERNELS)
     mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", q.multiplier[:1] if one else q.multiplier)
     shift = ctx.const_array(f"{node.name}_shift", "int8_t",  # -31..30: a byte
                             q.shift[:1] if one else q.shift)
@@ -114,6 +116,7 @@ def emit_codebook_s8(node, ctx) -> str:
         "row_len_bytes": len_bytes, "bias_bytes": 2 if short else 4})
 
 
+PER_CHANNEL_KERNELS = ("conv2d_dw3x3", "conv2d_1x1", "conv2d_kxk", "linear_fast")
 MAX_ABS_INPUT = 128  # |x| for an int8 x
 MAX_OFFSET_INPUT = 255  # |x - z| for an int8 x and zero point z
 

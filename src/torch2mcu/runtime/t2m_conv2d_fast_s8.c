@@ -89,7 +89,6 @@ static T2M_ALWAYS_INLINE void t2m_mm2_run(const int32_t *x, int32_t groups4, con
     /* in locals: the int8 stores could alias q */
     const int32_t *const mult = q->multiplier;
     const int8_t *const shift = q->shift;
-    const int32_t keep = ~q->per_tensor; /* channel co's requantization: element co & keep */
     const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
     int32_t co;
     for (co = 0; co + 1 < cout; co += 2) {
@@ -126,8 +125,8 @@ static T2M_ALWAYS_INLINE void t2m_mm2_run(const int32_t *x, int32_t groups4, con
         }
 #endif
         {
-            const int32_t m0 = mult[co & keep], e0 = -shift[co & keep];
-            const int32_t m1 = mult[(co + 1) & keep], e1 = -shift[(co + 1) & keep];
+            const int32_t m0 = mult[co], e0 = -shift[co];
+            const int32_t m1 = mult[co + 1], e1 = -shift[co + 1];
             const int32_t round0 = t2m_rq_round(e0, offset), round1 = t2m_rq_round(e1, offset);
             if (full) { /* full is only given unpooled */
                 o0[0] = t2m_ssat8(t2m_rq_fast(a00, m0, e0, round0));
@@ -144,7 +143,7 @@ static T2M_ALWAYS_INLINE void t2m_mm2_run(const int32_t *x, int32_t groups4, con
         o1 += 2 * (size_t)ostride;
     }
     if (co < cout) { /* an odd last output channel: its row alone */
-        const int32_t m = mult[co & keep], e = -shift[co & keep], round = t2m_rq_round(e, offset);
+        const int32_t m = mult[co], e = -shift[co], round = t2m_rq_round(e, offset);
         int32_t a0 = bias[co], a1 = a0;
         const int32_t *xp = x;
         for (; xp != x_end; xp += 4) {
@@ -272,10 +271,8 @@ void t2m_conv2d_1x1_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                 x += 8;
             }
             {
-                const int32_t m0 = q->multiplier[T2M_RQ_CH(q, co)];
-                const int32_t e0 = -q->shift[T2M_RQ_CH(q, co)];
-                const int32_t m1 = q->multiplier[T2M_RQ_CH(q, co + 1)];
-                const int32_t e1 = -q->shift[T2M_RQ_CH(q, co + 1)];
+                const int32_t m0 = q->multiplier[co], e0 = -q->shift[co];
+                const int32_t m1 = q->multiplier[co + 1], e1 = -q->shift[co + 1];
                 const int32_t round0 = t2m_rq_round(e0, offset), round1 = t2m_rq_round(e1, offset);
                 int8_t *o0 = output + (size_t)co * (size_t)npix, *o1 = o0 + npix;
                 o0[p] = t2m_sat_s8(t2m_rq_fast(a00, m0, e0, round0), lo, hi);
@@ -288,9 +285,7 @@ void t2m_conv2d_1x1_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
             const int8_t *w = (const int8_t *)(const void *)(weights + (size_t)co * (size_t)groups4);
             const int8_t *x = scratch;
             int32_t a0 = bias[co], a1 = a0, j;
-            const int32_t m = q->multiplier[T2M_RQ_CH(q, co)];
-            const int32_t e = -q->shift[T2M_RQ_CH(q, co)];
-            const int32_t round = t2m_rq_round(e, offset);
+            const int32_t m = q->multiplier[co], e = -q->shift[co], round = t2m_rq_round(e, offset);
             for (k = 0; k < groups4; ++k) {
                 for (j = 0; j < 4; ++j) {
                     a0 += w[j] * x[j];
@@ -465,10 +460,8 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                     x += 8;
                 }
                 {
-                    const int32_t m0 = q->multiplier[T2M_RQ_CH(q, co)];
-                    const int32_t e0 = -q->shift[T2M_RQ_CH(q, co)];
-                    const int32_t m1 = q->multiplier[T2M_RQ_CH(q, co + 1)];
-                    const int32_t e1 = -q->shift[T2M_RQ_CH(q, co + 1)];
+                    const int32_t m0 = q->multiplier[co], e0 = -q->shift[co];
+                    const int32_t m1 = q->multiplier[co + 1], e1 = -q->shift[co + 1];
                     const int32_t round0 = t2m_rq_round(e0, offset), round1 = t2m_rq_round(e1, offset);
                     const size_t at = (size_t)co * (size_t)ostride;
                     t2m_put_pair(o0 + at, o1 + at, a00, a01, m0, e0, round0, lo, hi, pooled,
@@ -480,9 +473,7 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
             if (co < cout) { /* an odd last output channel: its row alone, w0 w2 w1 w3 per group */
                 const int8_t *w = (const int8_t *)(const void *)(weights + (size_t)co * (size_t)groups4);
                 const int16_t *x = block;
-                const int32_t m = q->multiplier[T2M_RQ_CH(q, co)];
-                const int32_t e = -q->shift[T2M_RQ_CH(q, co)];
-                const int32_t round = t2m_rq_round(e, offset);
+                const int32_t m = q->multiplier[co], e = -q->shift[co], round = t2m_rq_round(e, offset);
                 int32_t a0 = bias[co], a1 = a0, k;
                 for (k = 0; k < groups4; ++k) {
                     a0 += w[0] * x[0] + w[2] * x[1] + w[1] * x[2] + w[3] * x[3];

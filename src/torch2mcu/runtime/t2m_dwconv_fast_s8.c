@@ -229,8 +229,7 @@ void t2m_conv2d_dw3x3_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
         const int8_t *in_c = input + (size_t)c * (size_t)in_h * (size_t)in_w;
         const int8_t *p = in_c;
         const int8_t *f = weights + (size_t)c * 9u;
-        const int32_t m = q->multiplier[T2M_RQ_CH(q, c)], e = -q->shift[T2M_RQ_CH(q, c)];
-        const int32_t round = t2m_rq_round(e, offset);
+        const int32_t m = q->multiplier[c], e = -q->shift[c], round = t2m_rq_round(e, offset);
         int8_t *out = output + (size_t)c * (size_t)out_h * (size_t)out_w;
         if (staged) {
             if (y1 > y0) {

@@ -100,14 +100,14 @@ static void t2m_fc_widen(const int8_t *input, int32_t n, int16_t *x)
 typedef struct {
     const int32_t *multiplier;
     const int8_t *shift;
-    int32_t offset, lo, hi, keep; /* output o's requantization: element o & keep */
+    int32_t offset, lo, hi;
 } t2m_fc_rq;
 
 static inline int8_t t2m_fc_out(int32_t acc, const t2m_fc_rq *r, int32_t o)
 {
-    const int32_t e = -r->shift[o & r->keep];
-    return t2m_sat_s8(t2m_rq_fast(acc, r->multiplier[o & r->keep], e,
-                                  t2m_rq_round(e, r->offset)), r->lo, r->hi);
+    const int32_t e = -r->shift[o];
+    return t2m_sat_s8(t2m_rq_fast(acc, r->multiplier[o], e, t2m_rq_round(e, r->offset)),
+                      r->lo, r->hi);
 }
 
 /* scratch: t2m_fc_fast_s8_scratch_bytes (2 * in4 bytes). */
@@ -119,8 +119,7 @@ void t2m_fc_fast_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
     const int32_t groups = (n + 3) / 4;
     int16_t *xs = (int16_t *)(void *)scratch;
     const int32_t *w = weights;
-    const t2m_fc_rq r = {q->multiplier, q->shift, q->output_offset, q->act_min, q->act_max,
-                         ~q->per_tensor};
+    const t2m_fc_rq r = {q->multiplier, q->shift, q->output_offset, q->act_min, q->act_max};
     int32_t o = 0;
 
     t2m_fc_widen(input, n, xs);
