@@ -165,6 +165,25 @@ def test_every_band_width_is_bit_exact(blocks, monkeypatch, tmp_path):
     assert np.array_equal(emu.reshape(2, -1), conv.reference(xq).reshape(2, -1))
 
 
+def test_the_harness_measures_input_and_output_inside_the_arena_or_beside_it(tmp_path):
+    """measure's harness keeps the input and output where the plan puts them inside the arena
+    (the RAM counted is the arena_io bytes, no buffers of their own); io_in_arena=False gives
+    them buffers beside the model's own arena, as the bench measures."""
+    from torch2mcu.targets.cortex_m import measure_folder, read_manifest
+
+    conv, x = _convert(0.6, "random", SEED + 13, tmp_path / "m", 1, "lanes16")
+    manifest = read_manifest(conv.int8_dir)
+    xq = conv.quantize_input(x)
+    inside = measure_folder(conv.int8_dir, "cortex-m4", inputs=xq)
+    beside = measure_folder(conv.int8_dir, "cortex-m4", inputs=xq, io_in_arena=False)
+    assert inside["io_in_arena"] and not beside["io_in_arena"]
+    assert inside["arena_bytes"] == manifest["arena_io"]["bytes"]
+    assert inside["io_bytes"] == 1  # t2m_result only
+    assert beside["arena_bytes"] == manifest["arena_bytes"]
+    assert beside["io_bytes"] == manifest["input_size"] + manifest["output_size"] + 1
+    assert inside["instructions"] > beside["instructions"]  # run_with_arena's checks
+
+
 def test_bands_narrow_only_where_they_save_ram(tmp_path):
     """balanced: the arena (with and without the input and output inside it) is the one of the
     narrowest bands, and a conv keeps a wider band where that costs no RAM; speed: whole rows."""

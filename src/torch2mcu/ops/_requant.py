@@ -64,9 +64,9 @@ def emit_requant(node, ctx) -> str:
     # kernels read per channel (t2m.h, t2m_requant_s8.per_tensor)
     one = bool((q.multiplier == q.multiplier[0]).all() and (q.shift == q.shift[0]).all()
                and node.record(WeightEncoding).kernel not in PER_CHANNEL_KERNELS)
-    mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", q.multiplier[:1] if one else q.multiplier)
-    shift = ctx.const_array(f"{node.name}_shift", "int8_t",  # -31..30: a byte
-                            q.shift[:1] if one else q.shift)
+    n = 1 if one else len(q.multiplier)
+    mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", q.multiplier[:n])
+    shift = ctx.const_array(f"{node.name}_shift", "int8_t", q.shift[:n])  # -31..30: a byte
     return ctx.const_struct(f"{node.name}_requant", "t2m_requant_s8", {
         "output_offset": qout.zero_point, "act_min": q.act_min, "act_max": q.act_max,
         "multiplier": mult, "shift": shift, "per_tensor": -1 if one else 0})

@@ -4,7 +4,8 @@ overflow, for the layer's actual int8 weights and every possible int8 input.
 Each operator states its own bound (Op.check_overflow), for example:
 - conv2d / linear: the kernels (dense, DSP dual-MAC, sparse, in any summation order) start from
   the folded bias and add w * x with x an int8 in [-128, 127]. Every partial sum lies within
-  |bias_folded[c]| + 128 * sum(|w[c]|), so that bound must fit in int32 for every output channel.
+  |bias_folded[c]| + 128 * sum(|w[c]|), so that bound must fit in int32 for every output channel
+  (the codebook FC, which adds its own bias and w * (x - z_in), within |bias[c]| + 255 * sum|w[c]|).
 - add: each input becomes (x - z) * 2^left_shift, then is rescaled; both, and the sum of the two
   rescaled inputs, must fit in int32.
 - avgpool2d: the window sum is at most 128 * window area.
