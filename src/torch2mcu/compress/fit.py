@@ -144,6 +144,9 @@ def fit_budget(result, train_data, val_data, calibration: np.ndarray, export, *,
         if ram_budget is not None and min(p.ram_bytes for p in points) > ram_budget:
             what.append(f"RAM {min(p.ram_bytes for p in points):,} B > {ram_budget:,} (the "
                         "activations and stack, which pruning single weights does not shrink)")
+        if not what:  # each budget is met by some point, never both by one
+            what.append(f"flash {small.flash_bytes:,} B and RAM {small.ram_bytes:,} B; no point "
+                        "met both budgets")
         raise Torch2MCUError(
             f"no compression explored fits {target}: the smallest, {small.label}, needs "
             + "; ".join(what), fix="raise the budget, prune channels (--structure channels) "
