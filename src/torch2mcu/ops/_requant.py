@@ -63,7 +63,8 @@ def emit_requant(node, ctx) -> str:
     # per tensor, e.g. a linear layer shared per tensor: compress/share.py); the dense fast
     # kernels read per channel (t2m.h, t2m_requant_s8.per_tensor)
     one = bool((q.multiplier == q.multiplier[0]).all() and (q.shift == q.shift[0]).all()
-               and node.record(WeightEncoding).kernel not in PER_CHANNEL_KERNELS)
+               and not (node.has(WeightEncoding)
+                        and node.record(WeightEncoding).kernel in PER_CHANNEL_KERNELS))
     n = 1 if one else len(q.multiplier)
     mult = ctx.const_array(f"{node.name}_multiplier", "int32_t", q.multiplier[:n])
     shift = ctx.const_array(f"{node.name}_shift", "int8_t", q.shift[:n])  # -31..30: a byte
