@@ -114,8 +114,8 @@ typedef struct {
                                 * arrays hold one element): channel c reads T2M_RQ_CH(q, c).
                                 * The dense fast kernels (t2m_conv2d_fast_s8.c,
                                 * t2m_dwconv_fast_s8.c, t2m_fc_fast_s8.c) read per channel and
-                                * take per_tensor = 0 only: an index mask in their requantization
-                                * cost up to a quarter of the stem's cycles. */
+                                * take per_tensor = 0 only (the generator expands for them), so
+                                * their requantization stays as it was measured. */
 } t2m_requant_s8;
 
 /* The multiplier / shift element of output channel c. */
