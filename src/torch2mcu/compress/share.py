@@ -43,7 +43,8 @@ from torch.nn.utils import parametrize
 from torch2mcu.compress.finetune import Split, evaluate
 from torch2mcu.compress.masks import Masks, weight_param
 from torch2mcu.errors import Torch2MCUError
-from torch2mcu.quant.params import MIN_SCALE, WEIGHT_QMAX, quantize_weights, weight_params
+from torch2mcu.quant.params import (WEIGHT_QMAX, quantize_weights, tensor_scales,
+                                    weight_params)
 
 BITS = range(2, 9)  # 1 bit cannot hold 0 and both signs' +-127 ends
 KMEANS_ITERATIONS = 50
@@ -158,14 +159,9 @@ def per_tensor(weight: torch.Tensor) -> bool:
 
 def _scales(w: np.ndarray, tensor: bool) -> np.ndarray:
     """The scales the converter will find: per channel, its own (quant.params.weight_params);
-    per tensor, max|w| / 127 in every channel (which weight_params returns for weights on that
-    grid, as the shared ones are)."""
-    scale = weight_params(w)
-    if tensor:
-        top = float(np.abs(w.astype(np.float64)).max(initial=0.0))
-        peak = max(top / WEIGHT_QMAX, MIN_SCALE) if top > 0 else 1.0 / WEIGHT_QMAX
-        scale = np.full_like(scale, peak)
-    return scale
+    per tensor, max|w| / 127 in every channel (quant.params.tensor_scales, which weight_params
+    returns for weights on that grid, as the shared ones are)."""
+    return tensor_scales(w) if tensor else weight_params(w)
 
 
 def _cluster(layer: nn.Module, bits: int) -> SharedWeight:

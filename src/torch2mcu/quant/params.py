@@ -37,14 +37,21 @@ def on_tensor_grid(w: np.ndarray) -> bool:
     return bool(np.abs(units - np.round(units)).max() <= GRID_TOLERANCE)
 
 
+def tensor_scales(w: np.ndarray) -> np.ndarray:
+    """One symmetric scale for the whole tensor, max|w| / 127, in every output channel (axis 0);
+    an all-zero tensor gets the scale of max |w| = 1, as an all-zero channel does."""
+    top = float(np.abs(w.astype(np.float64)).max(initial=0.0))
+    return np.full(w.shape[0], max((top if top > 0 else 1.0) / WEIGHT_QMAX, MIN_SCALE),
+                   np.float32)
+
+
 def weight_params(w: np.ndarray) -> np.ndarray:
     """Per-output-channel symmetric scales (axis 0); an all-zero channel gets the scale of max
     |w| = 1. Weights that all lie on one grid for the whole tensor (on_tensor_grid) get its
     scale in every channel: they quantize exactly, where per-channel scales would round them a
     second time, and their requantization needs one multiplier and shift for the layer."""
     if on_tensor_grid(w):
-        top = float(np.abs(w.astype(np.float64)).max())
-        return np.full(w.shape[0], max(top / WEIGHT_QMAX, MIN_SCALE), np.float32)
+        return tensor_scales(w)
     flat = np.abs(w.reshape(w.shape[0], -1).astype(np.float64))
     peak = flat.max(axis=1) if flat.shape[1] else np.zeros(w.shape[0])
     peak = np.where(peak > 0, peak, 1.0)
