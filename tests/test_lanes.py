@@ -20,7 +20,7 @@ SEED = 4242
 PATTERNS = ["random", "empty_rows", "all_zero", "dense", "one_per_row"]
 
 
-@pytest.mark.parametrize("bits", [32, 16])
+@pytest.mark.parametrize("bits", [32, 16, 8])
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_lanes_entries_round_trip(pattern, bits):
     print(f"seed={SEED}")
@@ -34,6 +34,8 @@ def test_lanes_entries_round_trip(pattern, bits):
             offs = lanes.offsets(c, kh, kw, sw, ow, dil)
             assert np.unique(offs).size == offs.size
             w = _weights(rng, rows, c * kh * kw, sparsity, pattern) // 8  # within the lane bound
+            if bits == 8:  # on lanes8's grid
+                w = (w // 2) & ~15
             enc = lanes.encode_lanes(w, offs, bits)
             assert enc is not None
             assert enc.index.itemsize * 8 == bits and enc.index[-1] == 0
@@ -59,6 +61,22 @@ def test_lanes16_bridges_long_gaps_with_fillers():
     assert int(offs[-1]) == 1600
     assert enc.fillers == 1600 // 127 + int(offs[100]) // 127
     assert np.array_equal(lanes.decode_lanes(enc, 3, offs), w)
+
+
+def test_lanes8_takes_multiples_of_16_only_and_ends_rows_with_entry_0():
+    offs = lanes.offsets(16, 3, 3, 1, 32)
+    w = np.zeros((3, offs.size), np.int8)
+    w[0, 0], w[0, -1] = 64, -112  # 1,600 words apart: fillers of 15 words
+    w[2, 100] = -128
+    enc = lanes.encode_lanes(w, offs, 8)
+    assert enc.index.dtype == np.uint8 and enc.index[-1] == 0
+    ends = np.flatnonzero(enc.index[:-1] == 0)
+    assert ends.size == 3 and ends[-1] == enc.index.size - 2  # one end per row
+    assert enc.index[ends[0] + 1] == 0x01  # the all-zero row: a step to the block's first word
+    assert enc.index[0] == 0x41  # weight 64, one word from the word before the block
+    assert np.array_equal(lanes.decode_lanes(enc, 3, offs), w)
+    w[1, 5] = 8  # no multiple of 16
+    assert lanes.encode_lanes(w, offs, 8) is None
 
 
 class LanesNet(nn.Module):
@@ -103,10 +121,23 @@ def _prune(model, rng, sparsity, pattern):
     return model
 
 
+def _on_4_bit_grid(model):
+    """Every conv's weights on a per-channel grid of -7..7 steps (what 4-bit sharing gives)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+                w = m.weight.view(m.weight.shape[0], -1)
+                step = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-6) / 7
+                w.copy_(torch.round(w / step) * step)
+    return model
+
+
 def _convert(sparsity, pattern, seed, out, n, fmt="lanes32"):
     print(f"seed={seed}")
     rng = np.random.default_rng(seed)
     model = _prune(randomize(LanesNet(), seed), rng, sparsity, pattern)
+    if fmt == "lanes8":
+        _on_4_bit_grid(model)
     cal = rng.standard_normal((32, 2, 21, 19)).astype(np.float32)
     x = rng.standard_normal((n, 2, 21, 19)).astype(np.float32)
     conv = torch2mcu.convert(model, torch.from_numpy(x[:1]), calibration=cal, out=out,
@@ -117,7 +148,7 @@ def _convert(sparsity, pattern, seed, out, n, fmt="lanes32"):
     return conv, x
 
 
-@pytest.mark.parametrize("fmt", ["lanes32", "lanes16"])
+@pytest.mark.parametrize("fmt", ["lanes32", "lanes16", "lanes8"])
 @pytest.mark.parametrize("sparsity,pattern", [
     (0.0, "random"), (0.5, "random"), (0.9, "random"), (0.4, "empty_rows"), (0.0, "all_zero")])
 def test_lanes_is_bit_exact_on_host(sparsity, pattern, fmt, tmp_path):
@@ -127,7 +158,8 @@ def test_lanes_is_bit_exact_on_host(sparsity, pattern, fmt, tmp_path):
 
 
 @pytest.mark.parametrize("sparsity,fmt", [(0.0, "lanes32"), (0.7, "lanes32"), (0.7, "lanes16"),
-                                          (0.95, "lanes16")])
+                                          (0.95, "lanes16"), (0.0, "lanes8"), (0.7, "lanes8"),
+                                          (0.9, "lanes8")])
 def test_lanes_is_bit_exact_on_emulated_cortex_m4(sparsity, fmt, tmp_path):
     from torch2mcu.targets.cortex_m import run_outputs
 
@@ -146,15 +178,16 @@ def _force_bands(monkeypatch, blocks):
         n.name: widest[n.name] if blocks is None else min(blocks, widest[n.name]) for n in convs})
 
 
+@pytest.mark.parametrize("fmt", ["lanes16", "lanes8"])
 @pytest.mark.parametrize("blocks", [1, 2, None])
-def test_every_band_width_is_bit_exact(blocks, monkeypatch, tmp_path):
+def test_every_band_width_is_bit_exact(blocks, fmt, monkeypatch, tmp_path):
     """Narrow bands repack the columns neighbouring blocks share and end on a partial group
     (c1 computes 18 columns: 5 blocks, in bands of 2, 2 and 1), on the host and the emulated M4."""
     from torch2mcu.ir.records import ConvPlan
     from torch2mcu.targets.cortex_m import run_outputs
 
     _force_bands(monkeypatch, blocks)
-    conv, x = _convert(0.6, "random", SEED + 11, tmp_path / "m", 12, "lanes16")
+    conv, x = _convert(0.6, "random", SEED + 11, tmp_path / "m", 12, fmt)
     chosen = {n.name: n.record(ConvPlan).band_blocks for n in conv.int8_graph.nodes
               if n.name in CONVS}
     assert chosen["c1"] == (5 if blocks is None else blocks), chosen

@@ -17,7 +17,7 @@ from torch2mcu.errors import (EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED
 
 # encode_weights.FORMATS, written out so that `torch2mcu --help` imports no numpy (a test keeps
 # the two equal)
-CONVERT_FORMATS = "dense,csr,rel,cb,lanes16,lanes32"
+CONVERT_FORMATS = "dense,csr,rel,cb,lanes8,lanes16,lanes32"
 
 # rich (torch2mcu.ui) and torch load inside main(), so that Ctrl-C during start-up is handled there.
 

@@ -3,7 +3,7 @@
 For every layer it (1) folds the input zero point into the bias (bias - z_in * sum(w)), which
 is exact because padded borders hold z_in; (2) for a padded conv, plans a pad step into a scratch
 buffer of the prepared input geometry; (3) encodes the weights as dense, csr and rel (and a conv
-of groups 1 on a DSP core also as lanes16 / lanes32, encodings/lanes.py; a linear also as cb,
+of groups 1 on a DSP core also as lanes8 (4-bit weights) / lanes16 / lanes32, encodings/lanes.py; a linear also as cb,
 codebook-coded, encodings/codebook.py) and keeps the one the
 objective prefers: `flash` (fewest bytes), `speed` (fewest estimated cycles) or
 `balanced` (smallest product, relative to dense). The choice and every candidate's bytes and
@@ -32,7 +32,7 @@ from torch2mcu.ops._requant import accumulator_bound
 from torch2mcu.ops._spatial import spatial
 from torch2mcu.ops.conv2d import FAST_KERNELS, dilation_of, pool_of
 
-FORMATS = ("dense", "csr", "rel", "cb", "lanes16", "lanes32")
+FORMATS = ("dense", "csr", "rel", "cb", "lanes8", "lanes16", "lanes32")
 OBJECTIVES = ("flash", "speed", "balanced")
 
 
@@ -96,7 +96,7 @@ def _short_requant(q, bias_folded: np.ndarray) -> bool:
 
 
 def lanes_fits(node, graph, bias_folded: np.ndarray, dsp: bool) -> bool:
-    """Whether t2m_conv2d_lanes32_s8 / _lanes16_s8 can run this layer: a conv of groups 1 with
+    """Whether t2m_conv2d_lanes32_s8 / _lanes16_s8 / _lanes8_s8 can run this layer: a conv of groups 1 with
     no fused pool or a 2x2 one, the short requantization exact, on a core with the DSP extension
     (its SMLAL walk; elsewhere the 64-bit sums cost a library call each). encode_lanes checks
     the rest (the lane bound, the step range)."""

@@ -46,10 +46,14 @@ def _set(node, geometry: tuple, band_blocks: int) -> None:
 def _cycles(node, graph: Graph, geometry: tuple, band_blocks: int) -> float:
     rec = node.record(WeightEncoding)
     _, oh, ow = get_op("conv2d").conv_shape(node, graph)
-    out_c = node.record(WeightQuant).weight_q.shape[0]
-    return lanes_cycles(rec.encoding.entries, out_c, oh, ow,
+    wq = node.record(WeightQuant).weight_q
+    bits = lanes.FORMAT_BITS[rec.format]
+    entries = rec.encoding.entries
+    if bits == 8:  # its 4-bit steps need fewer fillers in narrower bands
+        entries = lanes.encode_lanes(wq, lanes.offsets(*geometry, band_blocks), bits).entries
+    return lanes_cycles(entries, wq.shape[0], oh, ow,
                         lanes.band_words(*geometry, band_blocks), node.has(FusedPool),
-                        lanes.FORMAT_BITS[rec.format], node.attrs["stride"][1], band_blocks)
+                        bits, node.attrs["stride"][1], band_blocks)
 
 
 def _choose(g: Graph, convs: list, geometry: dict, widest: dict) -> dict[str, int]:

@@ -45,13 +45,45 @@ def tensor_scales(w: np.ndarray) -> np.ndarray:
                    np.float32)
 
 
+NARROW_LEVELS = 7  # a 4-bit grid: steps -7..7
+NARROW_UNIT = 16   # ... stored as int8 multiples of 16 (t2m_conv2d_lanes8_s8 keeps the top nibble)
+
+
+def channel_grid_scales(w: np.ndarray, levels: int = NARROW_LEVELS) -> np.ndarray | None:
+    """Per output channel g / 16, g = max|w_c| / L, when every weight of every channel is an
+    integer multiple of its g (up to float rounding) for some L <= levels: a layer shared on a
+    per-channel grid of at most 2 * levels + 1 values (compress/share.py), whose int8 weights
+    are then 16 k, k in [-L, L]. L is the largest multiple of the coarsest grid that fits
+    (6 or 7 for levels 7), so the int8 weights reach 96 or 112 and the requantization stays
+    where max|w_c| / 127 puts it. Else None. All-zero channels get the scale of max |w| = 1."""
+    flat = np.abs(w.reshape(w.shape[0], -1).astype(np.float64))
+    if not flat.size:
+        return None
+    peak = flat.max(axis=1)
+    scales = np.full(w.shape[0], 1.0 / WEIGHT_QMAX)
+    found = peak <= 0
+    for level in range(1, levels + 1):
+        units = flat * (level / np.where(peak > 0, peak, 1.0))[:, None]
+        fits = ~found & (np.abs(units - np.round(units)).max(axis=1) <= GRID_TOLERANCE)
+        scales[fits] = peak[fits] / (levels // level * level * NARROW_UNIT)
+        found |= fits
+    if not found.all():
+        return None
+    return np.maximum(scales, MIN_SCALE).astype(np.float32)
+
+
 def weight_params(w: np.ndarray) -> np.ndarray:
     """Per-output-channel symmetric scales (axis 0); an all-zero channel gets the scale of max
     |w| = 1. Weights that all lie on one grid for the whole tensor (on_tensor_grid) get its
     scale in every channel: they quantize exactly, where per-channel scales would round them a
-    second time, and their requantization needs one multiplier and shift for the layer."""
+    second time, and their requantization needs one multiplier and shift for the layer.
+    Weights on a 4-bit grid per channel (channel_grid_scales) get a sixteenth of that grid's
+    step: they quantize exactly to 16 k, which the lanes8 sparse conv stores in 4 bits."""
     if on_tensor_grid(w):
         return tensor_scales(w)
+    narrow = channel_grid_scales(w)
+    if narrow is not None:
+        return narrow
     flat = np.abs(w.reshape(w.shape[0], -1).astype(np.float64))
     peak = flat.max(axis=1) if flat.shape[1] else np.zeros(w.shape[0])
     peak = np.where(peak > 0, peak, 1.0)

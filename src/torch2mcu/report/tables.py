@@ -174,6 +174,7 @@ SCRATCH_USE = {
     "linear_fast": "the input widened to int16",
     "conv2d_lanes32": "one band of two-row input words and its blocks' sums",
     "conv2d_lanes16": "one band of two-row input words and its blocks' sums",
+    "conv2d_lanes8": "one band of two-row input words and its blocks' sums",
 }
 
 

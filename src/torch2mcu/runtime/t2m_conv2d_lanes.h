@@ -9,7 +9,7 @@
 extern "C" {
 #endif
 
-/* t2m_conv2d_lanes32_s8 / t2m_conv2d_lanes16_s8: groups 1, any kernel, stride, padding and
+/* t2m_conv2d_lanes32_s8 / _lanes16_s8 / _lanes8_s8: groups 1, any kernel, stride, padding and
  * dilation; a fused max-pool only 2x2. The shape is the unpadded input's, out_h x out_w the conv
  * outputs computed (with a pool, the ones its windows read); pad_value is the input zero point.
  *
@@ -30,7 +30,12 @@ extern "C" {
  * word), a flag on the row's last entry and the int8 weight:
  *   lanes32 (uint32_t): bits 0-15 the increase in bytes, bit 23 the flag, bits 24-31 the weight;
  *   lanes16 (uint16_t): bits 0-6 the increase in words, bit 7 the flag, bits 8-15 the weight (a
- *                       gap over 127 words is bridged by entries of weight 0 and no flag).
+ *                       gap over 127 words is bridged by entries of weight 0 and no flag);
+ *   lanes8 (uint8_t):   bits 0-3 the increase in words (1 to 15; the first counts from the word
+ *                       before the block's first; longer gaps are bridged by entries of step
+ *                       15 and weight 0), bits 4-7 the top nibble of the weight (a multiple
+ *                       of 16); no flag: a row ends with an entry 0 (an all-zero row is the
+ *                       entry 0x01 and that end).
  * One extra entry (0) ends the array. The weight of tap (c, ky, kx) sits at word offset
  * ((c * band_rows + ky * dilation_h) * stride_w + (kx * dilation_w) % stride_w) * mw
  * + (kx * dilation_w) / stride_w from the first word of a four-column block.
@@ -71,6 +76,9 @@ void t2m_conv2d_lanes16_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                            const uint16_t *entries, const int8_t *input, const int32_t *bias,
                            int8_t *output, int32_t *scratch, int8_t pad_value,
                            int32_t band_blocks);
+void t2m_conv2d_lanes8_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                          const uint8_t *entries, const int8_t *input, const int32_t *bias,
+                          int8_t *output, int32_t *scratch, int8_t pad_value, int32_t band_blocks);
 
 #ifdef __cplusplus
 }

@@ -14,15 +14,20 @@
  * last. A 64-bit sum holds the first row's in its low 23 bits, sign-extended (exact: the
  * generator bounds that lane inside [-2^22, 2^22)), and the second row's above them.
  * lanes32 entries: bits 0-15 the step in bytes, bit 23 the last flag, bits 24-31 the weight;
- * lanes16 entries: bits 0-6 the step in words, bit 7 the last flag, bits 8-15 the weight. */
+ * lanes16 entries: bits 0-6 the step in words, bit 7 the last flag, bits 8-15 the weight;
+ * lanes8 entries: bits 0-3 the step in words (counted from the word before the block's first),
+ * bits 4-7 the weight's top nibble (its low four bits are 0); a row ends with an entry of step
+ * 0 (and weight 0). */
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__thumb2__)
 const uint32_t *t2m_lanes_row32(const uint32_t *v, const int32_t *x, int32_t *sums,
                                 int32_t blocks);
 const uint16_t *t2m_lanes_row16(const uint16_t *v, const int32_t *x, int32_t *sums,
                                 int32_t blocks);
+const uint8_t *t2m_lanes_row8(const uint8_t *v, const int32_t *x, int32_t *sums, int32_t blocks);
 /* r0 entries, r1 the running word address, r11 the weight, r12 the entry, r2 / lr two band
  * words, r3..r10 the sums; on the stack: the first entry, the block's first word, where its sums
- * go, the blocks left. ASRS puts the last flag into C; loads and SMLAL keep it. The next entry is
+ * go, the blocks left. ASRS puts the last flag into C (lanes8: ANDS of the step sets Z at the
+row's end entry); loads and SMLAL keep it. The next entry is
  * loaded with the current one's band words (the array's extra entry makes the load after the
  * last one safe). Four entries per loop step. */
 #define T2M_LANES_STEP32 \
@@ -32,8 +37,23 @@ const uint16_t *t2m_lanes_row16(const uint16_t *v, const int32_t *x, int32_t *su
     "and r11, r12, #127\n\t" \
     "add r1, r1, r11, lsl #2\n\t" \
     "asrs r11, r12, #8\n\t"
+#define T2M_LANES_STEP8 \
+    "ands r11, r12, #15\n\t" \
+    "add r1, r1, r11, lsl #2\n\t" \
+    "bic r11, r12, #15\n\t"
 #define T2M_LANES_LOAD32 "ldr r12, [r0], #4\n\t"
 #define T2M_LANES_LOAD16 "ldrsh r12, [r0], #2\n\t"
+#define T2M_LANES_LOAD8 "ldrsb r12, [r0], #1\n\t"
+/* where a block's walk starts (lanes8: the word before the block's first) and how it ends */
+#define T2M_LANES_START32 ""
+#define T2M_LANES_START16 ""
+#define T2M_LANES_START8 "subs r1, r1, #4\n\t"
+#define T2M_LANES_END32 "bcs"
+#define T2M_LANES_END16 "bcs"
+#define T2M_LANES_END8 "beq"
+#define T2M_LANES_MORE32 "bcc"
+#define T2M_LANES_MORE16 "bcc"
+#define T2M_LANES_MORE8 "bne"
 #define T2M_LANES_ENTRY(bits) \
     T2M_LANES_STEP##bits \
     "ldr r2, [r1]\n\t" \
@@ -74,16 +94,17 @@ const uint16_t *t2m_lanes_row16(const uint16_t *v, const int32_t *x, int32_t *su
     "mov r10, #0\n\t" \
     "ldr r0, [sp]\n\t" \
     "ldr r1, [sp, #4]\n\t" \
+    T2M_LANES_START##bits \
     T2M_LANES_LOAD##bits \
     "1:\n\t" \
     T2M_LANES_ENTRY(bits) \
-    "bcs 2f\n\t" \
+    T2M_LANES_END##bits " 2f\n\t" \
     T2M_LANES_ENTRY(bits) \
-    "bcs 2f\n\t" \
+    T2M_LANES_END##bits " 2f\n\t" \
     T2M_LANES_ENTRY(bits) \
-    "bcs 2f\n\t" \
+    T2M_LANES_END##bits " 2f\n\t" \
     T2M_LANES_ENTRY(bits) \
-    "bcc 1b\n" \
+    T2M_LANES_MORE##bits " 1b\n" \
     "2:\n\t" \
     T2M_LANES_SPLIT("r3", "r4") \
     T2M_LANES_SPLIT("r5", "r6") \
@@ -106,6 +127,7 @@ const uint16_t *t2m_lanes_row16(const uint16_t *v, const int32_t *x, int32_t *su
     ".popsection\n"
 __asm__(T2M_LANES_ROW(32, 4));
 __asm__(T2M_LANES_ROW(16, 2));
+__asm__(T2M_LANES_ROW(8, 1));
 #else
 /* entry k's (step in bytes, last flag, weight) */
 static void t2m_lanes_entry(const void *v, int32_t bits, int32_t k, uint32_t *step,
@@ -116,6 +138,11 @@ static void t2m_lanes_entry(const void *v, int32_t bits, int32_t k, uint32_t *st
         *step = e & 0xFFFFu;
         *last = e & 0x800000u;
         *w = (int32_t)(int8_t)(uint8_t)(e >> 24);
+    } else if (bits == 8) {
+        const uint32_t e = ((const uint8_t *)v)[k];
+        *step = 4u * (e & 0xFu);
+        *last = (e & 0xFu) == 0u;
+        *w = (int32_t)(int8_t)(uint8_t)(e & 0xF0u);
     } else {
         const uint32_t e = ((const uint16_t *)v)[k];
         *step = 4u * (e & 0x7Fu);
@@ -132,13 +159,13 @@ static int32_t t2m_lanes_row(const void *v, int32_t bits, const int32_t *x, int3
         const uint8_t *p = (const uint8_t *)(const void *)(x + 4 * b);
         int64_t a[4] = {0, 0, 0, 0};
         uint32_t step, last;
-        int32_t w, j;
+        int32_t w, j, at = bits == 8 ? -4 : 0; /* the walk's byte offset from the block */
         k = 0;
         do {
             const int32_t *w4;
             t2m_lanes_entry(v, bits, k++, &step, &last, &w);
-            p += step;
-            w4 = (const int32_t *)(const void *)p;
+            at += (int32_t)step;
+            w4 = (const int32_t *)(const void *)(p + at);
             for (j = 0; j < 4; ++j) {
                 a[j] += (int64_t)w * w4[j];
             }
@@ -162,6 +189,12 @@ static const uint16_t *t2m_lanes_row16(const uint16_t *v, const int32_t *x, int3
                                        int32_t blocks)
 {
     return v + t2m_lanes_row(v, 16, x, sums, blocks);
+}
+
+static const uint8_t *t2m_lanes_row8(const uint8_t *v, const int32_t *x, int32_t *sums,
+                                     int32_t blocks)
+{
+    return v + t2m_lanes_row(v, 8, x, sums, blocks);
 }
 #endif
 
@@ -287,8 +320,8 @@ static inline void t2m_lanes_store(const int32_t *sum, int32_t cols, int32_t pit
 #undef T2M_LANES_Q
 }
 
-/* One output channel's walk over the band (t2m_lanes_row32 / _row16): the kernel takes it as a
- * pointer, so a build that runs only one entry width links only that walk. */
+/* One output channel's walk over the band (t2m_lanes_row32 / _row16 / _row8): the kernel takes
+ * it as a pointer, so a build that runs only one entry width links only that walk. */
 typedef const void *(*t2m_lanes_walk)(const void *v, const int32_t *x, int32_t *sums,
                                       int32_t blocks);
 
@@ -302,7 +335,12 @@ static const void *t2m_lanes_walk16(const void *v, const int32_t *x, int32_t *su
     return t2m_lanes_row16((const uint16_t *)v, x, sums, blocks);
 }
 
-/* The kernel of both entry widths. */
+static const void *t2m_lanes_walk8(const void *v, const int32_t *x, int32_t *sums, int32_t blocks)
+{
+    return t2m_lanes_row8((const uint8_t *)v, x, sums, blocks);
+}
+
+/* The kernel of every entry width. */
 static void t2m_conv2d_lanes(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                              const void *entries, t2m_lanes_walk walk, const int8_t *input,
                              const int32_t *bias, int8_t *output, int32_t *scratch,
@@ -354,5 +392,13 @@ void t2m_conv2d_lanes16_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                            int32_t band_blocks)
 {
     t2m_conv2d_lanes(shape, q, entries, t2m_lanes_walk16, input, bias, output, scratch, pad_value,
+                     band_blocks);
+}
+
+void t2m_conv2d_lanes8_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                          const uint8_t *entries, const int8_t *input, const int32_t *bias,
+                          int8_t *output, int32_t *scratch, int8_t pad_value, int32_t band_blocks)
+{
+    t2m_conv2d_lanes(shape, q, entries, t2m_lanes_walk8, input, bias, output, scratch, pad_value,
                      band_blocks);
 }
