@@ -38,7 +38,8 @@ def recipe() -> str:
     defaults = {k: p.default for k, p in inspect.signature(api.compress).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     constants = (api.LADDERS, api.CLIMB_DENSITY, api.CLIMB_STEP, api.CLIMB_MARGIN,
-                 api.CHANNEL_SHARE, share.KMEANS_ITERATIONS, share.PER_TENSOR_DIMS, SHARE_BITS)
+                 api.CHANNEL_SHARE, share.KMEANS_ITERATIONS, share.PER_TENSOR_DIMS, share.GRID_DIMS,
+                 share.GRID_BITS, SHARE_BITS)
     return repr((sorted(defaults.items()), constants))
 
 

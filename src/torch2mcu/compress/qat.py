@@ -26,14 +26,19 @@ from torch2mcu.quant.params import QMAX, QMIN, WEIGHT_QMAX
 
 
 class FakeQuantWeight(nn.Module):
-    """Per-output-channel symmetric int8 fake quantization (straight-through gradient)."""
+    """Per-output-channel symmetric fake quantization to [-qmax, qmax] steps of max|w_c| / qmax
+    (straight-through gradient): int8 (qmax 127), or the 4-bit grid of weight sharing (7)."""
+
+    def __init__(self, qmax: int = WEIGHT_QMAX):
+        super().__init__()
+        self.qmax = int(qmax)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         peak = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1)
-        scale = torch.where(peak > 0, peak, torch.ones_like(peak)) / WEIGHT_QMAX
+        scale = torch.where(peak > 0, peak, torch.ones_like(peak)) / self.qmax
         zero = torch.zeros(w.shape[0], dtype=torch.int32)
-        return torch.fake_quantize_per_channel_affine(w, scale.float(), zero, 0, -WEIGHT_QMAX,
-                                                      WEIGHT_QMAX)
+        return torch.fake_quantize_per_channel_affine(w, scale.float(), zero, 0, -self.qmax,
+                                                      self.qmax)
 
 
 class ActivationObserver:

@@ -16,6 +16,14 @@ Fine-tuning trains the centroids only, with the shared-weight gradient (the sum 
 of the weights in a cluster, which autograd gives through the index), on the training split,
 judged on the validation split; the best validation epoch is kept.
 
+Convs shared at 4 bits or fewer take a uniform codebook per output channel instead (GRID_DIMS):
+w = g[c] * k * keep, k an integer in [-L, L], L = 2^(bits-1) - 1 (7 at 4 bits), g[c] =
+max|w_c| / L, trained as quantization-aware fine-tuning of the layer's weights and bias
+(compress/qat.py's fake quantization with L steps). The converter finds the grid (quant.params.channel_grid_scales)
+and quantizes it to int8 weights 16 k exactly, which the lanes8 sparse conv stores as one byte
+per nonzero, step included (encodings/lanes.py): a k-means codebook would need a lookup the
+conv's walk has no register for. A folded BatchNorm scales each channel's grid, which stays one.
+
 Why the converter finds the codebook again: per channel, it quantizes with scale max|w_c| / 127,
 and every channel keeps a weight at +-127 (the codebook's two ends sit at the layer's extremes,
 which are +-127 where some channel peaks there, and are never trained), so its scale is s[c]
@@ -149,12 +157,19 @@ def layer_bits(bits, names) -> dict[str, int]:
 
 
 PER_TENSOR_DIMS = (2,)  # weights of these ranks (linear layers) share with one scale per tensor
+GRID_DIMS = (3, 4)      # weights of these ranks (convs) share on a per-channel grid ...
+GRID_BITS = 4           # ... at this many bits or fewer (k-means codebooks above)
 
 
 def per_tensor(weight: torch.Tensor) -> bool:
     """Whether a layer shares with one scale for the whole tensor: the linear layers (weights
     of two dimensions), as TFLite quantizes them by default; convs keep a scale per channel."""
     return weight.dim() in PER_TENSOR_DIMS
+
+
+def on_grid(weight: torch.Tensor, bits: int) -> bool:
+    """Whether a layer shares on a uniform per-channel grid (the convs, at GRID_BITS or fewer)."""
+    return weight.dim() in GRID_DIMS and bits <= GRID_BITS
 
 
 def _scales(w: np.ndarray, tensor: bool) -> np.ndarray:
@@ -183,14 +198,24 @@ def _cluster(layer: nn.Module, bits: int) -> SharedWeight:
 
 @contextlib.contextmanager
 def shared(model: nn.Module, masks: Masks, bits: dict[str, int]):
-    """Within the block the named layers run shared and only their centroids train; afterwards
-    the weights are baked (plain float weights on the codebook) and the rest trains again."""
+    """Within the block the named layers run shared and only their centroids (grid layers: their
+    weights, fake-quantized, and bias) train; afterwards the weights are baked (plain float weights on the
+    codebook) and the rest trains again."""
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
     for name, b in bits.items():
-        parametrize.register_parametrization(masks.layers[name], "weight",
-                                             _cluster(masks.layers[name], b))
+        layer = masks.layers[name]
+        if on_grid(weight_param(layer), b):
+            from torch2mcu.compress.qat import FakeQuantWeight  # noqa: PLC0415
+
+            parametrize.register_parametrization(layer, "weight",
+                                                 FakeQuantWeight(2 ** (b - 1) - 1))
+            layer.parametrizations.weight.original.requires_grad_(True)
+            if layer.bias is not None:
+                layer.bias.requires_grad_(True)
+        else:
+            parametrize.register_parametrization(layer, "weight", _cluster(layer, b))
     try:
         yield {n: masks.layers[n].parametrizations.weight[0] for n in bits}
     finally:
@@ -229,5 +254,7 @@ def share_weights(model: nn.Module, masks: Masks, train: Split, val: Split, bits
             raise Torch2MCUError(f"layer {name!r} has {book.size} distinct int8 weights after "
                                  f"{b}-bit sharing", fix="report this: it is a torch2mcu bug")
         run.codebooks[name] = [int(v) for v in book]
-        run.scales[name] = "tensor" if per_tensor(weight_param(masks.layers[name])) else "channel"
+        w = weight_param(masks.layers[name])
+        run.scales[name] = ("tensor" if per_tensor(w) else "channel grid" if on_grid(w, b)
+                            else "channel")
     return run
