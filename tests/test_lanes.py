@@ -158,8 +158,8 @@ def test_lanes_is_bit_exact_on_host(sparsity, pattern, fmt, tmp_path):
 
 
 @pytest.mark.parametrize("sparsity,fmt", [(0.0, "lanes32"), (0.7, "lanes32"), (0.7, "lanes16"),
-                                          (0.95, "lanes16"), (0.0, "lanes8"), (0.7, "lanes8"),
-                                          (0.9, "lanes8")])
+                                          (0.95, "lanes16"), (0.0, "lanes8"), (0.5, "lanes8"),
+                                          (0.8, "lanes8")])
 def test_lanes_is_bit_exact_on_emulated_cortex_m4(sparsity, fmt, tmp_path):
     from torch2mcu.targets.cortex_m import run_outputs
 

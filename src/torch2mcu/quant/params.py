@@ -51,11 +51,13 @@ NARROW_UNIT = 16   # ... stored as int8 multiples of 16 (t2m_conv2d_lanes8_s8 ke
 
 def channel_grid_scales(w: np.ndarray, levels: int = NARROW_LEVELS) -> np.ndarray | None:
     """Per output channel g / 16, g = max|w_c| / L, when every weight of every channel is an
-    integer multiple of its g (up to float rounding) for some L <= levels: a layer shared on a
-    per-channel grid of at most 2 * levels + 1 values (compress/share.py), whose int8 weights
-    are then 16 k, k in [-L, L]. L is the largest multiple of the coarsest grid that fits
-    (6 or 7 for levels 7), so the int8 weights reach 96 or 112 and the requantization stays
-    where max|w_c| / 127 puts it. Else None. All-zero channels get the scale of max |w| = 1."""
+    integer multiple of its g (up to float rounding) for some L <= levels, and some channel
+    holds two magnitudes (a layer of one magnitude per channel lies on every grid: it keeps the
+    usual scales): a layer shared on a per-channel grid of at most 2 * levels + 1 values
+    (compress/share.py), whose int8 weights are then 16 k, k in [-L, L]. L is the largest
+    multiple of the coarsest grid that fits (6 or 7 for levels 7), so the int8 weights reach 96
+    or 112 and the requantization stays where max|w_c| / 127 puts it. Else None. All-zero
+    channels get the scale of max |w| = 1."""
     flat = np.abs(w.reshape(w.shape[0], -1).astype(np.float64))
     if not flat.size:
         return None
@@ -67,6 +69,8 @@ def channel_grid_scales(w: np.ndarray, levels: int = NARROW_LEVELS) -> np.ndarra
         fits = ~found & (np.abs(units - np.round(units)).max(axis=1) <= GRID_TOLERANCE)
         scales[fits] = peak[fits] / (levels // level * level * NARROW_UNIT)
         found |= fits
+        if level == 1 and found.all():  # one magnitude per channel
+            return None
     if not found.all():
         return None
     return np.maximum(scales, MIN_SCALE).astype(np.float32)
