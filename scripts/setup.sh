@@ -19,5 +19,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch is pinned: the CPU wheel for 2.13.0 is on this machine's disk; anything else may pull CUDA.
 .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test,ray]'
 touch .venv/.torch2mcu-setup

@@ -12,6 +12,8 @@ import torch2mcu
 
 # Keep the suite's caches out of the user's home and independent of earlier runs.
 os.environ.setdefault("TORCH2MCU_CACHE", "/tmp/torch2mcu-test-cache")
+# compress trials in the test process (tests/test_trials.py runs worker processes itself)
+os.environ.setdefault("TORCH2MCU_WORKERS", "1")
 
 
 def randomize(model: nn.Module, seed: int) -> nn.Module:

@@ -104,7 +104,7 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
              qat_epochs: float = 0.0, lr: float = 1e-3, batch_size: int = 128,
              seed: int = 0, climbs: int = 4, climb_step_epochs: float | None = None,
              structure: str = "unstructured", share_bits=None, share_epochs: float = 2.0,
-             graph=None) -> CompressResult:
+             graph=None, trials=None) -> CompressResult:
     """Prune the Conv and Linear weights of a trained classifier by magnitude, with fine-tuning.
 
     train_data / val_data: (inputs, labels) arrays or tensors, a torch Dataset or a DataLoader.
@@ -134,6 +134,8 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
       its centroids fine-tuned for `share_epochs`; None: no sharing.
     graph: the model's captured float graph for channel structure (default: captured from
       one training input).
+    trials: where the sensitivity analysis's per-layer trials run (compress.trials.Trials:
+      default local worker processes, one per core; Trials(ray=ADDRESS) on a Ray cluster).
     The model passed in is not changed; the result holds a pruned copy.
     """
     if schedule not in SCHEDULES:
@@ -199,7 +201,7 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
             floor = base - accuracy_budget / 100.0
             curves = {}
             if targets is None:
-                curves = sensitivity(model, masks, val, grid=grid, baseline=base)
+                curves = sensitivity(model, masks, val, grid=grid, baseline=base, trials=trials)
                 seconds["sensitivity"] = round(time.time() - t0, 1)
                 progress.advance("sensitivity", progress.left["sensitivity"], "sensitivity curves")
             trace = []
@@ -503,7 +505,7 @@ def compress_within(model, train_data, val_data, calibration: np.ndarray, export
                              fix=f"choose one of {', '.join(TARGETS)}")
     share_bits, share_epochs = options.pop("share_bits", None), options.get("share_epochs", 2.0)
     result = compress(model, train_data, val_data, **options)
-    keep = {k: options[k] for k in ("batch_size", "seed", "lr") if k in options}
+    keep = {k: options[k] for k in ("batch_size", "seed", "lr", "trials") if k in options}
     return fit_budget(result, train_data, val_data, calibration, export, target=target,
                       share_bits=share_bits, share_epochs=share_epochs, **budgets, **keep)
 

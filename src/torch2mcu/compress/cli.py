@@ -91,6 +91,13 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--float-epochs", type=int, default=8,
                    help="training epochs of the float model (cached; default 8)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes for the independent trials (sensitivity curves, the "
+                        "fit search's sharing): default one per core (or $TORCH2MCU_WORKERS); "
+                        "1 runs them in this process")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run those trials on a Ray cluster instead ('local' starts one here; "
+                        "needs pip install 'torch2mcu[ray]')")
     p.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     p.add_argument("--json", action="store_true", help="print compress.json's summary as JSON")
     p.set_defaults(func=cmd_compress)
@@ -100,6 +107,7 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
 def cmd_compress(args) -> int:
     from torch2mcu.compress.api import compress_to_folder
     from torch2mcu.compress.program import compress_program_to_folder
+    from torch2mcu.compress.trials import Trials
 
     if args.accuracy_budget < 0:
         raise Torch2MCUError(f"--accuracy-budget {args.accuracy_budget} is negative",
@@ -109,7 +117,8 @@ def cmd_compress(args) -> int:
                    finetune_epochs=args.finetune_epochs, epochs=args.epochs,
                    qat_epochs=args.qat_epochs, seed=args.seed, structure=args.structure,
                    climbs=args.climbs, climb_step_epochs=args.climb_step_epochs,
-                   share_bits=args.share_bits, share_epochs=args.share_epochs)
+                   share_bits=args.share_bits, share_epochs=args.share_epochs,
+                   trials=Trials(args.workers, args.ray))
     if args.flash_budget is not None or args.ram_budget is not None:
         from torch2mcu.compress.fit import parse_bytes  # noqa: PLC0415
 

@@ -78,19 +78,39 @@ def _measure(program, calibration: np.ndarray, val, target: str) -> tuple[float,
     return acc, int(m["flash_bytes"]), int(m["ram_bytes"])
 
 
+def share_trial(shared, bits: int):
+    """One sharing trial of a level (compress/trials.py): (the shared model's state, the
+    ShareRun). shared: (model, layer names, train, val, epochs, batch size, seed, lr)."""
+    import torch  # noqa: PLC0415
+
+    from torch2mcu.compress.finetune import Split  # noqa: PLC0415
+    from torch2mcu.compress.masks import Masks  # noqa: PLC0415
+    from torch2mcu.compress.share import share_weights  # noqa: PLC0415
+
+    model, names, train_data, val_data, epochs, batch_size, seed, lr = shared
+    model = copy.deepcopy(model)
+    with torch.random.fork_rng():  # the same seed wherever the trial runs
+        torch.manual_seed(seed)
+        run = share_weights(model, Masks.from_zeros(model, names),
+                            Split(train_data, "training", batch_size, seed),
+                            Split(val_data, "validation", batch_size, seed), bits,
+                            epochs=epochs, lr=lr)
+    return model.state_dict(), run
+
+
 def fit_budget(result, train_data, val_data, calibration: np.ndarray, export, *,
                flash_budget: int | None, ram_budget: int | None, target: str = "cortex-m4",
                share_bits=None, share_epochs: float = 2.0, levels: int = FIT_LEVELS,
-               batch_size: int = 128, seed: int = 0, lr: float = 1e-3):
+               batch_size: int = 128, seed: int = 0, lr: float = 1e-3, trials=None):
     """The most accurate explored compression of `result` (compress()'s, unshared) whose
     measured flash and RAM on `target` fit; returns (the CompressResult chosen, the fit report
-    for compress.json). export: model -> ExportedProgram."""
+    for compress.json). export: model -> ExportedProgram. trials: where a level's sharing
+    trials run (compress.trials.Trials; default local worker processes)."""
     from torch2mcu.compress.api import compress  # noqa: PLC0415
-    from torch2mcu.compress.finetune import Split, one_thread  # noqa: PLC0415
-    from torch2mcu.compress.masks import Masks  # noqa: PLC0415
-    from torch2mcu.compress.share import share_weights  # noqa: PLC0415
+    from torch2mcu.compress.trials import Trials  # noqa: PLC0415
     from torch2mcu.ui import note  # noqa: PLC0415
 
+    trials = Trials() if trials is None else trials
     ladder = (share_bits,) if share_bits is not None else SHARE_LADDER
     points: list[FitPoint] = []
     results = []
@@ -102,7 +122,7 @@ def fit_budget(result, train_data, val_data, calibration: np.ndarray, export, *,
             note(f"fit: pruning further to {100 * (1 - density):.1f}% (level {level})")
             level_result = compress(level_result.model, train_data, val_data,
                                     sparsity=1 - density, epochs=FIT_EPOCHS, accuracy_budget=100,
-                                    batch_size=batch_size, seed=seed, lr=lr)
+                                    batch_size=batch_size, seed=seed, lr=lr, trials=trials)
             # judged against the float model and budget of the search, not this level's start
             level_result.float_val_accuracy = result.float_val_accuracy
             level_result.accuracy_budget = result.accuracy_budget
@@ -110,15 +130,21 @@ def fit_budget(result, train_data, val_data, calibration: np.ndarray, export, *,
                                      "searched": result.schedule}
         # sharing takes fewer bytes than leaving the weights unshared: past level 0 the unshared
         # point is no candidate once a shared one was measured
-        for bits in ladder if not level else [b for b in ladder if b is not None] or ladder:
+        widths = ladder if not level else [b for b in ladder if b is not None] or ladder
+        shared = [b for b in widths if b is not None]
+        if shared:  # the level's sharing trials, in parallel; measured in ladder order below
+            note(f"fit: sharing at {', '.join(f'{b} bits' for b in shared)} "
+                 f"(level {level}; {trials.where})")
+            runs = dict(zip(shared, trials.map(
+                share_trial, [(b,) for b in shared],
+                (level_result.model, list(level_result.masks), train_data, val_data,
+                 share_epochs, batch_size, seed, lr))))
+        for bits in widths:
             r = level_result
             if bits is not None:
                 r = copy.deepcopy(level_result)
-                with one_thread():
-                    run = share_weights(r.model, Masks.from_zeros(r.model, list(r.masks)),
-                                        Split(train_data, "training", batch_size, seed),
-                                        Split(val_data, "validation", batch_size, seed), bits,
-                                        epochs=share_epochs, lr=lr)
+                state, run = runs[bits]
+                r.model.load_state_dict(state)
                 r.pruned_val_accuracy = run.val_accuracy
                 r.schedule = {**r.schedule, "sharing": run.to_json()}
             acc, flash, ram = _measure(export(r.model), calibration, (vx, vy), target)
