@@ -36,7 +36,7 @@ def recipe() -> str:
     from torch2mcu.compress import api, share
 
     defaults = {k: p.default for k, p in inspect.signature(api.compress).parameters.items()
-                if p.default is not inspect.Parameter.empty}
+                if p.default is not inspect.Parameter.empty and k != "trials"}  # where, not what
     constants = (api.LADDERS, api.CLIMB_DENSITY, api.CLIMB_STEP, api.CLIMB_MARGIN,
                  api.CHANNEL_SHARE, share.KMEANS_ITERATIONS, share.PER_TENSOR_DIMS, share.GRID_DIMS,
                  share.GRID_BITS, SHARE_BITS)

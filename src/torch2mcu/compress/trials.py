@@ -7,9 +7,10 @@ is sent once per worker rather than once per task, and gives the results in task
 search makes the same choices wherever its trials ran:
 
 - Trials() / workers=None: $TORCH2MCU_WORKERS, else 0;
-- workers=0: one worker process per core (spawned, one torch thread each, as the in-process
-  trials run: compress/finetune.one_thread), or the calling process itself when there is one
-  core, one task, or `shared` cannot be pickled (a note says so);
+- workers=0: one worker process per core (forked where the system has fork, else spawned;
+  one torch thread each, as the in-process trials run: compress/finetune.one_thread), or the
+  calling process itself when there is one core, one task, or `shared` cannot be pickled (a
+  note says so);
 - workers=1: the calling process;
 - ray="ADDRESS": tasks on a Ray cluster (`ray.init(address=ADDRESS)`; "local" starts one on
   this machine), one CPU each, with this torch2mcu shipped to the workers (runtime_env
@@ -106,7 +107,10 @@ class Trials:
             return
         import multiprocessing  # noqa: PLC0415
 
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+        # fork where there is one (as torch's DataLoader workers): a spawned worker would run
+        # the caller's script again, which a script without a __main__ guard does not survive
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(method),
                                  initializer=_init, initargs=(blob,)) as pool:
             futures = {pool.submit(_local_call, fn, task): i for i, task in enumerate(tasks)}
             for f in as_completed(futures):
