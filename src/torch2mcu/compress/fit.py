@@ -132,17 +132,19 @@ def fit_budget(result, train_data, val_data, calibration: np.ndarray, export, *,
         # point is no candidate once a shared one was measured
         widths = ladder if not level else [b for b in ladder if b is not None] or ladder
         shared = [b for b in widths if b is not None]
-        if shared:  # the level's sharing trials, in parallel; measured in ladder order below
+        common = (level_result.model, list(level_result.masks), train_data, val_data,
+                  share_epochs, batch_size, seed, lr)
+        runs = {}
+        if trials.slots(len(shared)) > 1:  # all at once; measured in ladder order below
             note(f"fit: sharing at {', '.join(f'{b} bits' for b in shared)} "
-                 f"(level {level}; {trials.where})")
-            runs = dict(zip(shared, trials.map(
-                share_trial, [(b,) for b in shared],
-                (level_result.model, list(level_result.masks), train_data, val_data,
-                 share_epochs, batch_size, seed, lr))))
+                 f"(level {level}, {trials.where(len(shared))})")
+            runs = dict(zip(shared, trials.map(share_trial, [(b,) for b in shared], common)))
         for bits in widths:
             r = level_result
             if bits is not None:
                 r = copy.deepcopy(level_result)
+                if bits not in runs:  # one after the other: only until a point fits
+                    runs[bits] = trials.map(share_trial, [(bits,)], common)[0]
                 state, run = runs[bits]
                 r.model.load_state_dict(state)
                 r.pruned_val_accuracy = run.val_accuracy

@@ -19,10 +19,11 @@ judged on the validation split; the best validation epoch is kept.
 Convs shared at 4 bits or fewer take a uniform codebook per output channel instead (GRID_DIMS):
 w = g[c] * k * keep, k an integer in [-L, L], L = 2^(bits-1) - 1 (7 at 4 bits), g[c] =
 max|w_c| / L, trained as quantization-aware fine-tuning of the layer's weights and bias
-(compress/qat.py's fake quantization with L steps). The converter finds the grid (quant.params.channel_grid_scales)
-and quantizes it to int8 weights 16 k exactly, which the lanes8 sparse conv stores as one byte
-per nonzero, step included (encodings/lanes.py): a k-means codebook would need a lookup the
-conv's walk has no register for. A folded BatchNorm scales each channel's grid, which stays one.
+(compress/qat.py's fake quantization with L steps). The converter finds the grid
+(quant.params.channel_grid_scales) and quantizes it to int8 weights 16 k exactly, which the
+lanes8 sparse conv stores as one byte per nonzero, step included (encodings/lanes.py): a k-means
+codebook would need a lookup the conv's walk has no register for. A folded BatchNorm scales
+each channel's grid, which stays a grid.
 
 Why the converter finds the codebook again: per channel, it quantizes with scale max|w_c| / 127,
 and every channel keeps a weight at +-127 (the codebook's two ends sit at the layer's extremes,
@@ -199,8 +200,8 @@ def _cluster(layer: nn.Module, bits: int) -> SharedWeight:
 @contextlib.contextmanager
 def shared(model: nn.Module, masks: Masks, bits: dict[str, int]):
     """Within the block the named layers run shared and only their centroids (grid layers: their
-    weights, fake-quantized, and bias) train; afterwards the weights are baked (plain float weights on the
-    codebook) and the rest trains again."""
+    weights, fake-quantized, and bias) train; afterwards the weights are baked (plain float
+    weights on the codebook) and the rest trains again."""
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)

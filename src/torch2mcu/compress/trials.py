@@ -74,12 +74,15 @@ class Trials:
             raise Torch2MCUError(f"{self.workers!r} workers",
                                  fix="pass 0 (one per core), 1 (no worker processes) or more")
 
-    @property
-    def where(self) -> str:
+    def slots(self, tasks: int) -> int:
+        """How many of `tasks` tasks run at once (1: one after the other, in this process)."""
+        return tasks if self.ray else max(min(self.workers or os.cpu_count() or 1, tasks), 1)
+
+    def where(self, tasks: int) -> str:
         if self.ray:
-            return f"Ray cluster {self.ray}"
-        n = self.workers or os.cpu_count() or 1
-        return "this process" if n == 1 else f"{n} local worker processes"
+            return f"on the Ray cluster {self.ray}"
+        n = self.slots(tasks)
+        return "in this process" if n == 1 else f"in {n} local worker processes"
 
     def run(self, fn: Callable, tasks: list[tuple], shared) -> Iterator[tuple[int, object]]:
         """(task index, result) as each task finishes; fn(shared, *task) must be a module-level
@@ -87,7 +90,7 @@ class Trials:
         if self.ray:
             yield from self._on_ray(fn, tasks, shared)
             return
-        n = min(self.workers or os.cpu_count() or 1, len(tasks))
+        n = self.slots(len(tasks))
         blob = None
         if n > 1:
             try:
