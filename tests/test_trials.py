@@ -105,3 +105,9 @@ def test_the_fit_search_chooses_the_same_on_a_local_ray_cluster(pruned):
     finally:
         ray.shutdown()
     _same_fit(here, on_ray)
+
+
+def test_a_ray_address_nothing_answers_at_fails_fast_with_a_fix():
+    pytest.importorskip("ray", reason="pip install 'torch2mcu[ray]'")
+    with pytest.raises(Torch2MCUError, match="no Ray cluster answers at '127.0.0.1:1'"):
+        Trials(ray="127.0.0.1:1").map(where, [(1,)], 0)

@@ -57,6 +57,21 @@ def _ray_call(fn: Callable, shared, task: tuple):
     return fn(shared, *task)
 
 
+def _reachable(address: str) -> None:
+    """Fail fast on a host:port nothing listens on (ray.init would retry for minutes)."""
+    import socket  # noqa: PLC0415
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "local", "auto" and the like: Ray resolves them
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise Torch2MCUError(f"no Ray cluster answers at {address!r} ({e})",
+                             fix="start one with `ray start --head` and pass the address it "
+                                 "prints, or pass 'local' to start one here") from None
+
+
 @dataclass
 class Trials:
     workers: int | None = None  # 0: one per core; 1: in this process; None: $TORCH2MCU_WORKERS
@@ -129,6 +144,7 @@ class Trials:
         import torch2mcu  # noqa: PLC0415
 
         if not ray.is_initialized():
+            _reachable(self.ray)
             package = os.path.dirname(torch2mcu.__file__)
             try:
                 ray.init(address=None if self.ray == "local" else self.ray,
