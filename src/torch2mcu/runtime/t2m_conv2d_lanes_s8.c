@@ -27,9 +27,9 @@ const uint8_t *t2m_lanes_row8(const uint8_t *v, const int32_t *x, int32_t *sums,
 /* r0 entries, r1 the running word address, r11 the weight, r12 the entry, r2 / lr two band
  * words, r3..r10 the sums; on the stack: the first entry, the block's first word, where its sums
  * go, the blocks left. ASRS puts the last flag into C (lanes8: ANDS of the step sets Z at the
-row's end entry); loads and SMLAL keep it. The next entry is
- * loaded with the current one's band words (the array's extra entry makes the load after the
- * last one safe). Four entries per loop step. */
+ * row's end entry); loads and SMLAL keep it. The next entry is loaded with the current one's
+ * band words (the array's extra entry makes the load after the last one safe). Four entries
+ * per loop step. */
 #define T2M_LANES_STEP32 \
     "uxtah r1, r1, r12\n\t" \
     "asrs r11, r12, #24\n\t"
