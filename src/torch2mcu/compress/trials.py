@@ -32,14 +32,19 @@ from torch2mcu.errors import Torch2MCUError
 _SHARED = None  # a local worker's shared data (set by _init)
 
 
-def _init(blob: bytes) -> None:
+def _as_worker() -> None:
+    """One torch thread (the trials share the cores), no progress bars."""
     import torch  # noqa: PLC0415
 
     from torch2mcu import ui  # noqa: PLC0415
 
-    global _SHARED
     torch.set_num_threads(1)
     ui.set_quiet(True)
+
+
+def _init(blob: bytes) -> None:
+    global _SHARED
+    _as_worker()
     _SHARED = pickle.loads(blob)
 
 
@@ -48,12 +53,7 @@ def _local_call(fn: Callable, task: tuple):
 
 
 def _ray_call(fn: Callable, shared, task: tuple):
-    import torch  # noqa: PLC0415
-
-    from torch2mcu import ui  # noqa: PLC0415
-
-    torch.set_num_threads(1)
-    ui.set_quiet(True)
+    _as_worker()
     return fn(shared, *task)
 
 
