@@ -11,7 +11,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n 2 --durations=15
 
-# The edit loop: everything but the whole-model, emulator-heavy and CLI-subprocess files (~1.5 min).
+# The edit loop: everything but the whole-model, emulator-heavy and CLI-subprocess files (5-15 min).
 SLOW := test_lenet_fashion.py test_cli.py test_measure_fit.py test_targets_models.py \
         test_sanitizers.py test_compress.py test_cortex_m.py test_zoo.py test_bench.py \
         test_deploy.py test_compress_program.py test_trials.py
