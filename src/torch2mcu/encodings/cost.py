@@ -133,7 +133,8 @@ def fc_cycles(fmt: str, entries: int, out_f: int, in_f: int, dsp: bool,
 # pooled output), per band word packed (four per word load at stride 1). block, row, pooled_out
 # and pack fitted to the emulated Cortex-M4 LeNet-5 convs at 1 to 7 blocks per band (within 1%,
 # 2026-12-03); out and pack_strided to ResNet-8 at 50% sparsity (roughly: within 12% at stride 2)
-LANES = {"entry32": 14.5, "entry16": 15.5, "entry8": 15.5, "block": 70, "row": 218, "out": 22, "pooled_out": 27,
+LANES = {"entry32": 14.5, "entry16": 15.5, "entry8": 15.5, "block": 70, "row": 218, "out": 22,
+         "pooled_out": 27,
          "pack": 8, "pack_strided": 14}
 
 
@@ -159,7 +160,8 @@ def lanes_cycles(entries: int, out_c: int, out_h: int, out_w: int, band_words: i
 KERNEL_CODE_BYTES = {"conv2d_dense": 1244, "conv2d_rows": 932, "conv2d_dense_dilated": 1264,
                      "conv2d_rows_dilated": 1060,
                      "conv2d_dw3x3": 2824, "conv2d_1x1": 1120, "conv2d_kxk": 1914,
-                     "conv2d_lanes32": 2036, "conv2d_lanes16": 2052, "conv2d_lanes8": 2054,  # one walk each
+                     # one walk each
+                     "conv2d_lanes32": 2036, "conv2d_lanes16": 2052, "conv2d_lanes8": 2054,
                      "conv2d_csr8": 1112,
                      "conv2d_csr16": 1116, "conv2d_rel8": 1120, "linear_dense": 536,
                      "linear_fast": 1020,

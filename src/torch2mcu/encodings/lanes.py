@@ -15,8 +15,8 @@ of step 15 and weight 0), bits 4-7 k (the entry as int8 with its low bits cleare
 weight); a row ends with an entry 0 (step 0, weight 0: the kernel's
 ANDS of the step sets the zero flag; its multiply-accumulate adds nothing), and an all-zero
 row is one filler of step 1 and that end. One entry 0 ends the array (the kernel loads the
-next entry early). Each SMLAL adds w * x to the low 23 bits of a 64-bit sum and w * x' above them, so a
-row must keep 128 * sum|w| below 2^22.
+next entry early). Each SMLAL adds w * x to the low 23 bits of a 64-bit sum and w * x' above
+them, so a row must keep 128 * sum|w| below 2^22.
 """
 from __future__ import annotations
 

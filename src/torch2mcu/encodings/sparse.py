@@ -25,7 +25,7 @@ REL_STEP = 255
 
 @dataclass
 class Encoding:
-    format: str                       # "dense" | "csr" | "rel" | "cb" | "lanes8" | "lanes16" | "lanes32"
+    format: str                       # "dense" | "csr" | "rel" | "cb" | "lanes8|16|32"
     values: np.ndarray                # int8 (cb: each entry's weight, fillers included)
     index: np.ndarray | None = None   # uint8 / uint16
     row_len: np.ndarray | None = None  # uint16

@@ -3,9 +3,9 @@
 For every layer it (1) folds the input zero point into the bias (bias - z_in * sum(w)), which
 is exact because padded borders hold z_in; (2) for a padded conv, plans a pad step into a scratch
 buffer of the prepared input geometry; (3) encodes the weights as dense, csr and rel (and a conv
-of groups 1 on a DSP core also as lanes8 (4-bit weights) / lanes16 / lanes32, encodings/lanes.py; a linear also as cb,
-codebook-coded, encodings/codebook.py) and keeps the one the
-objective prefers: `flash` (fewest bytes), `speed` (fewest estimated cycles) or
+of groups 1 on a DSP core also as lanes8 (4-bit weights) / lanes16 / lanes32,
+encodings/lanes.py; a linear also as cb, codebook-coded, encodings/codebook.py) and keeps the
+one the objective prefers: `flash` (fewest bytes), `speed` (fewest estimated cycles) or
 `balanced` (smallest product, relative to dense). The choice and every candidate's bytes and
 estimated cycles are recorded on the node for the generated comments and the manifest.
 
@@ -96,10 +96,10 @@ def _short_requant(q, bias_folded: np.ndarray) -> bool:
 
 
 def lanes_fits(node, graph, bias_folded: np.ndarray, dsp: bool) -> bool:
-    """Whether t2m_conv2d_lanes32_s8 / _lanes16_s8 / _lanes8_s8 can run this layer: a conv of groups 1 with
-    no fused pool or a 2x2 one, the short requantization exact, on a core with the DSP extension
-    (its SMLAL walk; elsewhere the 64-bit sums cost a library call each). encode_lanes checks
-    the rest (the lane bound, the step range)."""
+    """Whether t2m_conv2d_lanes32_s8 / _lanes16_s8 / _lanes8_s8 can run this layer: a conv of
+    groups 1 with no fused pool or a 2x2 one, the short requantization exact, on a core with the
+    DSP extension (its SMLAL walk; elsewhere the 64-bit sums cost a library call each).
+    encode_lanes checks the rest (the lane bound, the step range, lanes8's multiples of 16)."""
     if not dsp or node.op != "conv2d" or node.attrs["groups"] != 1:
         return False
     if node.has(FusedPool) and tuple(node.record(FusedPool).window) != (2, 2):
