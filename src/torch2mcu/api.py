@@ -23,6 +23,7 @@ from torch2mcu.outfolder import (changed_files, check_replaceable,
                                  record_checksums, writing)
 from torch2mcu.passes.driver import run_passes
 from torch2mcu.passes.encode_weights import FORMATS
+from torch2mcu.passes.entropy_code import METHODS as ENTROPY_METHODS
 from torch2mcu.passes.quantize import check_ranges
 from torch2mcu.quant.params import dequantize_array, quantize_array
 from torch2mcu.quant.pixels import normalization, quantize_u8
@@ -126,7 +127,7 @@ def _note_dropped_channels(graph) -> None:
 
 def convert(model, example_inputs=None, *, calibration, out, name: str = "model",
             overwrite: bool = False, target: str = "cortex-m4", objective: str = "balanced",
-            formats=FORMATS, layout: str = "nchw", image_mean=None,
+            formats=FORMATS, layout: str = "nchw", entropy: str = "none", image_mean=None,
             image_std=None, extra_manifest: dict | None = None, finish=None) -> Converted:
     """Convert a model to an int8 C folder and its float32 baseline under `out`.
 
@@ -140,6 +141,10 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
       "nhwc" (channel-last: (H, W, C) images, (L, C) sequences; the generated code transposes at
       the boundary). Calibration and verify's inputs stay in PyTorch's layout either way;
       Converted.reference and .host take the C's (Converted.c_layout converts).
+    entropy: "none" (the default: every array stored as the kernels walk it) or "huffman" (for
+      flash-bound firmware: a layer's weight, index and bias arrays stored Huffman coded where
+      that saves flash, and decoded into the arena each time the layer runs; more RAM and
+      cycles, the same results; passes/entropy_code.py).
     image_mean, image_std: for <name>_quantize_u8, the C helper from uint8 pixels: the model
       takes (pixel / 255 - mean) / std, one value or one per input channel (default 0 and 1:
       pixel / 255).
@@ -156,6 +161,10 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
         raise Torch2MCUError(f"unknown layout {layout!r}",
                              fix="choose " + spell("--layout nchw or --layout nhwc",
                                                    "layout='nchw' or layout='nhwc'"))
+    if entropy not in ENTROPY_METHODS:
+        raise Torch2MCUError(f"unknown entropy coding {entropy!r}",
+                             fix="choose " + spell("--entropy none or --entropy huffman",
+                                                   "entropy='none' or entropy='huffman'"))
     try:
         dsp = get_target(target).dsp
     except Exception:  # noqa: BLE001
@@ -180,7 +189,8 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
                        np.asarray(calibration).ndim else 0) as adv:
         float_graph, int8_graph = run_passes(
             graph, channel_last(np.asarray(calibration)) if layout == "nhwc" else calibration,
-            progress=adv, objective=objective, dsp=dsp, formats=tuple(formats), layout=layout)
+            progress=adv, objective=objective, dsp=dsp, formats=tuple(formats), layout=layout,
+            entropy=entropy)
     warnings += check_ranges(int8_graph)
     _note_dropped_channels(int8_graph)
     int8_graph.meta["u8_input"] = u8_norm
@@ -188,6 +198,7 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
         provenance = {"model_sha256": _program_hash(ep),
                       "options": {"name": name, "target": target, "objective": objective,
                                   "formats": list(formats), "layout": layout,
+                                  "entropy": entropy,
                                   "image_mean": int8_graph.meta["u8_input"]["mean"],
                                   "image_std": int8_graph.meta["u8_input"]["std"],
                                   "calibration_samples": int8_graph.record(Calibration).samples}}

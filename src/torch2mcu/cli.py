@@ -84,7 +84,7 @@ def cmd_convert(args) -> int:
     conv = convert(model, calibration=cal, out=args.out, name=args.name, overwrite=args.force,
                    target=args.target, objective=args.objective,
                    formats=tuple(f.strip() for f in args.formats.split(",")), layout=args.layout,
-                   image_mean=_floats(args.image_mean, "--image-mean"),
+                   entropy=args.entropy, image_mean=_floats(args.image_mean, "--image-mean"),
                    image_std=_floats(args.image_std, "--image-std"), finish=finish)
     report = dict(built, files={"html": str(conv.path / "report.html")})
     m = conv.manifest
@@ -208,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--layout", default="nchw", choices=["nchw", "nhwc"],
                    help="the C's input and output: channel-major as PyTorch (default) or "
                         "channel-last (HWC images); calibration and verify inputs stay NCHW")
+    c.add_argument("--entropy", default="none", choices=["none", "huffman"],
+                   help="huffman: store weight, index and bias arrays Huffman coded where that "
+                        "saves flash, decoded into RAM when each layer runs (more RAM and "
+                        "cycles, same results; default none)")
     c.add_argument("--image-mean", metavar="M[,M...]", default=None,
                    help="for <name>_quantize_u8 (uint8 pixels): the model takes (p/255 - mean)/std; "
                         "one value or one per channel (default 0)")

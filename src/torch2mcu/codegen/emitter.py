@@ -16,8 +16,8 @@ from torch2mcu.codegen.inert import block_comment, comment_text, is_c_identifier
 from torch2mcu.codegen.runtime_files import runtime_abi
 from torch2mcu.errors import Torch2MCUError
 from torch2mcu.ir import Graph
-from torch2mcu.ir.records import (ConvPlan, MemoryPlan, WeightEncoding, WeightQuant, stored_weights,
-                                  weight_format)
+from torch2mcu.ir.records import (ConvPlan, EntropyCoding, MemoryPlan, WeightEncoding, WeightQuant,
+                                  stored_weights, weight_format)
 from torch2mcu.ops import get_op
 from torch2mcu.quant.pixels import normalization, u8_table
 
@@ -40,7 +40,8 @@ class EmitContext:
 
     def __init__(self, graph: Graph, dtype: str):
         self.graph, self.dtype = graph, dtype
-        self.mem = graph.record(MemoryPlan)
+        self.mem = graph.record(MemoryPlan) if graph.has(MemoryPlan) else None
+        self._coded: EntropyCoding | None = None
         self.sections: list[str] = []
         self.calls: list[tuple[str, str]] = []
         self.const_bytes = 0
@@ -49,15 +50,23 @@ class EmitContext:
 
     def begin(self, node) -> None:
         self._current = node.name
+        self._node = node
         self._layer_bytes[node.name] = 0
+        self._coded = node.record(EntropyCoding) if node.has(EntropyCoding) else None
 
     def layer_bytes(self, name: str) -> int:
         return self._layer_bytes.get(name, 0)
 
-    def const_array(self, name: str, ctype: str, values: np.ndarray) -> str:
+    def const_array(self, name: str, ctype: str, values: np.ndarray,
+                    fields: tuple[int, ...] | None = None) -> str:
         """A static const array. An empty array is stored as one unused element (C has no
-        zero-length arrays); its length is not counted."""
+        zero-length arrays); its length is not counted. `fields`: the widths of the bit fields
+        its bytes repeat, LSB first, if not one per byte of ctype (entropy_code codes each field
+        position apart). An array the layer's EntropyCoding holds is stored coded and decoded
+        into the arena before the layer's kernel call; the pointer returned is the decoded one."""
         _check_symbol(name)
+        if self._coded is not None and name in self._coded.arrays:
+            return self._decoded_array(name, ctype)
         values = np.asarray(values)
         nbytes = values.size * CTYPE_BYTES[ctype]
         self.const_bytes += nbytes
@@ -70,6 +79,16 @@ class EmitContext:
         self.sections.append(f"/* {shape} */\nstatic const {ctype} {name}[{values.size}] = {{\n"
                              f"{c_array_body(values, ctype)}\n}};")
         return name
+
+    def _decoded_array(self, name: str, ctype: str) -> str:
+        coded, rec = self._coded.arrays[name], self._coded
+        blob = self.const_array(f"{name}_coded", "uint8_t", coded.blob)
+        self.sections.append(
+            f"static const t2m_huffman {name}_huffman = {{\n    .blob = {blob}, .n_fields = "
+            f"{c_int(coded.n_fields)}u, .out_bytes = {c_int(coded.out_bytes)}u\n}};")
+        dst = self.scratch(self._node, rec.offsets[name])
+        self.call(f"t2m_huffman_decode(&{name}_huffman, (uint8_t *)(void *){dst});")
+        return f"((const {ctype} *)(void *){dst})"
 
     def scratch(self, node, offset: int = 0) -> str:
         """The node's scratch buffer in the arena, `offset` bytes in."""
@@ -87,6 +106,10 @@ class EmitContext:
                         fix="tensors up to 65,535 rows, columns and channels are supported; "
                             "downsample earlier or split the layer")
         items = [f".{k} = {v if isinstance(v, str) else c_int(v)}" for k, v in fields.items()]
+        if any(isinstance(v, str) and "arena" in v for v in fields.values()):
+            # it points into the arena (a decoded array): a local, set where the layer runs
+            self.call(f"const {ctype} {name} = {{{', '.join(items)}}};")
+            return name
         lines, cur = [], "   "
         for it in items:
             if len(cur) + len(it) + 2 > 100 and cur.strip():
@@ -119,6 +142,40 @@ class EmitContext:
 
     def call(self, stmt: str) -> None:
         self.calls.append((self._current, stmt))
+
+
+class ArrayRecorder(EmitContext):
+    """An op's emit() run only to see its constant arrays, before there is a memory plan
+    (passes/entropy_code.py): pointers are placeholders and nothing is written."""
+
+    def __init__(self, graph: Graph, dtype: str = "int8"):
+        super().__init__(graph, dtype)
+        self.arrays: list[tuple[str, str, np.ndarray, tuple[int, ...] | None]] = []
+
+    def begin(self, node) -> None:
+        super().begin(node)
+        self._coded = None
+
+    def const_array(self, name, ctype, values, fields=None) -> str:
+        self.arrays.append((name, ctype, np.asarray(values), fields))
+        return name
+
+    def const_struct(self, name, ctype, fields) -> str:
+        return name
+
+    def scratch(self, node, offset: int = 0) -> str:
+        return "NULL"
+
+    def ptr(self, tensor: str) -> str:
+        return "NULL"
+
+
+def layer_arrays(graph: Graph, node) -> list[tuple[str, str, np.ndarray, tuple[int, ...] | None]]:
+    """(name, ctype, values, fields) of every constant array the node's int8 code stores."""
+    rec = ArrayRecorder(graph)
+    rec.begin(node)
+    get_op(node.op).emit(node, rec)
+    return rec.arrays
 
 
 def short_source(source: str) -> str:
@@ -161,6 +218,10 @@ def layer_comment(graph: Graph, node, index: int) -> str:
                          f"({enc.index_bytes}-byte), row lengths {b['pointers']} B"
                          + (f", {enc.fillers} fillers" if enc.fillers else ""))
             lines.append(f"candidates (estimated): {cands}")
+        if node.has(EntropyCoding):
+            for array, c in node.record(EntropyCoding).arrays.items():
+                lines.append(f"entropy coded: {array} {c.out_bytes} B stored as {c.blob.size} B "
+                             f"(code tables {c.table_bytes} B), decoded into scratch each run")
         if node.has(ConvPlan) and node.record(ConvPlan).pad:
             hb, wb = node.record(ConvPlan).prepared
             lines.append(f"input padded into a {hb}x{wb} scratch buffer; zero point folded into "

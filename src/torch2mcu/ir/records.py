@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from torch2mcu.encodings.huffman import Coded
 from torch2mcu.encodings.sparse import Encoding
 
 # Every dataclass a graph file may hold, by name (records and the values inside them).
-TYPES: dict[str, type] = {"Encoding": Encoding}
+TYPES: dict[str, type] = {"Encoding": Encoding, "Coded": Coded}
 
 
 class Record:
@@ -60,6 +61,24 @@ class WeightEncoding(Record):
     @property
     def format(self) -> str:
         return self.encoding.format
+
+
+@dataclass
+class EntropyCoding(Record):
+    """The layer's constant arrays that are entropy coded (entropy_code, `--entropy huffman`):
+    each is stored as its coded blob and decoded, before the kernel runs, into the layer's
+    scratch at `offsets[name]`, after the kernel's own scratch."""
+
+    written_by = "entropy_code"
+    arrays: dict[str, Coded]         # array name -> its coded blob (encodings/huffman.py)
+    offsets: dict[str, int]          # array name -> byte offset in the node's scratch
+    kernel_scratch: int              # the kernel's own scratch bytes, before the arrays
+
+    @property
+    def scratch_bytes(self) -> int:
+        """The node's scratch: the kernel's, then every decoded array (word aligned)."""
+        return max([self.kernel_scratch] + [self.offsets[a] + (c.out_bytes + 3) // 4 * 4
+                                            for a, c in self.arrays.items()])
 
 
 @dataclass

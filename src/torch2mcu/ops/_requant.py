@@ -106,7 +106,8 @@ def emit_codebook_s8(node, ctx) -> str:
     bias = cb_bias(node)
     short = bool(bias.size and np.abs(bias.astype(np.int64)).max() <= 0x7FFF)
     bias_name = ctx.const_array(f"{node.name}_bias", "int16_t" if short else "int32_t", bias)
-    stream = ctx.const_array(f"{node.name}_stream", "uint8_t", enc.index)
+    stream = ctx.const_array(f"{node.name}_stream", "uint8_t", enc.index,
+                             fields=tuple(b for b in (enc.code_bits, enc.gap_bits) if b) or None)
     book = ctx.const_array(f"{node.name}_codebook", "int8_t", enc.codebook)
     len_bytes = enc.row_len.dtype.itemsize
     row_len = ctx.const_array(f"{node.name}_row_len", f"uint{8 * len_bytes}_t", enc.row_len)

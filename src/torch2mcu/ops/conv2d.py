@@ -205,7 +205,8 @@ class Conv2d(Op):
         z_in = g.tensors[node.inputs[0]].quant.zero_point
         if kernel.startswith("conv2d_lanes"):
             bits = kernel[len("conv2d_lanes"):]
-            entries = ctx.const_array(f"{node.name}_entries", f"uint{bits}_t", rec.encoding.index)
+            entries = ctx.const_array(f"{node.name}_entries", f"uint{bits}_t", rec.encoding.index,
+                                      fields=(4, 4) if bits == "8" else None)  # step, weight
             ctx.call(f"t2m_{kernel}_s8(&{shape}, &{rq}, {entries}, {x}, {bias}, {y}, "
                      f"(int32_t *)(void *){work}, {z_in}, {plan.band_blocks});")
             return
@@ -215,11 +216,13 @@ class Conv2d(Op):
                      f"{z_in});")
             return
         if kernel == "conv2d_kxk":
-            words = ctx.const_array(f"{node.name}_weights", "int32_t", pack_kxk_weights(wq))
+            words = ctx.const_array(f"{node.name}_weights", "int32_t", pack_kxk_weights(wq),
+                                    fields=(8,))  # int8 weights, 4 a word
             ctx.call(f"t2m_conv2d_kxk_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, {work}, "
                      f"{z_in});")
             return
-        words = ctx.const_array(f"{node.name}_weights", "int32_t", pack_1x1_weights(wq))
+        words = ctx.const_array(f"{node.name}_weights", "int32_t", pack_1x1_weights(wq),
+                                fields=(8,))  # int8 weights, 4 a word
         ctx.call(f"t2m_conv2d_1x1_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, {work});")
 
 

@@ -62,7 +62,8 @@ class Linear(Op):
             if rec.kernel == "linear_fast":
                 bias = ctx.const_array(f"{node.name}_bias", "int32_t", rec.bias_folded)
                 words = ctx.const_array(f"{node.name}_weights", "int32_t",
-                                        pack_fc_weights(node.record(WeightQuant).weight_q))
+                                        pack_fc_weights(node.record(WeightQuant).weight_q),
+                                        fields=(8,))
                 rq = emit_requant(node, ctx)
                 ctx.call(f"t2m_fc_fast_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, "
                          f"{ctx.scratch(node)});")

@@ -16,6 +16,7 @@ from torch2mcu.ops import get_op
 from torch2mcu.passes.check_overflow import check_overflow
 from torch2mcu.passes.drop_channels import drop_channels
 from torch2mcu.passes.encode_weights import FORMATS, encode_weights
+from torch2mcu.passes.entropy_code import entropy_code
 from torch2mcu.passes.fold_bn import fold_bn
 from torch2mcu.passes.fuse_activation import fuse_activation
 from torch2mcu.passes.fuse_pool import fuse_pool
@@ -81,6 +82,8 @@ PASSES = [
     Pass("check_overflow", lambda g, o: check_overflow(g), requires=(weights_encoded,)),
     Pass("lanes_bands", lambda g, o: lanes_bands(g, objective=o["objective"]),
          requires=(weights_encoded,), ensures=(weights_encoded,)),
+    Pass("entropy_code", lambda g, o: entropy_code(g) if o["entropy"] == "huffman" else g,
+         requires=(weights_encoded,)),
     Pass("plan_memory", lambda g, o: plan_memory(g, elem_bytes=o["elem_bytes"]),
          ("float32", "int8"), ensures=(memory_planned,)),
 ]
@@ -110,11 +113,11 @@ def run_pipeline(graph: Graph, pipeline: str, options: dict) -> Graph:
 
 def run_passes(graph: Graph, calibration, progress=None, objective: str = "balanced",
                dsp: bool = True, formats: tuple[str, ...] = FORMATS,
-               layout: str = "nchw") -> tuple[Graph, Graph]:
+               layout: str = "nchw", entropy: str = "none") -> tuple[Graph, Graph]:
     """float ir.Graph -> (planned float32 baseline graph, planned int8 graph). With layout
     "nhwc" both take and give channel-last samples (calibration too)."""
     float_graph = run_pipeline(graph, "float32", {"elem_bytes": 4, "layout": layout})
     int8_graph = run_pipeline(graph, "int8", {
         "calibration": calibration, "progress": progress, "objective": objective, "dsp": dsp,
-        "formats": tuple(formats), "elem_bytes": 1, "layout": layout})
+        "formats": tuple(formats), "elem_bytes": 1, "layout": layout, "entropy": entropy})
     return float_graph, int8_graph

@@ -20,8 +20,10 @@ The model input and output are the caller's buffers and take no arena space; res
 share their input's storage. A caller that wants them inside its arena gets a place for each
 ("io"): the input at the lowest offset no buffer written before its last reader overlaps, the
 output at the lowest offset no buffer read after its first writer (nor the input, if their
-lifetimes meet) overlaps; "io_arena_bytes" is the arena grown to hold both. A node may ask for scratch space (Op.scratch_bytes, e.g. a
-padded copy of a conv input): a buffer live during that node only, named "<node>#scratch".
+lifetimes meet) overlaps; "io_arena_bytes" is the arena grown to hold both. A node may ask
+for scratch space (Op.scratch_bytes, e.g. a padded copy of a conv input): a buffer live during
+that node only, named "<node>#scratch". A layer whose arrays are entropy coded (entropy_code)
+asks for its kernel's scratch and the decoded arrays after it (EntropyCoding.scratch_bytes).
 
 Concatenation in place: activations are channel-major, so a channel concatenation is a sequence
 of contiguous blocks, one per input. An input the plan can place is not a buffer of its own: its
@@ -43,7 +45,7 @@ from __future__ import annotations
 from collections import Counter
 
 from torch2mcu.ir import Graph
-from torch2mcu.ir.records import MemoryPlan
+from torch2mcu.ir.records import EntropyCoding, MemoryPlan
 from torch2mcu.ops import get_op
 
 ALIGN = 4
@@ -185,7 +187,8 @@ def plan_memory(graph: Graph, elem_bytes: int) -> Graph:
     buffers = [b for b in start if b != out_base and b not in g.inputs]
     size = {b: _aligned(g.tensors[b].size * elem_bytes) for b in buffers}
     for i, node in enumerate(g.nodes):
-        scratch = get_op(node.op).scratch_bytes(node)
+        scratch = (node.record(EntropyCoding).scratch_bytes if node.has(EntropyCoding)
+                   else get_op(node.op).scratch_bytes(node))
         if scratch:
             b = node.name + SCRATCH
             buffers.append(b)

@@ -15,7 +15,7 @@
 /* The runtime's ABI: the kernels' names, signatures, structs and status codes. Every generated
  * model checks it at compile time, so models from any torch2mcu version with the same ABI link
  * against one copy of this runtime. Raised whenever any of those change. */
-#define T2M_RUNTIME_ABI 3
+#define T2M_RUNTIME_ABI 4
 
 #include <stddef.h>
 #include <stdint.h>
@@ -311,6 +311,15 @@ void t2m_fc_rel8_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
  * t2m_fc_cb_s8.c). */
 void t2m_fc_cb_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
                   const t2m_cbsparse_s8 *weights, const int8_t *input, int8_t *output);
+
+/* An entropy-coded constant array (`convert --entropy huffman`; t2m_huffman.c): the blob
+ * holds the code tables and the bit stream; decoding writes n_fields fields, then zeros up to
+ * out_bytes. */
+typedef struct {
+    const uint8_t *blob;
+    uint32_t n_fields, out_bytes;
+} t2m_huffman;
+void t2m_huffman_decode(const t2m_huffman *h, uint8_t *out);
 
 /* Input and output share one quantization; result clamped to [act_min, act_max]. */
 void t2m_maxpool2d_s8(const t2m_pool_shape *shape, int32_t act_min, int32_t act_max,
