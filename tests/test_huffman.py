@@ -7,6 +7,7 @@ Cortex-M4."""
 from __future__ import annotations
 
 import ctypes
+import mmap
 import re
 import subprocess
 
@@ -106,15 +107,35 @@ def c_decoder(tmp_path_factory):
 
 
 class _Huffman(ctypes.Structure):
-    _fields_ = [("blob", ctypes.c_void_p), ("n_fields", ctypes.c_uint32),
-                ("out_bytes", ctypes.c_uint32)]
+    _fields_ = [("blob", ctypes.c_void_p), ("blob_bytes", ctypes.c_uint32),
+                ("n_fields", ctypes.c_uint32), ("out_bytes", ctypes.c_uint32)]
+
+
+def _guarded(blob: np.ndarray):
+    """The blob copied to end where an unreadable page begins: a read past it crashes."""
+    page = mmap.PAGESIZE
+    size = (blob.size + page - 1) // page * page + page
+    buf = mmap.mmap(-1, size, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    start = size - page - blob.size
+    buf[start:start + blob.size] = blob.tobytes()
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(base + size - page, page, 0) == 0  # PROT_NONE
+    return buf, base + start
 
 
 def _c_decode(lib, blob: np.ndarray, n_fields: int, out_bytes: int, room: int) -> np.ndarray:
     blob = np.ascontiguousarray(blob, np.uint8)
+    keep, at = _guarded(blob)
     out = np.full(room, 0xA5, np.uint8)  # room > out_bytes: the canary after it must stay
-    h = _Huffman(blob.ctypes.data, n_fields, out_bytes)
-    lib.t2m_huffman_decode(ctypes.byref(h), out.ctypes.data_as(ctypes.c_void_p))
+    contexts = int(blob[0]) if blob.size else 0
+    work = np.full((contexts << huffman.LUT_BITS) + 8, 0x5A5A, np.uint16)  # tables, a canary
+    h = _Huffman(at, blob.size, n_fields, out_bytes)
+    lib.t2m_huffman_decode(ctypes.byref(h), out.ctypes.data_as(ctypes.c_void_p),
+                           work.ctypes.data_as(ctypes.c_void_p))
+    assert np.all(work[contexts << huffman.LUT_BITS:] == 0x5A5A), "wrote past its work area"
+    del keep  # the mapping stays referenced (and mapped) until the decoder has returned
     return out
 
 
@@ -135,6 +156,29 @@ def test_c_decoder_matches_the_python_twin_and_stays_in_its_array(c_decoder):
                 got = _c_decode(c_decoder, coded.blob, coded.n_fields, short, short + 8)
                 assert np.array_equal(got[:short], data[:short])
                 assert np.all(got[short:] == 0xA5)
+
+
+def test_c_decoder_reads_codes_longer_than_its_table_and_stops_at_the_blob_end(c_decoder):
+    """Fibonacci-like counts give codes up to MAX_LEN bits: those past LUT_BITS take the
+    decoder's bit-by-bit path. A blob cut short yields what its whole codes give (zeros after),
+    and the decoder reads nothing past blob_bytes (the bytes after the cut are unreadable)."""
+    print(f"seed={SEED}")
+    rng = np.random.default_rng(SEED + 2)
+    counts = np.minimum(2.0 ** np.arange(20, 0, -1), 2**20).astype(np.int64)  # 2^20 .. 2
+    values = rng.permutation(np.repeat(np.arange(20), np.maximum(counts >> 10, 1)))
+    data = values.astype(np.uint8)
+    coded = huffman.encode(data, (8,))
+    top = int(coded.blob[2])  # context 0's max_len
+    assert huffman.LUT_BITS < top <= huffman.MAX_LEN, top
+    got = _c_decode(c_decoder, coded.blob, coded.n_fields, coded.out_bytes, coded.out_bytes + 4)
+    assert np.array_equal(got[:coded.out_bytes], data)
+    cut = coded.blob[:coded.table_bytes + coded.stream_bytes // 2].copy()
+    got = _c_decode(c_decoder, cut, coded.n_fields, coded.out_bytes, coded.out_bytes + 4)
+    assert np.all(got[coded.out_bytes:] == 0xA5)
+    good = int(np.argmax(got[:coded.out_bytes] != data)) if not np.array_equal(
+        got[:coded.out_bytes], data) else coded.out_bytes
+    assert good > 0 and np.array_equal(got[:good], data[:good])
+    assert _c_decode(c_decoder, coded.blob[:2], coded.n_fields, 16, 20)[:16].tolist() == [0] * 16
 
 
 class SharedNet(nn.Module):
@@ -175,8 +219,14 @@ def _shared(model: nn.Module, rng, sparsity: float, book: str) -> nn.Module:
     (("lanes8", "cb"), 0.7, "grid"), (("dense",), 0.0, "int8"),
     (("csr", "rel", "lanes16"), 0.6, "int8")])
 def test_entropy_coded_model_is_smaller_and_bit_exact_on_host_and_cortex_m4(formats, sparsity,
-                                                                           book, tmp_path):
+                                                                           book, tmp_path,
+                                                                           monkeypatch):
+    """(The decoder's own flash is waived: these layers are too small to pay for it, and the
+    point is that what is coded decodes right.)"""
+    import torch2mcu.passes.entropy_code as entropy_code
     from torch2mcu.targets.cortex_m import run_outputs
+
+    monkeypatch.setattr(entropy_code, "DECODER_BYTES", 0)
 
     seed = SEED + int(100 * sparsity) + len(formats)
     print(f"seed={seed}")
@@ -217,3 +267,70 @@ def test_unknown_entropy_coding_is_refused_before_any_work(tmp_path):
                           np.float32), out=tmp_path / "m", entropy="zip")
     assert "huffman" in str(e.value)
     assert not (tmp_path / "m").exists()
+
+
+def test_coding_that_would_not_pay_for_the_decoder_codes_nothing(tmp_path, capsys):
+    """A model too small for the decoder's code to pay back: every array stored as without
+    --entropy (the same C), and the note says why."""
+    seed = SEED + 3
+    print(f"seed={seed}")
+    model = randomize(nn.Sequential(nn.Flatten(), nn.Linear(64, 8)), seed)
+    cal = np.random.default_rng(seed).standard_normal((8, 1, 8, 8)).astype(np.float32)
+    ex = torch.from_numpy(cal[:1])
+    plain = torch2mcu.convert(model, ex, calibration=cal, out=tmp_path / "plain", name="m")
+    conv = torch2mcu.convert(model, ex, calibration=cal, out=tmp_path / "huff", name="m",
+                             entropy="huffman")
+    assert conv.int8_graph.meta["entropy"]["coded"] is False
+    assert not any(n.has(EntropyCoding) for n in conv.int8_graph.nodes)
+    assert "no more than the decoder's" in " ".join(capsys.readouterr().err.split())
+    assert ((conv.int8_dir / "m.c").read_text().split("*/", 1)[1]
+            == (plain.int8_dir / "m.c").read_text().split("*/", 1)[1])
+
+
+def test_the_decoders_flash_is_what_entropy_code_charges_for_it(tmp_path):
+    """entropy_code.DECODER_BYTES decides whether coding pays: it must stay the decoder's size
+    as the cortex-m4 build compiles it (within a word or so of slack for compiler versions)."""
+    import shutil
+
+    from torch2mcu.passes.entropy_code import DECODER_BYTES
+    from torch2mcu.targets.cortex_m import get_target
+
+    if not shutil.which("arm-none-eabi-gcc"):
+        pytest.skip("arm-none-eabi-gcc is not installed (make setup)")
+    obj = tmp_path / "h.o"
+    subprocess.run(["arm-none-eabi-gcc", *get_target("cortex-m4").cpu_flags, "-O2",
+                    "-ffunction-sections", "-c", f"-I{runtime_dir()}",
+                    str(runtime_dir() / "t2m_huffman.c"), "-o", str(obj)], check=True)
+    out = subprocess.run(["arm-none-eabi-size", "-A", str(obj)], check=True,
+                         capture_output=True, text=True).stdout
+    text = sum(int(line.split()[1]) for line in out.splitlines() if line.startswith(".text"))
+    print(f"t2m_huffman.c: {text} B of code; DECODER_BYTES {DECODER_BYTES}")
+    assert abs(text - DECODER_BYTES) <= 32, (text, DECODER_BYTES)
+
+
+def test_coding_that_pays_makes_the_measured_flash_smaller(tmp_path):
+    """A layer of 64 KiB of int8 weights peaked at zero (as trained weights are): entropy_code
+    codes it, and the cortex-m4 build of the coded model, decoder included, is smaller in flash
+    than the plain one, larger in RAM by the decoded weights, and gives the same outputs."""
+    from torch2mcu.targets.cortex_m import measure_folder, run_outputs
+
+    seed = SEED + 4
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(2048, 32))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.from_numpy(rng.laplace(0, 0.02, (32, 2048)).astype(np.float32)))
+    cal = rng.standard_normal((8, 2, 32, 32)).astype(np.float32)
+    ex = torch.from_numpy(cal[:1])
+    plain = torch2mcu.convert(model, ex, calibration=cal, out=tmp_path / "plain", name="m")
+    conv = torch2mcu.convert(model, ex, calibration=cal, out=tmp_path / "huff", name="m",
+                             entropy="huffman")
+    assert conv.int8_graph.meta["entropy"]["coded"] is True
+    xq = conv.quantize_input(cal[:1])
+    m_plain = measure_folder(plain.int8_dir, "cortex-m4", inputs=xq)
+    m_huff = measure_folder(conv.int8_dir, "cortex-m4", inputs=xq)
+    print({k: (m_plain[k], m_huff[k]) for k in ("flash_bytes", "ram_bytes", "cycles_estimate")})
+    assert m_huff["flash_bytes"] < m_plain["flash_bytes"]
+    assert m_huff["ram_bytes"] >= m_plain["ram_bytes"] + 32 * 2048
+    assert np.array_equal(run_outputs(conv.int8_dir, "cortex-m4", xq).ravel(),
+                          conv.reference(xq).ravel())

@@ -16,7 +16,7 @@ from torch2mcu.codegen.inert import check_name
 from torch2mcu.errors import Torch2MCUError, spell
 from torch2mcu.frontend import capture, load_program, to_ir
 from torch2mcu.ir import Graph
-from torch2mcu.ir.records import Calibration, DroppedChannels
+from torch2mcu.ir.records import Calibration, DroppedChannels, EntropyCoding
 from torch2mcu.ir.serialize import graph_from_json, graph_to_json
 from torch2mcu.artifacts import save_measurement
 from torch2mcu.outfolder import (changed_files, check_replaceable,
@@ -125,6 +125,24 @@ def _note_dropped_channels(graph) -> None:
              "the int8 model computes the same function with smaller layers")
 
 
+def _note_entropy(graph) -> None:
+    """Say what --entropy huffman coded, or that it coded nothing because it would not pay."""
+    e = graph.meta.get("entropy")
+    if not e:
+        return
+    if not e["coded"]:
+        note(f"entropy coding: coding the arrays would save {max(e['saved_bytes'], 0)} B of "
+             f"constants, no more than the decoder's ~{e['decoder_bytes']} B of code; every "
+             "array is stored as the kernels walk it")
+        return
+    coded = [(n.name, n.record(EntropyCoding)) for n in graph.nodes if n.has(EntropyCoding)]
+    decoded = sum(c.out_bytes for _, r in coded for c in r.arrays.values())
+    note(f"entropy coding: {e['arrays']} arrays of {len(coded)} layers Huffman coded, about "
+         f"{e['saved_bytes'] - e['decoder_bytes']} B less flash with the decoder; they are "
+         f"decoded ({decoded} B) into the arena each run, which costs RAM and cycles: "
+         "`torch2mcu measure` gives both")
+
+
 def convert(model, example_inputs=None, *, calibration, out, name: str = "model",
             overwrite: bool = False, target: str = "cortex-m4", objective: str = "balanced",
             formats=FORMATS, layout: str = "nchw", entropy: str = "none", image_mean=None,
@@ -193,6 +211,7 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
             entropy=entropy)
     warnings += check_ranges(int8_graph)
     _note_dropped_channels(int8_graph)
+    _note_entropy(int8_graph)
     int8_graph.meta["u8_input"] = u8_norm
     with writing(out, overwrite, "convert") as tmp:
         provenance = {"model_sha256": _program_hash(ep),

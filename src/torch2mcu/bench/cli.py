@@ -38,6 +38,9 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
                    help="keep the converted folders (DIR/<model>/) and the result (DIR/bench.json)")
     p.add_argument("--force", action="store_true",
                    help="replace DIR if it exists (only a folder torch2mcu wrote)")
+    p.add_argument("--entropy", default="none", choices=["none", "huffman"],
+                   help="convert's entropy coding: huffman stores arrays coded where that saves "
+                        "flash, decoded into RAM each run (default none)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
     return p
@@ -50,7 +53,8 @@ def cmd_bench(args) -> int:
     from torch2mcu.errors import EXIT_MISMATCH, EXIT_OK
     from torch2mcu.ui import out, warn
 
-    r = run_bench(args.models, target=args.target, out=args.out, overwrite=args.force)
+    r = run_bench(args.models, target=args.target, out=args.out, overwrite=args.force,
+                  entropy=args.entropy)
     if args.json:
         _print_json(r)
     else:

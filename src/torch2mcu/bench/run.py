@@ -141,7 +141,8 @@ def _bit_exact(conv, elf: Path, t, x) -> bool:
     return bool(np.array_equal(y, ref))
 
 
-def bench_model(spec: BenchModel, folder: Path, target: str, seed: int = SEED) -> dict:
+def bench_model(spec: BenchModel, folder: Path, target: str, seed: int = SEED,
+                entropy: str = "none") -> dict:
     """Convert one bench model into `folder`, measure it on `target`; the model's result."""
     from torch2mcu.api import convert  # noqa: PLC0415
     from torch2mcu.targets.cortex_m import BuildError, FitError, get_target  # noqa: PLC0415
@@ -152,7 +153,7 @@ def bench_model(spec: BenchModel, folder: Path, target: str, seed: int = SEED) -
     model, weights = build(spec, calib, seed)
     note(f"  weights: {weights}")
     conv = convert(model, torch.zeros((1, *spec.input_shape)), calibration=calib.numpy(),
-                   out=folder, name=spec.key, target=target)
+                   out=folder, name=spec.key, target=target, entropy=entropy)
     t = get_target(target)
     note(f"  building and emulating on {target}")
     x = conv.quantize_input(calib[:1].numpy())
@@ -195,18 +196,24 @@ def bench_model(spec: BenchModel, folder: Path, target: str, seed: int = SEED) -
 
 
 def run_bench(models=None, target: str = "cortex-m4", out=None, overwrite: bool = False,
-              seed: int = SEED) -> dict:
+              seed: int = SEED, entropy: str = "none") -> dict:
     """Convert and measure the bench models (all five, or the keys in `models`) on `target`.
 
     out: keep the converted folders as out/<model>/ and the result as out/bench.json (written
     whole at the end; nothing is left half-written); None: work in a temporary folder.
+    entropy: convert's entropy coding ("huffman": flash-bound, decoded into RAM each run).
     Returns the result the CLI prints (see bench.table) or dumps with --json.
     """
     from torch2mcu.artifacts import write_json  # noqa: PLC0415
     from torch2mcu.outfolder import check_replaceable, writing  # noqa: PLC0415
     from torch2mcu.targets.cortex_m import TARGETS, get_target  # noqa: PLC0415
 
+    from torch2mcu.passes.entropy_code import METHODS  # noqa: PLC0415
+
     specs = check_models(models)
+    if entropy not in METHODS:
+        raise Torch2MCUError(f"unknown entropy coding {entropy!r}",
+                             fix=f"choose one of {', '.join(METHODS)}")
     if target not in TARGETS:
         raise Torch2MCUError(f"unknown target {target!r}",
                              fix=f"choose one of {', '.join(TARGETS)}")
@@ -215,7 +222,7 @@ def run_bench(models=None, target: str = "cortex-m4", out=None, overwrite: bool 
         check_replaceable(Path(out), overwrite)  # before minutes of work, not after
     t0 = time.monotonic()
     result = {"tool": "torch2mcu bench", "version": __version__, "target": t.name,
-              "board": t.board, "clock_hz": t.clock_hz, "seed": seed,
+              "board": t.board, "clock_hz": t.clock_hz, "seed": seed, "entropy": entropy,
               "anchors_source": anchors.SOURCE if t.name == anchors.ANCHOR_TARGET else None,
               "labels": {"cycles_estimate": ESTIMATE, "ms_estimate": ESTIMATE,
                          "mlperf": BOARD, "instructions": "exact (emulator)"},
@@ -224,7 +231,7 @@ def run_bench(models=None, target: str = "cortex-m4", out=None, overwrite: bool 
     def run_all(root: Path) -> None:
         for i, spec in enumerate(specs, 1):
             note(f"[bold][{i}/{len(specs)}] {spec.key}[/bold]: {spec.label}: converting")
-            r = bench_model(spec, root / spec.key, t.name, seed)
+            r = bench_model(spec, root / spec.key, t.name, seed, entropy)
             note(f"  {r['macs'] / 1e6:.2f} M MACs, {r['cycles_estimate'] / 1e6:.2f} M est. cycles, "
                  f"{'bit-exact' if r['bit_exact'] else 'NOT bit-exact'} ({r['seconds']:.0f} s)")
             result["models"].append(r)

@@ -84,10 +84,13 @@ class EmitContext:
         coded, rec = self._coded.arrays[name], self._coded
         blob = self.const_array(f"{name}_coded", "uint8_t", coded.blob)
         self.sections.append(
-            f"static const t2m_huffman {name}_huffman = {{\n    .blob = {blob}, .n_fields = "
-            f"{c_int(coded.n_fields)}u, .out_bytes = {c_int(coded.out_bytes)}u\n}};")
+            f"static const t2m_huffman {name}_huffman = {{\n    .blob = {blob}, .blob_bytes = "
+            f"{c_int(coded.blob.size)}u, .n_fields = {c_int(coded.n_fields)}u, .out_bytes = "
+            f"{c_int(coded.out_bytes)}u\n}};")
         dst = self.scratch(self._node, rec.offsets[name])
-        self.call(f"t2m_huffman_decode(&{name}_huffman, (uint8_t *)(void *){dst});")
+        work = self.scratch(self._node, 0)
+        self.call(f"t2m_huffman_decode(&{name}_huffman, (uint8_t *)(void *){dst}, "
+                  f"(uint16_t *)(void *){work});")
         return f"((const {ctype} *)(void *){dst})"
 
     def scratch(self, node, offset: int = 0) -> str:

@@ -18,7 +18,8 @@ The coded blob, one uint8 array:
   then the bit stream:      each field's code, its first bit in the lowest unused bit of the
                             current byte (LSB first); a code's bits are read most significant
                             first.
-Codes are at most MAX_LEN bits, so the decoder's loop is bounded.
+Codes are at most MAX_LEN bits, so the decoder's loop is bounded. The decoder looks codes of up
+to LUT_BITS bits up in a table per context that it builds in a work area of work_bytes().
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import numpy as np
 
 MAX_CONTEXTS = 4
 MAX_LEN = 15
+LUT_BITS = 8  # T2M_HUFFMAN_LUT_BITS in runtime/t2m.h
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class Coded:
     @property
     def table_bytes(self) -> int:
         return int(self.blob.size) - self.stream_bytes
+
+    @property
+    def work_bytes(self) -> int:
+        """The decoder's work area: a table of 2^LUT_BITS uint16 entries per context."""
+        return 2 * (1 << LUT_BITS) * len(self.fields)
 
 
 def _bits_of(data: np.ndarray) -> np.ndarray:

@@ -67,18 +67,22 @@ class WeightEncoding(Record):
 class EntropyCoding(Record):
     """The layer's constant arrays that are entropy coded (entropy_code, `--entropy huffman`):
     each is stored as its coded blob and decoded, before the kernel runs, into the layer's
-    scratch at `offsets[name]`, after the kernel's own scratch."""
+    scratch at `offsets[name]`, after the kernel's own scratch and the decoder's work area
+    (its lookup tables, at the scratch's start: the kernel has not started)."""
 
     written_by = "entropy_code"
     arrays: dict[str, Coded]         # array name -> its coded blob (encodings/huffman.py)
     offsets: dict[str, int]          # array name -> byte offset in the node's scratch
-    kernel_scratch: int              # the kernel's own scratch bytes, before the arrays
+    kernel_scratch: int              # the kernel's own scratch bytes, at offset 0
+    work_bytes: int = 0              # the decoder's work area, at offset 0 while it runs
 
     @property
     def scratch_bytes(self) -> int:
-        """The node's scratch: the kernel's, then every decoded array (word aligned)."""
-        return max([self.kernel_scratch] + [self.offsets[a] + (c.out_bytes + 3) // 4 * 4
-                                            for a, c in self.arrays.items()])
+        """The node's scratch: the kernel's or the decoder's, then every decoded array (word
+        aligned)."""
+        return max([self.kernel_scratch, self.work_bytes]
+                   + [self.offsets[a] + (c.out_bytes + 3) // 4 * 4
+                      for a, c in self.arrays.items()])
 
 
 @dataclass

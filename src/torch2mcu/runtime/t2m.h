@@ -313,13 +313,15 @@ void t2m_fc_cb_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
                   const t2m_cbsparse_s8 *weights, const int8_t *input, int8_t *output);
 
 /* An entropy-coded constant array (`convert --entropy huffman`; t2m_huffman.c): the blob
- * holds the code tables and the bit stream; decoding writes n_fields fields, then zeros up to
- * out_bytes. */
+ * (blob_bytes) holds the code tables and the bit stream; decoding writes n_fields fields, then
+ * zeros up to out_bytes. `work`: room for the lookup tables, 1 << T2M_HUFFMAN_LUT_BITS entries
+ * per context of the blob (the generator gives the layer's scratch, before its kernel runs). */
+#define T2M_HUFFMAN_LUT_BITS 8u
 typedef struct {
     const uint8_t *blob;
-    uint32_t n_fields, out_bytes;
+    uint32_t blob_bytes, n_fields, out_bytes;
 } t2m_huffman;
-void t2m_huffman_decode(const t2m_huffman *h, uint8_t *out);
+void t2m_huffman_decode(const t2m_huffman *h, uint8_t *out, uint16_t *work);
 
 /* Input and output share one quantization; result clamped to [act_min, act_max]. */
 void t2m_maxpool2d_s8(const t2m_pool_shape *shape, int32_t act_min, int32_t act_max,
