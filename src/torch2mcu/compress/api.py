@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from torch2mcu.compress.blocks import BlockMasks
 from torch2mcu.compress.channels import ChannelMasks
 from torch2mcu.compress.finetune import Split, evaluate, one_thread
 from torch2mcu.compress.masks import (Masks, layer_sizes, magnitude_mask, prunable_layers,
@@ -78,12 +79,13 @@ def export_pruned(model: nn.Module, example_input: torch.Tensor) -> torch.export
         return torch.export.export(model, (example_input,))
 
 
-STRUCTURES = ("unstructured", "channels", "channels+unstructured")
+STRUCTURES = ("unstructured", "blocks", "channels", "channels+unstructured")
 CHANNEL_SHARE = 0.5  # channels+unstructured: the share of the budget the channel stage may use
 # The first ladder per structure: a pruned channel also takes the inputs of the layer after it,
 # so half of the channels is about three quarters of the weights; channels start lower and
 # climb in finer steps (at 50%, DS-CNN28 fell from 91.8% to 68.1% validation accuracy).
 LADDERS = {"unstructured": {"start": 0.5, "density_factor": 0.75, "refine": 1},
+           "blocks": {"start": 0.5, "density_factor": 0.75, "refine": 1},
            "channels": {"start": 0.1, "density_factor": 0.85, "refine": 2}}
 CLIMB_DENSITY = 0.85  # each climb step keeps 85% of the nonzeros (the first ladder: 75%)
 # A climb step trains this many times the first ladder's step: a one-epoch step is judged before
@@ -123,7 +125,9 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
       per-layer sparsities. Either runs `schedule` from the given model for `epochs`.
     schedule: "gradual" (Zhu & Gupta cubic) or "iterative" (Han et al. prune-and-retrain rounds).
     qat_epochs: quantization-aware fine-tuning at the end (int8 fake quantization, masks kept).
-    structure: "unstructured" (single weights) or "channels" (whole output channels with their
+    structure: "unstructured" (single weights), "blocks" (linear layers by blocks of 4 rows x
+      4 inputs, the blk4 kernel's, compress/blocks.py; convs by single weights), "channels"
+      (whole output channels with their
       bias, BatchNorm and the inputs that read them, compress/channels.py; a layer's sparsity is
       then the fraction of its channels; the converter removes them: smaller dense layers), or
       "channels+unstructured": channels within CHANNEL_SHARE of the budget, then single
@@ -172,7 +176,7 @@ def compress(model: nn.Module, train_data, val_data, *, accuracy_budget: float =
         if structure == "channels":
             masks = ChannelMasks(model, graph or _captured(model, train), layers)
         else:
-            masks = Masks.from_zeros(model, layers)
+            masks = (BlockMasks if structure == "blocks" else Masks).from_zeros(model, layers)
             if hold is not None:  # channels pruned before: their bias and BatchNorm stay zero
                 masks.hold = ChannelMasks(model, graph or _captured(model, train), layers)
                 masks.hold.load(hold)

@@ -83,7 +83,7 @@ class Masks:
         for name, s in targets.items():
             w = weight_param(self.layers[name])
             if s > self.sparsity(name):
-                self.masks[name] = magnitude_mask(w, s, self.masks[name])
+                self.masks[name] = self.keep_mask(name, w, s, self.masks[name])
         self.apply()
 
     @torch.no_grad()
@@ -109,12 +109,17 @@ class Masks:
         original = layer.weight.detach().clone()
         try:
             with torch.no_grad():
-                layer.weight.copy_(original * magnitude_mask(original, sparsity,
+                layer.weight.copy_(original * self.keep_mask(name, original, sparsity,
                                                              self.masks[name]))
             yield
         finally:
             with torch.no_grad():
                 layer.weight.copy_(original)
+
+    def keep_mask(self, name: str, weight: torch.Tensor, sparsity: float,
+                  mask: torch.Tensor | None) -> torch.Tensor:
+        """The layer's keep-mask at `sparsity` (a structure's masks override this)."""
+        return magnitude_mask(weight, sparsity, mask)
 
     def sparsity(self, name: str) -> float:
         m = self.masks[name]

@@ -112,8 +112,18 @@ FAST_FC = {"dsp": {"out": 36.5, "mac": 1.68, "in": 4.7},
            "plain": {"out": 60, "mac": 8.4, "in": 10.0}}
 
 
+# the block-sparse FC (t2m_fc_blk4_s8.c, DSP cores only): per output (requantization, store,
+# the quad's loop), per stored block of 4 rows x 4 inputs (step byte, pair words, four rows'
+# SXTB16 / SMLAD), per input widened once; fitted to an emulated Cortex-M4 1024->256 layer at
+# 10% to 100% of its blocks (within 0.1%, 2026-12-04: 1.93 to 2.46 est. cycles per nonzero MAC)
+BLK4 = {"out": 41.0, "block": 30.0, "in": 4.7}
+
+
 def fc_cycles(fmt: str, entries: int, out_f: int, in_f: int, dsp: bool,
               fast: bool = False) -> float:
+    if fmt == "blk4":  # entries: 16 per stored block
+        return (out_f * BLK4["out"] + entries / 16 * BLK4["block"]
+                + (in_f + 3) // 4 * 4 * BLK4["in"])
     if fmt == "dense" and fast:
         f = FAST_FC["dsp" if dsp else "plain"]
         in4 = (in_f + 3) // 4 * 4
@@ -165,7 +175,8 @@ KERNEL_CODE_BYTES = {"conv2d_dense": 1244, "conv2d_rows": 932, "conv2d_dense_dil
                      "conv2d_csr8": 1112,
                      "conv2d_csr16": 1116, "conv2d_rel8": 1120, "linear_dense": 536,
                      "linear_fast": 1020,
-                     "linear_csr8": 468, "linear_csr16": 480, "linear_rel8": 468, "linear_cb": 620}
+                     "linear_csr8": 468, "linear_csr16": 480, "linear_rel8": 468, "linear_cb": 620,
+                     "linear_blk4": 918}
 
 
 def select(layers: list[dict], objective: str) -> list[str]:

@@ -118,7 +118,8 @@ def emit_codebook_s8(node, ctx) -> str:
         "row_len_bytes": len_bytes, "bias_bytes": 2 if short else 4})
 
 
-PER_CHANNEL_KERNELS = ("conv2d_dw3x3", "conv2d_1x1", "conv2d_kxk", "linear_fast")
+PER_CHANNEL_KERNELS = ("conv2d_dw3x3", "conv2d_1x1", "conv2d_kxk", "linear_fast",
+                       "linear_blk4")
 MAX_ABS_INPUT = 128  # |x| for an int8 x
 MAX_OFFSET_INPUT = 255  # |x - z| for an int8 x and zero point z
 

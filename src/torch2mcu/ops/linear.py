@@ -68,6 +68,12 @@ class Linear(Op):
                 ctx.call(f"t2m_fc_fast_s8(&{shape}, &{rq}, {x}, {words}, {bias}, {y}, "
                          f"{ctx.scratch(node)});")
                 return
+            if rec.kernel == "linear_blk4":
+                walk, bias = emit_blocks_s8(node, ctx)
+                rq = emit_requant(node, ctx)
+                ctx.call(f"t2m_fc_blk4_s8(&{shape}, &{rq}, &{walk}, {x}, {bias}, {y}, "
+                         f"{ctx.scratch(node)});")
+                return
             if rec.kernel == "linear_cb":
                 walk = emit_codebook_s8(node, ctx)
                 rq = emit_requant(node, ctx)
@@ -101,9 +107,25 @@ def pack_fc_weights(wq: np.ndarray) -> np.ndarray:
     return flat.view("<i4").astype(np.int32)
 
 
+def emit_blocks_s8(node, ctx) -> tuple[str, str]:
+    """Declare a blk4 layer's blocks (int8 weights as words), steps, block counts and folded
+    bias; returns (the t2m_sparse_s8 struct's name, the bias's)."""
+    rec = node.record(WeightEncoding)
+    enc = rec.encoding
+    bias = ctx.const_array(f"{node.name}_bias", "int32_t", rec.bias_folded)
+    words = ctx.const_array(f"{node.name}_weights", "int32_t",
+                            enc.values.view("<i4").astype(np.int32), fields=(8,))
+    index = ctx.const_array(f"{node.name}_index", "uint8_t", enc.index)
+    row_len = ctx.const_array(f"{node.name}_row_len", "uint16_t", enc.row_len)
+    walk = ctx.const_struct(f"{node.name}_sparse", "t2m_sparse_s8", {
+        "values": f"(const int8_t *){words}", "index": index, "row_len": row_len})
+    return walk, bias
+
+
 def _scratch_bytes(self, node) -> int:
     """t2m_fc_fast_s8_scratch_bytes: the input widened to int16, padded to four."""
-    if node.has(WeightEncoding) and node.record(WeightEncoding).kernel == "linear_fast":
+    if node.has(WeightEncoding) and node.record(WeightEncoding).kernel in ("linear_fast",
+                                                                            "linear_blk4"):
         return 2 * ((node.params["weight"].shape[1] + 3) // 4 * 4)
     return 0
 

@@ -4,7 +4,8 @@ For every layer it (1) folds the input zero point into the bias (bias - z_in * s
 is exact because padded borders hold z_in; (2) for a padded conv, plans a pad step into a scratch
 buffer of the prepared input geometry; (3) encodes the weights as dense, csr and rel (and a conv
 of groups 1 on a DSP core also as lanes8 (4-bit weights) / lanes16 / lanes32,
-encodings/lanes.py; a linear also as cb, codebook-coded, encodings/codebook.py) and keeps the
+encodings/lanes.py; a linear also as cb, codebook-coded, encodings/codebook.py, and on a DSP
+core as blk4, blocks of 4 rows x 4 inputs, encodings/blocks.py) and keeps the
 one the objective prefers: `flash` (fewest bytes), `speed` (fewest estimated cycles) or
 `balanced` (smallest product, relative to dense). The choice and every candidate's bytes and
 estimated cycles are recorded on the node for the generated comments and the manifest.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from torch2mcu.encodings import conv_offsets, encode, lanes
+from torch2mcu.encodings.blocks import encode_blk4
 from torch2mcu.encodings.codebook import encode_cb
 from torch2mcu.encodings.cost import (conv_cycles, fast_conv_cycles, fc_cycles,
                                       lanes_cycles, select)
@@ -32,7 +34,7 @@ from torch2mcu.ops._requant import accumulator_bound
 from torch2mcu.ops._spatial import spatial
 from torch2mcu.ops.conv2d import FAST_KERNELS, dilation_of, pool_of
 
-FORMATS = ("dense", "csr", "rel", "cb", "lanes8", "lanes16", "lanes32")
+FORMATS = ("dense", "csr", "rel", "cb", "blk4", "lanes8", "lanes16", "lanes32")
 OBJECTIVES = ("flash", "speed", "balanced")
 
 
@@ -111,8 +113,8 @@ def _kernel(node, fmt: str, enc, fast: str | None = None) -> str:
     """The runtime kernel a layer in this format calls (see KERNEL_CODE_BYTES)."""
     if fmt.startswith("lanes"):
         return f"conv2d_{fmt}"
-    if fmt == "cb":
-        return f"{node.op}_cb"
+    if fmt in ("cb", "blk4"):
+        return f"{node.op}_{fmt}"
     if fmt == "dense" and fast:
         return fast
     if fmt == "dense":
@@ -220,6 +222,8 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
                        if lanes_ok else None)
             elif fmt == "cb":  # t2m_fc_cb_s8: linear layers
                 enc = encode_cb(wq) if node.op == "linear" else None
+            elif fmt == "blk4":  # t2m_fc_blk4_s8: linear layers, the short requantization
+                enc = encode_blk4(wq) if node.op == "linear" and dsp and fast else None
             else:
                 enc = encode(fmt, wq, offsets)
             if enc is not None:

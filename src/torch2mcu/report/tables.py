@@ -172,6 +172,7 @@ SCRATCH_USE = {
     "conv2d_1x1": "two pixels' input channels, as int16",
     "conv2d_dense": "the gathered receptive fields of one pooling window",
     "linear_fast": "the input widened to int16",
+    "linear_blk4": "the input widened to int16",
     "conv2d_lanes32": "one band of two-row input words and its blocks' sums",
     "conv2d_lanes16": "one band of two-row input words and its blocks' sums",
     "conv2d_lanes8": "one band of two-row input words and its blocks' sums",

@@ -297,6 +297,17 @@ void t2m_fc_fast_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
                     const int8_t *input, const int32_t *weights, const int32_t *bias,
                     int8_t *output, int8_t *scratch);
 
+/* The same layer block-sparse (t2m_fc_blk4_s8.c, format blk4): the weights in blocks of four
+ * output rows (a quad; the last may be partial, its missing rows stored as zeros) by four
+ * inputs (a group), only the blocks holding a nonzero weight stored. Quad q holds row_len[q]
+ * blocks; block b's group is the previous block's plus index[b] (uint8_t; the quad's first
+ * counts from group 0; longer gaps are bridged by all-zero filler blocks); values holds four
+ * little-endian words of four int8 per block, 4-byte aligned: rows 4q .. 4q+3's weights on the
+ * group's inputs. bias: out_features folded biases. scratch: t2m_fc_fast_s8_scratch_bytes. */
+void t2m_fc_blk4_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
+                    const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
+                    int8_t *output, int8_t *scratch);
+
 /* Sparse fully connected layers, same contract as t2m_fc_s8, one per index kind. */
 void t2m_fc_csr8_s8(const t2m_fc_shape *shape, const t2m_requant_s8 *q,
                     const t2m_sparse_s8 *weights, const int8_t *input, const int32_t *bias,
