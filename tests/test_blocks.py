@@ -11,7 +11,7 @@ from torch import nn
 
 import torch2mcu
 from test_sparse import PATTERNS, SEED, _weights
-from torch2mcu.encodings.blocks import block_nonzero, decode_blk4, encode_blk4
+from torch2mcu.encodings.blocks import block_nonzero, decode_blocks, encode_blk4
 from torch2mcu.ir.records import WeightEncoding
 
 
@@ -30,7 +30,7 @@ def test_blk4_round_trips_any_pattern_and_shape(pattern):
         for rows, k in ((7, 300), (16, 150), (5, 41), (3, 1), (4, 1100), (1, 2048)):
             w = _weights(rng, rows, k, sparsity, pattern)
             enc = encode_blk4(w)
-            assert np.array_equal(decode_blk4(enc, rows, k), w), (sparsity, rows, k)
+            assert np.array_equal(decode_blocks(enc, rows, k), w), (sparsity, rows, k)
             stored = int(block_nonzero(w).sum())
             assert enc.index.size == stored + enc.fillers == int(enc.row_len.sum())
             assert enc.values.size == 16 * enc.index.size
@@ -43,7 +43,7 @@ def test_blk4_bridges_long_gaps_with_zero_blocks():
     enc = encode_blk4(w)
     assert enc.fillers == 2 and list(enc.index) == [0, 255, 255, 89]
     assert not enc.values[16:48].any()
-    assert np.array_equal(decode_blk4(enc, 2, 4 * 600), w)
+    assert np.array_equal(decode_blocks(enc, 2, 4 * 600), w)
 
 
 def test_blk4_decode_refuses_a_walk_out_of_its_quad():
@@ -52,11 +52,11 @@ def test_blk4_decode_refuses_a_walk_out_of_its_quad():
     enc = encode_blk4(w)
     enc.index[0] = 10  # group 10 of 10: past the input
     with pytest.raises(IndexError):
-        decode_blk4(enc, 4, 40)
+        decode_blocks(enc, 4, 40)
     enc = encode_blk4(w)
     enc.row_len[0] += 1
     with pytest.raises(IndexError):
-        decode_blk4(enc, 4, 40)
+        decode_blocks(enc, 4, 40)
 
 
 class BlockNet(nn.Module):
@@ -151,3 +151,56 @@ def test_block_masks_prune_whole_blocks_and_only_ever_lose_weights():
             assert np.array_equal(np.kron(kept, np.ones((4, 4), bool))[:wq.shape[0], :wq.shape[1]],
                                   wq), name
         assert abs(masks.sparsity(name) - 0.75) < 0.1, name
+
+
+class ConvBlockNet(nn.Module):
+    """A padded 3x3 conv with a fused 2x2 max-pool, a 1x1 conv of an odd channel count, a
+    strided 3x3 conv: the kxk and 1x1 kernels' blk2 variants."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(6, 12, 3, padding=1)
+        self.p1 = nn.MaxPool2d(2)
+        self.c2 = nn.Conv2d(12, 13, 1)
+        self.c3 = nn.Conv2d(13, 8, 3, stride=2)
+
+    def forward(self, x):
+        x = self.p1(torch.relu(self.c1(x)))
+        return self.c3(torch.relu(self.c2(x)))
+
+
+def _conv_block_net(rng, density):
+    model = ConvBlockNet().eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                o = m.weight.shape[0]
+                w = _block_weights(rng, o, m.weight[0].numel(), density)
+                w = np.kron(rng.random((-(-o // 2), -(-w.shape[1] // 4))) < density,
+                            np.ones((2, 4), bool))[:o, :w.shape[1]] * _weights(
+                                rng, o, w.shape[1], 0.0, "dense")
+                m.weight.copy_(torch.from_numpy(w.reshape(m.weight.shape).astype(np.float32)
+                                                / 127.0 * 0.1))
+    return model
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+def test_blk2_convs_are_bit_exact(target, tmp_path):
+    seed = SEED + 31
+    print(f"seed={seed}")
+    rng = np.random.default_rng(seed)
+    model = _conv_block_net(rng, 0.4)
+    cal = rng.standard_normal((16, 6, 14, 15)).astype(np.float32)
+    conv = torch2mcu.convert(model, torch.from_numpy(cal[:1]), calibration=cal,
+                             out=tmp_path / "m", formats=("blk2",), objective="speed")
+    kinds = [n.record(WeightEncoding).kernel for n in conv.int8_graph.nodes if n.op == "conv2d"]
+    assert kinds == ["conv2d_kxk_blk2", "conv2d_1x1_blk2", "conv2d_kxk_blk2"], kinds
+    x = rng.standard_normal((6, 6, 14, 15)).astype(np.float32)
+    if target == "host":
+        assert torch2mcu.verify(conv, x, torch_check=False)["mismatches"] == 0
+        return
+    from torch2mcu.targets.cortex_m import run_outputs
+
+    xq = conv.quantize_input(x[:3])
+    emu = run_outputs(conv.int8_dir, target, xq)
+    assert np.array_equal(emu.reshape(3, -1), conv.reference(xq).reshape(3, -1))

@@ -96,7 +96,7 @@ def test_a_model_with_nothing_to_prune_by_channel_is_refused():
                  structure="channels", targets={}, epochs=0.1)
     with pytest.raises(Torch2MCUError, match="unknown structure"):
         compress(model, (x, np.zeros(8, np.int64)), (x, np.zeros(8, np.int64)),
-                 structure="blocks", epochs=0.1)
+                 structure="2:4", epochs=0.1)
 
 
 def test_the_search_runs_on_channels():

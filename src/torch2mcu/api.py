@@ -154,7 +154,7 @@ def convert(model, example_inputs=None, *, calibration, out, name: str = "model"
     target: the Cortex-M target the weight formats are chosen for (DSP or not).
     objective: per-layer weight format choice, "flash", "speed" or "balanced".
     formats: the weight formats allowed (default all: "dense", "csr", "rel", "cb", "blk4",
-      "lanes8", "lanes16", "lanes32").
+      "blk2", "lanes8", "lanes16", "lanes32").
     layout: "nchw" (the default: the C takes and gives samples channel-major, as PyTorch) or
       "nhwc" (channel-last: (H, W, C) images, (L, C) sequences; the generated code transposes at
       the boundary). Calibration and verify's inputs stay in PyTorch's layout either way;

@@ -17,7 +17,7 @@ from torch2mcu.errors import (EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED
 
 # encode_weights.FORMATS, written out so that `torch2mcu --help` imports no numpy (a test keeps
 # the two equal)
-CONVERT_FORMATS = "dense,csr,rel,cb,blk4,lanes8,lanes16,lanes32"
+CONVERT_FORMATS = "dense,csr,rel,cb,blk4,blk2,lanes8,lanes16,lanes32"
 
 # rich (torch2mcu.ui) and torch load inside main(), so that Ctrl-C during start-up is handled there.
 
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "or the best product of both (default)")
     c.add_argument("--formats", default=CONVERT_FORMATS,
                    help=f"weight formats allowed, comma-separated (default: {CONVERT_FORMATS}; "
-                        "cb: codebook-coded, for shared weights; blk4: 4x4 blocks, for block-pruned linear layers)")
+                        "cb: codebook-coded, for shared weights; blk4 / blk2: blocks of 4x4 (linear) / 2x4 (conv), for block-pruned layers)")
     c.add_argument("--layout", default="nchw", choices=["nchw", "nhwc"],
                    help="the C's input and output: channel-major as PyTorch (default) or "
                         "channel-last (HWC images); calibration and verify inputs stay NCHW")

@@ -83,11 +83,20 @@ FAST = {
 }
 
 
+# blk2 (the 1x1 / kxk kernels over blocks of 2 channels x 4 positions): per block per pixel
+# pair (step byte, four input words, two weight words, eight SMLAD), in place of the MACs, and
+# per channel pair per pixel pair (the walk's set-up); fitted to an emulated Cortex-M4 3x3
+# 32->32 on 16x16 and 1x1 64->64 on 10x10 at 50% and 100% of the blocks (within 5%, 2026-12-04)
+BLK2 = {"block": 24.6, "walk": 31.0}
+
+
 def fast_conv_cycles(kernel: str, out_c: int, reduction: int, out_h: int, out_w: int,
-                     dsp: bool, stride_w: int = 1, border: int = 0, pooled: bool = False) -> float:
+                     dsp: bool, stride_w: int = 1, border: int = 0, pooled: bool = False,
+                     blocks: int | None = None) -> float:
     """Estimated cycles of conv2d_dw3x3 / conv2d_1x1 / conv2d_kxk (see FAST); reduction: the
     MACs per output (in_c_per_group * k_h * k_w); out_h x out_w: the conv outputs computed (with
-    a fused pool, those its windows read); border: how many of them read padding (kxk)."""
+    a fused pool, those its windows read); border: how many of them read padding (kxk);
+    blocks: the blk2 variant's stored blocks (all output channel pairs), None for dense."""
     f = FAST["dsp" if dsp else "plain"]
     if kernel == "conv2d_dw3x3":
         c = f["dw3x3" if stride_w == 1 else "dw3x3_s2"]
@@ -97,8 +106,10 @@ def fast_conv_cycles(kernel: str, out_c: int, reduction: int, out_h: int, out_w:
     if kernel == "conv2d_kxk":
         reduction = (reduction + 3) // 4 * 4
     computed = out_c * ((out_h * out_w + 1) // 2 * 2)  # pixel pairs
-    cycles = (computed * (c["out"] + reduction * c["mac"])
-              + out_h * out_w * reduction * c["pixel_in"])
+    macs = (computed * reduction * c["mac"] if blocks is None
+            else (out_h * out_w + 1) // 2 * (blocks * BLK2["block"]
+                                              + (out_c + 1) // 2 * BLK2["walk"]))
+    cycles = (computed * c["out"] + macs + out_h * out_w * reduction * c["pixel_in"])
     if kernel == "conv2d_kxk":
         cycles += border * reduction * c["border_in"] + pooled * computed * c["pooled_out"]
     return cycles
@@ -176,7 +187,7 @@ KERNEL_CODE_BYTES = {"conv2d_dense": 1244, "conv2d_rows": 932, "conv2d_dense_dil
                      "conv2d_csr16": 1116, "conv2d_rel8": 1120, "linear_dense": 536,
                      "linear_fast": 1020,
                      "linear_csr8": 468, "linear_csr16": 480, "linear_rel8": 468, "linear_cb": 620,
-                     "linear_blk4": 918}
+                     "linear_blk4": 918, "conv2d_1x1_blk2": 2594, "conv2d_kxk_blk2": 3110}
 
 
 def select(layers: list[dict], objective: str) -> list[str]:

@@ -25,7 +25,7 @@ REL_STEP = 255
 
 @dataclass
 class Encoding:
-    format: str                       # "dense" | "csr" | "rel" | "cb" | "blk4" | "lanes8|16|32"
+    format: str                       # "dense" | "csr" | "rel" | "cb" | "blk4" | "blk2" | "lanes8|16|32"
     values: np.ndarray                # int8 (cb: each entry's weight, fillers included)
     index: np.ndarray | None = None   # uint8 / uint16
     row_len: np.ndarray | None = None  # uint16
@@ -124,10 +124,10 @@ def decode(enc: Encoding, rows: int, offsets: np.ndarray) -> np.ndarray:
         from torch2mcu.encodings.codebook import decode_cb  # noqa: PLC0415
 
         return decode_cb(enc, rows, k_total)
-    if enc.format == "blk4":  # fully connected only
-        from torch2mcu.encodings.blocks import decode_blk4  # noqa: PLC0415
+    if enc.format in ("blk4", "blk2"):  # positions in filter order
+        from torch2mcu.encodings.blocks import decode_blocks  # noqa: PLC0415
 
-        return decode_blk4(enc, rows, k_total)
+        return decode_blocks(enc, rows, k_total)
     if enc.format == "dense":
         return enc.values.reshape(rows, k_total).copy()
     where = {int(o): k for k, o in enumerate(offsets)}

@@ -119,7 +119,7 @@ def emit_codebook_s8(node, ctx) -> str:
 
 
 PER_CHANNEL_KERNELS = ("conv2d_dw3x3", "conv2d_1x1", "conv2d_kxk", "linear_fast",
-                       "linear_blk4")
+                       "linear_blk4", "conv2d_1x1_blk2", "conv2d_kxk_blk2")
 MAX_ABS_INPUT = 128  # |x| for an int8 x
 MAX_OFFSET_INPUT = 255  # |x - z| for an int8 x and zero point z
 

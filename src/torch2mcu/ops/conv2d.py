@@ -215,6 +215,11 @@ class Conv2d(Op):
             ctx.call(f"t2m_conv2d_dw3x3_s8(&{shape}, &{rq}, {x}, {wexpr}, {bias}, {y}, {work}, "
                      f"{z_in});")
             return
+        if kernel.endswith("_blk2"):
+            walk = emit_blk2_weights(node, ctx, kxk=kernel == "conv2d_kxk_blk2")
+            pad = f", {z_in}" if kernel == "conv2d_kxk_blk2" else ""
+            ctx.call(f"t2m_{kernel}_s8(&{shape}, &{rq}, &{walk}, {x}, {bias}, {y}, {work}{pad});")
+            return
         if kernel == "conv2d_kxk":
             words = ctx.const_array(f"{node.name}_weights", "int32_t", pack_kxk_weights(wq),
                                     fields=(8,))  # int8 weights, 4 a word
@@ -241,6 +246,22 @@ def float_conv_kernel(k, stride, padding, dilation, groups, pool, depthwise=Fals
     sw = stride[1]
     variant = {(1, sw): "k1", (3, 1): "k3s1", (3, 2): "k3s2", (5, 1): "k5s1"}.get((kw, sw))
     return f"t2m_conv2d_{variant}_f32" if variant else "t2m_conv2d_f32"
+
+
+def emit_blk2_weights(node, ctx, kxk: bool) -> str:
+    """Declare a blk2 conv's blocks (two weight words each, bytes as the dense kernel's: a kxk
+    group's as w0 w2 w1 w3), steps and block counts; returns the t2m_sparse_s8 struct's name."""
+    enc = node.record(WeightEncoding).encoding
+    values = enc.values.reshape(-1, 4)
+    if kxk:
+        values = values[:, [0, 2, 1, 3]]
+    words = ctx.const_array(f"{node.name}_weights", "int32_t",
+                            np.ascontiguousarray(values).reshape(-1).view("<i4").astype(np.int32),
+                            fields=(8,))
+    index = ctx.const_array(f"{node.name}_index", "uint8_t", enc.index)
+    row_len = ctx.const_array(f"{node.name}_row_len", "uint16_t", enc.row_len)
+    return ctx.const_struct(f"{node.name}_sparse", "t2m_sparse_s8", {
+        "values": f"(const int8_t *){words}", "index": index, "row_len": row_len})
 
 
 def pack_1x1_weights(wq: np.ndarray) -> np.ndarray:
@@ -272,7 +293,8 @@ def pack_kxk_weights(wq: np.ndarray) -> np.ndarray:
     return pack_1x1_weights(rows)
 
 
-FAST_KERNELS = ("conv2d_dw3x3", "conv2d_1x1", "conv2d_kxk")
+# the kernels that read the unpadded input (blk2: the 1x1 and kxk ones over blocks)
+FAST_KERNELS = ("conv2d_dw3x3", "conv2d_1x1", "conv2d_kxk", "conv2d_1x1_blk2", "conv2d_kxk_blk2")
 
 
 # ---- lowering from aten ------------------------------------------------------------------------

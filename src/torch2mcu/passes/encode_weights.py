@@ -5,7 +5,8 @@ is exact because padded borders hold z_in; (2) for a padded conv, plans a pad st
 buffer of the prepared input geometry; (3) encodes the weights as dense, csr and rel (and a conv
 of groups 1 on a DSP core also as lanes8 (4-bit weights) / lanes16 / lanes32,
 encodings/lanes.py; a linear also as cb, codebook-coded, encodings/codebook.py, and on a DSP
-core as blk4, blocks of 4 rows x 4 inputs, encodings/blocks.py) and keeps the
+core as blk4, blocks of 4 rows x 4 inputs, encodings/blocks.py; a conv whose dense kernel is
+conv2d_1x1 / conv2d_kxk, on a DSP core, also as blk2, blocks of 2 channels x 4) and keeps the
 one the objective prefers: `flash` (fewest bytes), `speed` (fewest estimated cycles) or
 `balanced` (smallest product, relative to dense). The choice and every candidate's bytes and
 estimated cycles are recorded on the node for the generated comments and the manifest.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from torch2mcu.encodings import conv_offsets, encode, lanes
-from torch2mcu.encodings.blocks import encode_blk4
+from torch2mcu.encodings.blocks import encode_blk4, encode_blocks
 from torch2mcu.encodings.codebook import encode_cb
 from torch2mcu.encodings.cost import (conv_cycles, fast_conv_cycles, fc_cycles,
                                       lanes_cycles, select)
@@ -34,7 +35,7 @@ from torch2mcu.ops._requant import accumulator_bound
 from torch2mcu.ops._spatial import spatial
 from torch2mcu.ops.conv2d import FAST_KERNELS, dilation_of, pool_of
 
-FORMATS = ("dense", "csr", "rel", "cb", "blk4", "lanes8", "lanes16", "lanes32")
+FORMATS = ("dense", "csr", "rel", "cb", "blk4", "blk2", "lanes8", "lanes16", "lanes32")
 OBJECTIVES = ("flash", "speed", "balanced")
 
 
@@ -115,6 +116,8 @@ def _kernel(node, fmt: str, enc, fast: str | None = None) -> str:
         return f"conv2d_{fmt}"
     if fmt in ("cb", "blk4"):
         return f"{node.op}_{fmt}"
+    if fmt == "blk2":  # the dense fast kernel over blocks
+        return f"{fast}_blk2"
     if fmt == "dense" and fast:
         return fast
     if fmt == "dense":
@@ -143,6 +146,7 @@ def _kernel_scratch(node, fmt: str, wq: np.ndarray, pooled_w: int, kernel: str =
     t2m_conv2d_s8_scratch_bytes / t2m_conv2d_sparse_s8_scratch_bytes /
     t2m_conv2d_dw3x3_s8_scratch_bytes)."""
     qh, qw = pool_of(node)
+    kernel = kernel.removesuffix("_blk2")  # the dense kernels' gathers
     if kernel == "conv2d_1x1":  # two pixels' input channels (as int16 pairs on DSP cores)
         return 4 * ((wq.shape[1] + 3) // 4 * 4)
     if kernel == "conv2d_kxk":  # 3 receptive fields as int16 padded to R4 (gather, 2 pixels)
@@ -200,10 +204,11 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
                     return lanes_cycles(enc.entries, wq.shape[0], oh, ow, band,
                                         node.has(FusedPool), lanes.FORMAT_BITS[fmt],
                                         node.attrs["stride"][1])
-                if fmt == "dense" and fast:
+                if fmt in ("dense", "blk2") and fast:
                     return fast_conv_cycles(fast, wq.shape[0], cin_g * kh * kw, oh, ow, dsp,
                                             node.attrs["stride"][1], _border_pixels(node, g),
-                                            node.has(FusedPool))
+                                            node.has(FusedPool),
+                                            blocks=enc.index.size if fmt == "blk2" else None)
                 return conv_cycles(fmt, enc.entries, wq.shape[0], oh, ow, cin_g * kh, kw, dsp,
                                    wq.shape[0] // node.attrs["groups"], node.attrs["stride"][1])
         else:
@@ -224,6 +229,9 @@ def encode_weights(graph: Graph, objective: str = "balanced", dsp: bool = True,
                 enc = encode_cb(wq) if node.op == "linear" else None
             elif fmt == "blk4":  # t2m_fc_blk4_s8: linear layers, the short requantization
                 enc = encode_blk4(wq) if node.op == "linear" and dsp and fast else None
+            elif fmt == "blk2":  # t2m_conv2d_1x1_blk2_s8 / _kxk_blk2_s8
+                enc = (encode_blocks(wq, "blk2") if dsp and fast in ("conv2d_1x1", "conv2d_kxk")
+                       else None)
             else:
                 enc = encode(fmt, wq, offsets)
             if enc is not None:

@@ -170,6 +170,8 @@ SCRATCH_USE = {
     "conv2d_dw3x3": "one channel's padded plane and a row of int32 sums",
     "conv2d_kxk": "one pixel's receptive field and two pixels' fields, as int16",
     "conv2d_1x1": "two pixels' input channels, as int16",
+    "conv2d_kxk_blk2": "one pixel's receptive field and two pixels' fields, as int16",
+    "conv2d_1x1_blk2": "two pixels' input channels, as int16",
     "conv2d_dense": "the gathered receptive fields of one pooling window",
     "linear_fast": "the input widened to int16",
     "linear_blk4": "the input widened to int16",

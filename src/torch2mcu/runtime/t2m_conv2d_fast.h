@@ -46,6 +46,21 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                        const int8_t *input, const int32_t *weights, const int32_t *bias,
                        int8_t *output, int8_t *scratch, int8_t pad_value);
 
+/* The same two convs over block-sparse weights (format blk2, t2m_sparse_s8): per pair of output
+ *   channels (row_len[pair] blocks; an odd last channel's pair holds zeros for the missing row),
+ *   the blocks of 2 rows x 4 positions of the reduction holding a nonzero weight: index[b]
+ *   (uint8_t) the block's group minus the previous block's (the pair's first from group 0;
+ *   longer gaps bridged by all-zero filler blocks), values two little-endian words of four int8
+ *   per block (4-byte aligned), the pair's first row then its second, bytes as the dense
+ *   kernel's words. Same shapes, scratch and pad_value as the dense kernels. */
+void t2m_conv2d_1x1_blk2_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                            const t2m_sparse_s8 *weights, const int8_t *input,
+                            const int32_t *bias, int8_t *output, int8_t *scratch);
+void t2m_conv2d_kxk_blk2_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                            const t2m_sparse_s8 *weights, const int8_t *input,
+                            const int32_t *bias, int8_t *output, int8_t *scratch,
+                            int8_t pad_value);
+
 #ifdef __cplusplus
 }
 #endif

@@ -174,6 +174,8 @@ static void t2m_mm2_s8(const int32_t *x, int32_t groups4, const int32_t *w, cons
     }
 }
 
+#endif
+
 /* Two pixels' input channels (channel c at s0 + c * hw and s1 + c * hw) as t2m_mm2_s8 reads
  * them: per group of four channels the int16 pairs (x0, x2), (x1, x3) of pixel 0, then pixel
  * 1's, the channels padded with zeros to a multiple of four. */
@@ -203,7 +205,167 @@ static void t2m_1x1_gather2(const int8_t *s0, const int8_t *s1, int32_t cin, int
         d[3] = t2m_pack16(v1[1], v1[3]);
     }
 }
+
+/* ---- block-sparse weights (format blk2: t2m.h) ----
+ * Per pair of output channels the stored blocks of 2 rows x 4 positions of the reduction: a step
+ * byte (groups from the previous block; the pair's first from group 0) and one weight word per
+ * row, bytes in the order the dense kernel's words have. The walk feeds a block's two words to
+ * both pixels (eight SMLAD), so a pruned group costs nothing but its place in the step. */
+
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+/* One block in assembly: the step moves the pixel pair's input pointer by whole groups (16
+ * bytes), the four input words, then each row's weight word into the same register (fourteen
+ * registers: the walk keeps its count and step pointer beside the dense product's). */
+#define T2M_BLK2_ASM_BLOCK \
+    "ldrb %[t], [%[ix]], #1\n\t" \
+    "add %[x], %[x], %[t], lsl #4\n\t" \
+    "ldr %[xb], [%[x], #4]\n\t" \
+    "ldr %[xc], [%[x], #8]\n\t" \
+    "ldr %[xd], [%[x], #12]\n\t" \
+    "ldr %[xa], [%[x]]\n\t" \
+    "ldr %[wa], [%[w]], #8\n\t" \
+    "sxtb16 %[t], %[wa]\n\t" \
+    "smlad %[a00], %[t], %[xa], %[a00]\n\t" \
+    "smlad %[a01], %[t], %[xc], %[a01]\n\t" \
+    "sxtb16 %[t], %[wa], ror #8\n\t" \
+    "smlad %[a00], %[t], %[xb], %[a00]\n\t" \
+    "smlad %[a01], %[t], %[xd], %[a01]\n\t" \
+    "ldr %[wa], [%[w], #-4]\n\t" \
+    "sxtb16 %[t], %[wa]\n\t" \
+    "smlad %[a10], %[t], %[xa], %[a10]\n\t" \
+    "smlad %[a11], %[t], %[xc], %[a11]\n\t" \
+    "sxtb16 %[t], %[wa], ror #8\n\t" \
+    "smlad %[a10], %[t], %[xb], %[a10]\n\t" \
+    "smlad %[a11], %[t], %[xd], %[a11]\n\t"
 #endif
+
+/* The int16 lane k (0..3) of group word pair p (memcpy: the gathers store int16 or int32). */
+static inline int32_t t2m_blk2_lane(const int32_t *p, int32_t k)
+{
+    int16_t v;
+    memcpy(&v, (const int16_t *)(const void *)p + k, 2);
+    return v;
+}
+
+/* Every output channel of two pixels over block-sparse weights (see t2m_mm2_run for x, o0, o1,
+ * ostride, pooled, first and full, constants where it is inlined); an odd last channel's pair
+ * holds zero weights for the missing row, whose sums are never stored. */
+static T2M_ALWAYS_INLINE void t2m_mm2_blk_run(const int32_t *x, const t2m_sparse_s8 *blocks,
+                                              const int32_t *bias, const t2m_requant_s8 *q,
+                                              int32_t cout, int8_t *o0, int8_t *o1,
+                                              int32_t ostride, int pooled, int32_t first,
+                                              int full)
+{
+    const int32_t *w = (const int32_t *)(const void *)blocks->values;
+    const uint8_t *ix = (const uint8_t *)blocks->index;
+    const uint16_t *row_len = blocks->row_len;
+    const int32_t *const mult = q->multiplier;
+    const int8_t *const shift = q->shift;
+    const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
+    int32_t co;
+    for (co = 0; co < cout; co += 2) {
+        const int32_t two = co + 1 < cout;
+        int32_t n = *row_len++;
+        int32_t a00 = bias[co], a01 = a00, a10 = two ? bias[co + 1] : 0, a11 = a10;
+        const int32_t *xp = x;
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+        int32_t steps = n / 2;
+        if (steps > 0) {
+            int32_t xa, xb, xc, xd, wa, t;
+            __asm__ volatile(
+                "1:\n\t"
+                T2M_BLK2_ASM_BLOCK
+                T2M_BLK2_ASM_BLOCK
+                "subs %[k], %[k], #1\n\t"
+                "bne 1b\n\t"
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [x] "+r"(xp), [w] "+r"(w), [ix] "+r"(ix), [k] "+r"(steps), [xa] "=&r"(xa),
+                  [xb] "=&r"(xb), [xc] "=&r"(xc), [xd] "=&r"(xd), [wa] "=&r"(wa), [t] "=&r"(t)
+                :
+                : "cc", "memory");
+        }
+        n &= 1;
+#endif
+        for (; n > 0; --n) {
+            const int8_t *wb = (const int8_t *)(const void *)w;
+            xp += 4 * (int32_t)*ix++;
+            a00 += wb[0] * t2m_blk2_lane(xp, 0) + wb[2] * t2m_blk2_lane(xp, 1)
+                   + wb[1] * t2m_blk2_lane(xp, 2) + wb[3] * t2m_blk2_lane(xp, 3);
+            a01 += wb[0] * t2m_blk2_lane(xp, 4) + wb[2] * t2m_blk2_lane(xp, 5)
+                   + wb[1] * t2m_blk2_lane(xp, 6) + wb[3] * t2m_blk2_lane(xp, 7);
+            a10 += wb[4] * t2m_blk2_lane(xp, 0) + wb[6] * t2m_blk2_lane(xp, 1)
+                   + wb[5] * t2m_blk2_lane(xp, 2) + wb[7] * t2m_blk2_lane(xp, 3);
+            a11 += wb[4] * t2m_blk2_lane(xp, 4) + wb[6] * t2m_blk2_lane(xp, 5)
+                   + wb[5] * t2m_blk2_lane(xp, 6) + wb[7] * t2m_blk2_lane(xp, 7);
+            w += 2;
+        }
+        {
+            const int32_t m0 = mult[co], e0 = -shift[co], round0 = t2m_rq_round(e0, offset);
+            if (full) { /* full is only given unpooled */
+                o0[0] = t2m_ssat8(t2m_rq_fast(a00, m0, e0, round0));
+                o1[0] = t2m_ssat8(t2m_rq_fast(a01, m0, e0, round0));
+            } else {
+                t2m_put_pair(o0, o1, a00, a01, m0, e0, round0, lo, hi, pooled, first);
+            }
+            if (two) {
+                const int32_t m1 = mult[co + 1], e1 = -shift[co + 1];
+                const int32_t round1 = t2m_rq_round(e1, offset);
+                if (full) {
+                    o0[ostride] = t2m_ssat8(t2m_rq_fast(a10, m1, e1, round1));
+                    o1[ostride] = t2m_ssat8(t2m_rq_fast(a11, m1, e1, round1));
+                } else {
+                    t2m_put_pair(o0 + ostride, o1 + ostride, a10, a11, m1, e1, round1, lo, hi,
+                                 pooled, first);
+                }
+            }
+        }
+        o0 += 2 * (size_t)ostride;
+        o1 += 2 * (size_t)ostride;
+    }
+}
+
+static void t2m_mm2_blk(const int32_t *x, const t2m_sparse_s8 *blocks, const int32_t *bias,
+                        const t2m_requant_s8 *q, int32_t cout, int8_t *o0, int8_t *o1,
+                        int32_t ostride, int32_t pooled, int32_t first)
+{
+    if (pooled) {
+        t2m_mm2_blk_run(x, blocks, bias, q, cout, o0, o1, ostride, 1, first, 0);
+    } else if (q->act_min == -128 && q->act_max == 127) {
+        t2m_mm2_blk_run(x, blocks, bias, q, cout, o0, o1, ostride, 0, 0, 1);
+    } else {
+        t2m_mm2_blk_run(x, blocks, bias, q, cout, o0, o1, ostride, 0, 0, 0);
+    }
+}
+
+/* t2m_conv2d_1x1_s8 over block-sparse weights (blk2, positions = input channels). scratch:
+ * t2m_conv2d_1x1_s8_scratch_bytes (two pixels' input channels as int16 pairs). */
+void t2m_conv2d_1x1_blk2_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                            const t2m_sparse_s8 *weights, const int8_t *input,
+                            const int32_t *bias, int8_t *output, int8_t *scratch)
+{
+    const int32_t in_hw = (int32_t)shape->in_h * shape->in_w;
+    const int32_t out_w = shape->out_w;
+    const int32_t npix = (int32_t)shape->out_h * out_w;
+    int32_t p, oy = 0, ox = 0;
+
+    for (p = 0; p < npix; p += 2) {
+        const int32_t p1 = p + 1 < npix ? p + 1 : p; /* an odd end repeats the pixel */
+        const int32_t oy1 = p1 == p ? oy : (ox + 1 < out_w ? oy : oy + 1);
+        const int32_t ox1 = p1 == p ? ox : (ox + 1 < out_w ? ox + 1 : 0);
+        const int8_t *s0 = input + (size_t)(oy * shape->stride_h) * shape->in_w
+                           + (size_t)(ox * shape->stride_w);
+        const int8_t *s1 = input + (size_t)(oy1 * shape->stride_h) * shape->in_w
+                           + (size_t)(ox1 * shape->stride_w);
+        t2m_1x1_gather2(s0, s1, shape->in_c, in_hw, (int32_t *)(void *)scratch);
+        t2m_mm2_blk((const int32_t *)(const void *)scratch, weights, bias, q, shape->out_c,
+                    output + p, output + p1, npix, 0, 0);
+        ox += 2;
+        while (ox >= out_w && oy < shape->out_h) {
+            ox -= out_w;
+            ++oy;
+        }
+    }
+}
 
 #if !defined(__ARM_FEATURE_DSP)
 /* One group of four input channels of a pixel (the four bytes, zeros past the last channel),
@@ -485,6 +647,47 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                              a0, a1, m, e, round, lo, hi, pooled, first);
             }
 #endif
+        }
+        ox += 2;
+        while (ox >= out_w && oy < shape->out_h) {
+            ox -= out_w;
+            ++oy;
+        }
+    }
+}
+
+/* t2m_conv2d_kxk_s8 over block-sparse weights (blk2, positions = the reduction in filter order,
+ * each word's bytes as t2m_conv2d_kxk_s8's: w0 w2 w1 w3). scratch and a fused max-pool as
+ * t2m_conv2d_kxk_s8's. */
+void t2m_conv2d_kxk_blk2_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                            const t2m_sparse_s8 *weights, const int8_t *input,
+                            const int32_t *bias, int8_t *output, int8_t *scratch,
+                            int8_t pad_value)
+{
+    const int32_t r4 = ((int32_t)shape->in_c * shape->k_h * shape->k_w + 3) / 4 * 4;
+    const int32_t out_w = shape->out_w;
+    const int32_t npix = (int32_t)shape->out_h * out_w;
+    const int32_t pool_h = shape->pool_h > 1 ? shape->pool_h : 1;
+    const int32_t pooled = shape->pool_w > 1;
+    const int32_t ostride = pooled ? (shape->out_h / pool_h) * (out_w / 2) : npix;
+    int16_t *const field = (int16_t *)(void *)scratch;
+    int16_t *const block = field + r4;
+    int32_t p, oy = 0, ox = 0;
+
+    for (p = 0; p < npix; p += 2) {
+        const int32_t p1 = p + 1 < npix ? p + 1 : p; /* an odd end repeats the pixel */
+        t2m_kxk_gather(shape, input, oy, ox, pad_value, r4, field);
+        t2m_kxk_interleave(field, r4 / 4, block);
+        if (p1 != p) {
+            t2m_kxk_gather(shape, input, ox + 1 < out_w ? oy : oy + 1,
+                           ox + 1 < out_w ? ox + 1 : 0, pad_value, r4, field);
+        }
+        t2m_kxk_interleave(field, r4 / 4, block + 4);
+        {
+            int8_t *const o0 = pooled ? output + (oy / pool_h) * (out_w / 2) + ox / 2
+                                      : output + p;
+            t2m_mm2_blk((const int32_t *)(const void *)block, weights, bias, q, shape->out_c, o0,
+                        pooled ? o0 : output + p1, ostride, pooled, oy % pool_h == 0);
         }
         ox += 2;
         while (ox >= out_w && oy < shape->out_h) {

@@ -137,12 +137,12 @@ static inline int32_t t2m_load_word(const int8_t *p)
     memcpy(&w, p, 4);
     return (int32_t)w;
 }
+#endif
 
 /* Two int16 lanes (lo, hi) in one word, for the dual multiplies. */
 static inline int32_t t2m_pack16(int32_t lo, int32_t hi)
 {
     return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
 }
-#endif
 
 #endif /* T2M_DOT_H */
