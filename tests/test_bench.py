@@ -138,3 +138,27 @@ def test_unknown_model(capsys):
         main(["bench", "--models", "resnet50"])
     assert e.value.code == 2
     assert "choose from" in capsys.readouterr().err
+
+
+def test_bench_formats_measures_every_format_bit_exact(monkeypatch):
+    """bench --formats on small layers: a row per format and density, every one bit-exact, the
+    block formats storing fewer weight bytes than dense at a quarter of the blocks."""
+    from torch import nn
+
+    from torch2mcu.bench import formats
+
+    monkeypatch.setattr(formats, "LAYERS", (
+        ("linear 40 -> 10", lambda: nn.Linear(40, 10), (40,), ("blk4", "rel")),
+        ("conv 1x1 8 -> 6", lambda: nn.Conv2d(8, 6, 1), (8, 4, 4), ("blk2",)),
+    ))
+    r = formats.run_formats("cortex-m4", densities=(1.0, 0.25))
+    assert r["bit_exact"] and len(r["rows"]) == 2 * 3 + 2 * 2
+    kinds = {x["kernel"] for x in r["rows"]}
+    assert {"linear_fast", "linear_blk4", "linear_rel8", "conv2d_1x1", "conv2d_1x1_blk2"} <= kinds
+    by = {(x["layer"], x["density"], x["format"]): x for x in r["rows"]}
+    for layer, fmt in (("linear 40 -> 10", "blk4"), ("conv 1x1 8 -> 6", "blk2")):
+        assert by[layer, 0.25, fmt]["weight_bytes"] < by[layer, 0.25, "dense"]["weight_bytes"]
+        assert by[layer, 0.25, fmt]["nonzero_macs"] < by[layer, 1.0, fmt]["nonzero_macs"]
+    buf = io.StringIO()
+    formats.print_formats(r, Console(file=buf, width=200))
+    assert "linear_blk4" in buf.getvalue() and "cycles/nz MAC" in buf.getvalue()

@@ -12,7 +12,7 @@ from torch import nn
 import torch2mcu
 from test_sparse import PATTERNS, SEED, _weights
 from torch2mcu.encodings.blocks import block_nonzero, decode_blocks, encode_blk4
-from torch2mcu.ir.records import WeightEncoding
+from torch2mcu.ir.records import WeightEncoding, WeightQuant
 
 
 def _block_weights(rng, rows, k, density):
@@ -83,6 +83,18 @@ def _block_net(rng, density):
     return model
 
 
+def _c_holds_the_weights(conv):
+    """The generated C's blocks decode to the int8 weights (test_compress's reader)."""
+    from test_compress import _c_weights
+
+    text = (conv.int8_dir / f"{conv.name}.c").read_text()
+    for node in conv.int8_graph.nodes:
+        if node.op in ("conv2d", "linear"):
+            wq = node.record(WeightQuant).weight_q
+            np.testing.assert_array_equal(_c_weights(text, node, conv.int8_graph),
+                                          wq.reshape(wq.shape[0], -1), err_msg=node.name)
+
+
 def _convert(tmp_path, rng, target, objective="speed", formats=("dense", "blk4")):
     model = _block_net(rng, 0.3)
     cal = rng.standard_normal((16, 1100)).astype(np.float32)
@@ -100,6 +112,7 @@ def test_blk4_is_bit_exact_on_the_host(tmp_path):
              if n.op == "linear"}
     assert set(kinds.values()) == {"linear_blk4"}, kinds
     assert conv.int8_graph.nodes[0].record(WeightEncoding).encoding.fillers > 0
+    _c_holds_the_weights(conv)
     x = rng.standard_normal((50, 1100)).astype(np.float32)
     assert torch2mcu.verify(conv, x, torch_check=False)["mismatches"] == 0
 
@@ -197,6 +210,7 @@ def test_blk2_convs_are_bit_exact(target, tmp_path):
     assert kinds == ["conv2d_kxk_blk2", "conv2d_1x1_blk2", "conv2d_kxk_blk2"], kinds
     x = rng.standard_normal((6, 6, 14, 15)).astype(np.float32)
     if target == "host":
+        _c_holds_the_weights(conv)
         assert torch2mcu.verify(conv, x, torch_check=False)["mismatches"] == 0
         return
     from torch2mcu.targets.cortex_m import run_outputs

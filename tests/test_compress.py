@@ -145,7 +145,13 @@ def _c_weights(text: str, node, graph) -> np.ndarray:
         offsets = conv_offsets(*wq.shape[1:], hb, wb)
     else:
         offsets = np.arange(wq.shape[1])
-    values = _c_array(text, f"{node.name}_weights").astype(np.int8)
+    values = _c_array(text, f"{node.name}_weights")
+    if fmt.startswith("blk"):  # int8 blocks as 32-bit words; a kxk group's bytes as w0 w2 w1 w3
+        values = values.astype("<i4").view(np.int8).reshape(-1, 4)
+        if node.record(WeightEncoding).kernel == "conv2d_kxk_blk2":
+            values = values[:, [0, 2, 1, 3]]
+        offsets = np.arange(wq[0].size)  # blocks walk the reduction in filter order
+    values = values.reshape(-1).astype(np.int8)
     index = _c_array(text, f"{node.name}_index")
     if index is None:
         return decode(Encoding("dense", values), rows, offsets)
