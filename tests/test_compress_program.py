@@ -148,3 +148,23 @@ def test_channel_masks_reach_the_batchnorm_inside_a_program(program):
     for key in ("features.0.bias", "features.1.weight", "features.1.bias"):
         assert (out[key][gone] == 0).all() and (out[key][~gone] != 0).all(), key
     assert (out["features.4.weight"][:, gone] == 0).all()
+
+
+def test_block_pruning_of_a_users_pt2_from_the_cli(program, tmp_path):
+    """--structure blocks on a program: its linear layers lose whole 4x4 blocks (the partial last
+    quad and group included), its 3x3 convs single weights; the C is bit-exact."""
+    from torch2mcu.encodings.blocks import block_nonzero
+
+    out = tmp_path / "c"
+    rc = main(["compress", str(program / "m.pt2"), "--train", str(program / "train.npz"),
+               "--val", str(program / "val.npz"), "--out", str(out), "--structure", "blocks",
+               "--sparsity", "0.5", "--epochs", "1"])
+    assert rc == 0
+    ep = torch.export.load(str(out / "pruned.pt2"))
+    w = ep.state_dict["head.0.weight"].detach().numpy()
+    kept = block_nonzero((w != 0).astype(np.int8))
+    assert 0 < kept.sum() < kept.size
+    assert (np.kron(kept, np.ones((4, 4), bool))[:w.shape[0], :w.shape[1]] == (w != 0)).mean() > 0.99
+    conv = torch2mcu.convert(ep, calibration=np.load(out / "calibration.npy"), out=tmp_path / "m")
+    x = np.load(program / "val.npz")["x"][:40]
+    assert torch2mcu.verify(conv, x, torch_check=False)["mismatches"] == 0

@@ -51,8 +51,8 @@ def add_compress_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--schedule", default="gradual", choices=["gradual", "iterative"],
                    help="gradual: Zhu & Gupta cubic; iterative: Han et al. prune-and-retrain")
-    p.add_argument("--structure", default="unstructured", choices=["unstructured", "blocks", "channels",
-                                                           "channels+unstructured"],
+    p.add_argument("--structure", default="unstructured",
+                   choices=["unstructured", "blocks", "channels", "channels+unstructured"],
                    help="unstructured: single weights (sparse kernels); blocks: linear layers "
                         "by blocks of 4 rows x 4 inputs (the blk4 kernel's dual MACs), convs "
                         "by single weights; channels: whole output "
