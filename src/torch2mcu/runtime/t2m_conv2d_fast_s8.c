@@ -567,9 +567,13 @@ static void t2m_kxk_interleave(const int16_t *field, int32_t groups4, int16_t *d
  * pixel's field in natural order (R4 int16), then the two pixels' fields interleaved group by
  * group (pixel 0's four int16, pixel 1's four, ...). A fused max-pool (pool_w 2, any pool_h):
  * out_h x out_w are the conv outputs its windows read; each pixel pair is one window's row. */
-void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
-                       const int8_t *input, const int32_t *weights, const int32_t *bias,
-                       int8_t *output, int8_t *scratch, int8_t pad_value)
+/* sparse (a constant where this is inlined): 0 for the dense weights, 1 for the blk2 walk in
+ * blocks (t2m_conv2d_kxk_blk2_s8). */
+static T2M_ALWAYS_INLINE void t2m_kxk_run(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                                          const int8_t *input, const int32_t *weights,
+                                          const t2m_sparse_s8 *blocks, const int32_t *bias,
+                                          int8_t *output, int8_t *scratch, int8_t pad_value,
+                                          int sparse)
 {
     const int32_t r4 = ((int32_t)shape->in_c * shape->k_h * shape->k_w + 3) / 4 * 4;
     const int32_t groups4 = r4 / 4;
@@ -601,52 +605,57 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
                                       : output + p;
             int8_t *const o1 = pooled ? o0 : output + p1;
             const int32_t first = oy % pool_h == 0; /* the first row of a pooling window */
+            if (sparse) {
+                t2m_mm2_blk((const int32_t *)(const void *)block, blocks, bias, q, cout, o0, o1,
+                            ostride, pooled, first);
+            } else {
 #if defined(__ARM_FEATURE_DSP)
-            t2m_mm2_s8((const int32_t *)(const void *)block, groups4, weights, bias, q, cout,
-                       o0, o1, ostride, pooled, first);
+                t2m_mm2_s8((const int32_t *)(const void *)block, groups4, weights, bias, q, cout,
+                           o0, o1, ostride, pooled, first);
 #else
-            const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
-            int32_t co;
-            for (co = 0; co + 1 < cout; co += 2) {
-                const int32_t *w = weights + (size_t)co * (size_t)groups4;
-                int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
-                const int16_t *x = block;
-                int32_t k;
-                for (k = 0; k < groups4; ++k) {
-                    const int8_t *wa = (const int8_t *)(const void *)w; /* w0 w2 w1 w3 per row */
-                    a00 += wa[0] * x[0] + wa[2] * x[1] + wa[1] * x[2] + wa[3] * x[3];
-                    a01 += wa[0] * x[4] + wa[2] * x[5] + wa[1] * x[6] + wa[3] * x[7];
-                    a10 += wa[4] * x[0] + wa[6] * x[1] + wa[5] * x[2] + wa[7] * x[3];
-                    a11 += wa[4] * x[4] + wa[6] * x[5] + wa[5] * x[6] + wa[7] * x[7];
-                    w += 2;
-                    x += 8;
+                const int32_t lo = q->act_min, hi = q->act_max, offset = q->output_offset;
+                int32_t co;
+                for (co = 0; co + 1 < cout; co += 2) {
+                    const int32_t *w = weights + (size_t)co * (size_t)groups4;
+                    int32_t a00 = bias[co], a01 = a00, a10 = bias[co + 1], a11 = a10;
+                    const int16_t *x = block;
+                    int32_t k;
+                    for (k = 0; k < groups4; ++k) {
+                        const int8_t *wa = (const int8_t *)(const void *)w; /* w0 w2 w1 w3 per row */
+                        a00 += wa[0] * x[0] + wa[2] * x[1] + wa[1] * x[2] + wa[3] * x[3];
+                        a01 += wa[0] * x[4] + wa[2] * x[5] + wa[1] * x[6] + wa[3] * x[7];
+                        a10 += wa[4] * x[0] + wa[6] * x[1] + wa[5] * x[2] + wa[7] * x[3];
+                        a11 += wa[4] * x[4] + wa[6] * x[5] + wa[5] * x[6] + wa[7] * x[7];
+                        w += 2;
+                        x += 8;
+                    }
+                    {
+                        const int32_t m0 = q->multiplier[co], e0 = -q->shift[co];
+                        const int32_t m1 = q->multiplier[co + 1], e1 = -q->shift[co + 1];
+                        const int32_t round0 = t2m_rq_round(e0, offset), round1 = t2m_rq_round(e1, offset);
+                        const size_t at = (size_t)co * (size_t)ostride;
+                        t2m_put_pair(o0 + at, o1 + at, a00, a01, m0, e0, round0, lo, hi, pooled,
+                                     first);
+                        t2m_put_pair(o0 + at + ostride, o1 + at + ostride, a10, a11, m1, e1, round1,
+                                     lo, hi, pooled, first);
+                    }
                 }
-                {
-                    const int32_t m0 = q->multiplier[co], e0 = -q->shift[co];
-                    const int32_t m1 = q->multiplier[co + 1], e1 = -q->shift[co + 1];
-                    const int32_t round0 = t2m_rq_round(e0, offset), round1 = t2m_rq_round(e1, offset);
-                    const size_t at = (size_t)co * (size_t)ostride;
-                    t2m_put_pair(o0 + at, o1 + at, a00, a01, m0, e0, round0, lo, hi, pooled,
-                                 first);
-                    t2m_put_pair(o0 + at + ostride, o1 + at + ostride, a10, a11, m1, e1, round1,
-                                 lo, hi, pooled, first);
+                if (co < cout) { /* an odd last output channel: its row alone, w0 w2 w1 w3 per group */
+                    const int8_t *w = (const int8_t *)(const void *)(weights + (size_t)co * (size_t)groups4);
+                    const int16_t *x = block;
+                    const int32_t m = q->multiplier[co], e = -q->shift[co], round = t2m_rq_round(e, offset);
+                    int32_t a0 = bias[co], a1 = a0, k;
+                    for (k = 0; k < groups4; ++k) {
+                        a0 += w[0] * x[0] + w[2] * x[1] + w[1] * x[2] + w[3] * x[3];
+                        a1 += w[0] * x[4] + w[2] * x[5] + w[1] * x[6] + w[3] * x[7];
+                        w += 4;
+                        x += 8;
+                    }
+                    t2m_put_pair(o0 + (size_t)co * (size_t)ostride, o1 + (size_t)co * (size_t)ostride,
+                                 a0, a1, m, e, round, lo, hi, pooled, first);
                 }
-            }
-            if (co < cout) { /* an odd last output channel: its row alone, w0 w2 w1 w3 per group */
-                const int8_t *w = (const int8_t *)(const void *)(weights + (size_t)co * (size_t)groups4);
-                const int16_t *x = block;
-                const int32_t m = q->multiplier[co], e = -q->shift[co], round = t2m_rq_round(e, offset);
-                int32_t a0 = bias[co], a1 = a0, k;
-                for (k = 0; k < groups4; ++k) {
-                    a0 += w[0] * x[0] + w[2] * x[1] + w[1] * x[2] + w[3] * x[3];
-                    a1 += w[0] * x[4] + w[2] * x[5] + w[1] * x[6] + w[3] * x[7];
-                    w += 4;
-                    x += 8;
-                }
-                t2m_put_pair(o0 + (size_t)co * (size_t)ostride, o1 + (size_t)co * (size_t)ostride,
-                             a0, a1, m, e, round, lo, hi, pooled, first);
-            }
 #endif
+            }
         }
         ox += 2;
         while (ox >= out_w && oy < shape->out_h) {
@@ -654,6 +663,13 @@ void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
             ++oy;
         }
     }
+}
+
+void t2m_conv2d_kxk_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q,
+                       const int8_t *input, const int32_t *weights, const int32_t *bias,
+                       int8_t *output, int8_t *scratch, int8_t pad_value)
+{
+    t2m_kxk_run(shape, q, input, weights, NULL, bias, output, scratch, pad_value, 0);
 }
 
 /* t2m_conv2d_kxk_s8 over block-sparse weights (blk2, positions = the reduction in filter order,
@@ -664,35 +680,5 @@ void t2m_conv2d_kxk_blk2_s8(const t2m_conv_shape *shape, const t2m_requant_s8 *q
                             const int32_t *bias, int8_t *output, int8_t *scratch,
                             int8_t pad_value)
 {
-    const int32_t r4 = ((int32_t)shape->in_c * shape->k_h * shape->k_w + 3) / 4 * 4;
-    const int32_t out_w = shape->out_w;
-    const int32_t npix = (int32_t)shape->out_h * out_w;
-    const int32_t pool_h = shape->pool_h > 1 ? shape->pool_h : 1;
-    const int32_t pooled = shape->pool_w > 1;
-    const int32_t ostride = pooled ? (shape->out_h / pool_h) * (out_w / 2) : npix;
-    int16_t *const field = (int16_t *)(void *)scratch;
-    int16_t *const block = field + r4;
-    int32_t p, oy = 0, ox = 0;
-
-    for (p = 0; p < npix; p += 2) {
-        const int32_t p1 = p + 1 < npix ? p + 1 : p; /* an odd end repeats the pixel */
-        t2m_kxk_gather(shape, input, oy, ox, pad_value, r4, field);
-        t2m_kxk_interleave(field, r4 / 4, block);
-        if (p1 != p) {
-            t2m_kxk_gather(shape, input, ox + 1 < out_w ? oy : oy + 1,
-                           ox + 1 < out_w ? ox + 1 : 0, pad_value, r4, field);
-        }
-        t2m_kxk_interleave(field, r4 / 4, block + 4);
-        {
-            int8_t *const o0 = pooled ? output + (oy / pool_h) * (out_w / 2) + ox / 2
-                                      : output + p;
-            t2m_mm2_blk((const int32_t *)(const void *)block, weights, bias, q, shape->out_c, o0,
-                        pooled ? o0 : output + p1, ostride, pooled, oy % pool_h == 0);
-        }
-        ox += 2;
-        while (ox >= out_w && oy < shape->out_h) {
-            ox -= out_w;
-            ++oy;
-        }
-    }
+    t2m_kxk_run(shape, q, input, NULL, weights, bias, output, scratch, pad_value, 1);
 }
